@@ -1,0 +1,38 @@
+# The two commands of the quick start: `make up` and `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; cat package-lock.json 2>/dev/null) | sha1sum | cut -c1-12)
+PYTHON ?= python3
+
+.PHONY: up test setup system assets serve down lint bench clean-data
+
+up: setup ## set everything up, load the demo city and serve on http://127.0.0.1:$${GIS_PORT:-8000}
+	$(VENV)/bin/gis-platform up
+
+test: setup ## set up and run the whole test suite against a real PostGIS
+	$(VENV)/bin/pytest
+
+setup: system $(STAMP) assets
+
+system:
+	@./scripts/install-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+assets:
+	@./scripts/install-assets.sh
+
+down: ## stop the embedded database
+	-$(VENV)/bin/gis-platform db stop
+
+lint: setup
+	$(VENV)/bin/ruff check gis_platform layers tile_server policy_maps tests bench
+
+bench: setup ## run the benchmarks against their peers (see bench/README.md)
+	$(PY) bench/run_all.py

@@ -1,0 +1,170 @@
+"""The composition root: ``create_app(settings)``.
+
+This is the only module of ``gis_platform`` that imports the feature packages
+(``layers``, ``tile_server``, ``policy_maps``); everything else depends inward on the core.
+The lifespan owns the resources: it resolves the database (embedded or configured), applies
+migrations, opens the pool, checks PostGIS, loads the layer registry, and closes it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis_platform import __version__
+from gis_platform.config import Settings
+from gis_platform.db import Database, migrations, resolve_conninfo
+from gis_platform.errors import PlatformError, problem
+from gis_platform.logs import RequestLogMiddleware, configure_logging
+from gis_platform.responses import FastJSONResponse, ProblemResponse
+
+log = logging.getLogger("gis_platform.app")
+
+MIN_POSTGIS = (3, 0)
+
+
+def _feature_modules():
+    """Feature packages' router modules, imported lazily (the composition root's job)."""
+    from layers import api as layers_api
+
+    mods = [layers_api]
+    try:
+        from tile_server import api as tiles_api
+    except ImportError:  # pragma: no cover - package not yet built
+        tiles_api = None
+    try:
+        from policy_maps import api as maps_api
+    except ImportError:  # pragma: no cover
+        maps_api = None
+    return [m for m in (*mods, tiles_api, maps_api) if m is not None]
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    """Build the platform's ASGI app for ``settings`` (from the environment if omitted)."""
+    settings = settings or Settings()
+    if configure_logs:
+        configure_logging(settings.log_level)
+    modules = _feature_modules()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        conninfo = await asyncio.to_thread(resolve_conninfo, settings)
+        if settings.auto_migrate:
+            applied = await asyncio.to_thread(migrations.migrate, conninfo)
+            if applied:
+                log.info("migrations applied", extra={"versions": [m.version for m in applied]})
+        await asyncio.to_thread(_check_postgis, conninfo)
+        db = Database(conninfo, settings, read_conninfo=settings.read_database_url)
+        await db.open()
+        app.state.db = db
+        app.state.conninfo = conninfo
+        for mod in modules:
+            startup = getattr(mod, "on_startup", None)
+            if startup is not None:
+                await startup(app)
+        log.info("platform started", extra={"embedded": settings.embedded})
+        try:
+            yield
+        finally:
+            for mod in reversed(modules):
+                shutdown = getattr(mod, "on_shutdown", None)
+                if shutdown is not None:
+                    await shutdown(app)
+            await db.close()
+
+    app = FastAPI(
+        title="City GIS spatial services platform",
+        version=__version__,
+        description=(
+            "Layers (underground facilities, roads, policy indicators) as OGC API Features and "
+            "Tiles, vector and raster tiles, and public policy maps."
+        ),
+        default_response_class=FastJSONResponse,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    _install_error_handlers(app)
+
+    from gis_platform.health import router as health_router
+
+    app.include_router(health_router)
+    for mod in modules:
+        app.include_router(mod.router)
+
+    # Middleware order: the last added runs first.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+def _check_postgis(conninfo: str) -> None:
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        version = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+    parts = tuple(int(p) for p in version.split(".")[:2])
+    if parts < MIN_POSTGIS:
+        raise RuntimeError(f"PostGIS {version} is too old; the platform needs >= "
+                           f"{'.'.join(map(str, MIN_POSTGIS))}")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem+json; nothing internal reaches the client."""
+
+    @app.exception_handler(PlatformError)
+    async def _platform(request: Request, exc: PlatformError):
+        if exc.status >= 500:
+            log.warning("service error", extra={"path": request.url.path, "error": exc.detail})
+        extra = {k: v for k, v in exc.extra.items() if not k.startswith("_")}
+        headers = exc.extra.get("_headers")
+        return ProblemResponse(problem(exc.status, exc.title, exc.detail, exc.type_slug,
+                                       instance=request.url.path, **extra),
+                               status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+            errors.append({"parameter": loc, "message": err.get("msg", "invalid")})
+        detail = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors) or "Invalid request"
+        return ProblemResponse(problem(400, "Invalid parameter", detail, "invalid-parameter",
+                                       instance=request.url.path, errors=errors), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        titles = {404: "Not found", 405: "Method not allowed"}
+        detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No resource at {request.url.path}."
+        return ProblemResponse(problem(exc.status_code, titles.get(exc.status_code, "Error"),
+                                       detail, f"http-{exc.status_code}",
+                                       instance=request.url.path),
+                               status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _db_down(request: Request, exc: psycopg.OperationalError):
+        return ProblemResponse(problem(503, "Database unavailable",
+                                       "The database is not reachable right now; retry shortly.",
+                                       "database-unavailable", instance=request.url.path),
+                               status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return ProblemResponse(problem(500, "Internal error",
+                                       "The server hit an unexpected error; it has been logged.",
+                                       "internal-error", instance=request.url.path),
+                               status_code=500)

@@ -1,0 +1,236 @@
+"""The ``gis-platform`` command line (typer + rich).
+
+Feature packages contribute their own sub-commands (``ingest``, ``layers``, ``demo``,
+``tiles``, ``maps``); they are attached here, in the composition root of the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gis_platform.config import Settings
+from gis_platform.errors import PlatformError
+
+console = Console(stderr=True)
+app = typer.Typer(help="City GIS spatial services platform.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def settings() -> Settings:
+    """Settings from the environment (GIS_*), built once per command."""
+    return Settings()
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _embedded(s: Settings):
+    from gis_platform.db.embedded import EmbeddedPostgres
+
+    if not s.embedded:
+        fail("GIS_DATABASE_URL is set: the platform uses that database, not an embedded one.")
+    return EmbeddedPostgres(s)
+
+
+def conninfo(s: Settings) -> str:
+    """The database URL, starting the embedded cluster if that is what is configured."""
+    from gis_platform.db import resolve_conninfo
+
+    try:
+        return resolve_conninfo(s)
+    except PlatformError as exc:
+        fail(exc.detail)
+        raise  # unreachable
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostGIS cluster (initialising it on first use)."""
+    s = settings()
+    emb = _embedded(s)
+    try:
+        emb.start()
+    except PlatformError as exc:
+        fail(exc.detail)
+    st = emb.status()
+    console.print(f"[green]embedded PostGIS running[/] on 127.0.0.1:{st['port']} ({st['data_dir']})")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    emb = _embedded(settings())
+    console.print("stopped" if emb.stop() else "was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show whether the database is reachable and which migrations are applied."""
+    s = settings()
+    table = Table(show_header=False)
+    st: dict = {}
+    if s.embedded:
+        try:
+            st = _embedded(s).status()
+        except PlatformError as exc:
+            fail(exc.detail)
+        for k, v in st.items():
+            table.add_row(k, str(v))
+    else:
+        table.add_row("database_url", _redact(s.database_url or ""))
+    try:
+        import psycopg
+
+        from gis_platform.db import migrations
+
+        url = s.database_url or (_embedded(s).url() if st.get("running") else None)
+        if url:
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                applied = sorted(migrations.applied_versions(conn))
+                pend = [m.version for m in migrations.pending(conn)]
+                table.add_row("postgis", conn.execute("SELECT postgis_full_version()").fetchone()[0][:60])
+            table.add_row("migrations applied", str(applied))
+            table.add_row("migrations pending", str(pend))
+    except Exception as exc:  # noqa: BLE001 - status must always print something
+        table.add_row("connection", f"[red]{exc}[/]")
+    Console().print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations."""
+    from gis_platform.db import migrations
+
+    s = settings()
+    try:
+        applied = migrations.migrate(conninfo(s))
+    except PlatformError as exc:
+        fail(exc.detail)
+    if applied:
+        for m in applied:
+            console.print(f"applied [bold]{m.version:04d}_{m.name}[/]")
+    else:
+        console.print("migrations are current")
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """Open psql on the platform database (extra arguments go to psql)."""
+    url = conninfo(settings())
+    psql = shutil.which("psql")
+    if not psql:
+        fail("psql is not installed: sudo apt-get install -y postgresql-client")
+    os.execv(psql, [psql, url, *ctx.args])
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (for scripts and peers such as TiPg or ogr2ogr)."""
+    print(conninfo(settings()))
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option(None, help="Bind address (GIS_HOST)."),
+    port: int = typer.Option(None, help="Port (GIS_PORT)."),
+    workers: int = typer.Option(None, help="Worker processes (GIS_WORKERS)."),
+) -> None:
+    """Serve the HTTP API (the database must be reachable or embedded)."""
+    import uvicorn
+
+    s = settings()
+    host = host or s.host
+    port = port or s.port
+    workers = workers or s.workers
+    if s.embedded:
+        conninfo(s)  # start the cluster once, before the workers race for it
+    console.print(f"[green]serving[/] on http://{host}:{port}  (docs: /docs, ready: /ready)")
+    uvicorn.run("gis_platform.main:app", host=host, port=port, workers=workers,
+                factory=False, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20)
+
+
+@app.command("up")
+def up(
+    demo: bool = typer.Option(True, help="Load the demo city if the catalog is empty."),
+    scale: str = typer.Option("small", help="Demo size: small | city | large."),
+    host: str = typer.Option(None), port: int = typer.Option(None),
+) -> None:
+    """Start the embedded database if needed, migrate, load the demo city, and serve."""
+    from gis_platform.db import migrations
+
+    s = settings()
+    url = conninfo(s)
+    try:
+        migrations.migrate(url)
+    except PlatformError as exc:
+        fail(exc.detail)
+    if demo:
+        loader = _demo_loader()
+        if loader is not None:
+            loader(s, url, scale=scale, only_if_empty=True, console=console)
+    serve(host=host, port=port, workers=None)
+
+
+def _demo_loader():
+    try:
+        from layers.demo import load_demo
+    except ImportError:
+        return None
+    return load_demo
+
+
+def _attach_feature_commands() -> None:
+    """Sub-commands contributed by the feature packages."""
+    try:
+        from layers.cli import register as register_layers
+    except ImportError:
+        register_layers = None
+    if register_layers:
+        register_layers(app)
+    try:
+        from tile_server.cli import register as register_tiles
+    except ImportError:
+        register_tiles = None
+    if register_tiles:
+        register_tiles(app)
+    try:
+        from policy_maps.cli import register as register_maps
+    except ImportError:
+        register_maps = None
+    if register_maps:
+        register_maps(app)
+
+
+_attach_feature_commands()
+
+
+def main() -> None:  # pragma: no cover - entry point
+    try:
+        app()
+    except PlatformError as exc:
+        console.print(f"[bold red]error:[/] {exc.detail}")
+        sys.exit(1)
+    except subprocess.CalledProcessError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""Platform settings.
+
+One :class:`Settings` object is built at the edge (the CLI or ``create_app``) and passed
+down explicitly; library modules never instantiate it at import time.  Every field can be
+set from the environment with the ``GIS_`` prefix (``GIS_DATABASE_URL``, ``GIS_PORT``...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All runtime configuration of the platform."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_", env_file=".env", extra="ignore")
+
+    # --- database -------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL/PostGIS URL. Empty: run the embedded cluster in data_dir.",
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="Optional read-only replica URL used for tiles and feature queries.",
+    )
+    data_dir: Path = Field(default=Path("var"), description="Cluster, rasters, cache, maps.")
+    pg_bin_dir: Path | None = Field(default=None, description="PostgreSQL binaries (auto).")
+    pg_os_user: str = Field(default="postgres", description="OS user owning the cluster when run as root.")
+    pg_port: int | None = Field(default=None, description="Port of the embedded cluster (auto: a free one).")
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    pool_timeout: float = Field(default=5.0, description="Seconds to wait for a connection before 503.")
+    statement_timeout_ms: int = Field(default=30_000, description="Per-statement timeout.")
+    auto_migrate: bool = True
+
+    # --- HTTP -----------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cors_origins: list[str] = Field(default_factory=list)
+    public_url: str | None = Field(default=None, description="External base URL for links.")
+
+    # --- caches and limits ----------------------------------------------------------
+    tile_cache_memory_mb: int = 128
+    tile_cache_disk_mb: int = 2048
+    tile_cache_control: str = "public, max-age=3600"
+    max_upload_mb: int = 512
+    max_request_body_kb: int = 1024
+    features_default_limit: int = 100
+    features_max_limit: int = 10_000
+
+    # --- write access (until the security issue adds roles) -------------------------
+    allow_anonymous_writes: bool = Field(
+        default=False,
+        description="Allow catalog writes and uploads without credentials (development only).",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when the platform runs its own PostgreSQL cluster."""
+        return not self.database_url
+
+    def resolved_data_dir(self) -> Path:
+        """The data directory as an absolute path (created on demand by users)."""
+        return self.data_dir.expanduser().resolve()

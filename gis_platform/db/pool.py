@@ -1,0 +1,96 @@
+"""Async connection pool with the platform's failure semantics.
+
+* Each connection gets a ``statement_timeout``; a query that hits it raises
+  :class:`QueryTimeout` (HTTP 503 with a clear message) instead of hanging a worker.
+* Connections are checked before being handed out, so after a database restart the pool
+  drops its dead connections and reconnects by itself.  While the database is down,
+  acquiring a connection fails after ``pool_timeout`` seconds with
+  :class:`DatabaseUnavailable` (HTTP 503); the next request after it is back succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from gis_platform.config import Settings
+from gis_platform.errors import DatabaseUnavailable, QueryTimeout
+
+
+class Database:
+    """Owns the read/write pool (and an optional read-replica pool)."""
+
+    def __init__(self, conninfo: str, settings: Settings, read_conninfo: str | None = None) -> None:
+        self.conninfo = conninfo
+        self.settings = settings
+        kwargs = {"options": f"-c statement_timeout={int(settings.statement_timeout_ms)}",
+                  "connect_timeout": 5, "autocommit": True}
+        self.pool = AsyncConnectionPool(
+            conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+            kwargs=kwargs, timeout=settings.pool_timeout, open=False,
+            check=AsyncConnectionPool.check_connection, name="gis-rw",
+            # Give up a failed (re)connection at once instead of backing off: the next
+            # request makes a new one, so service resumes as soon as the DB is back.
+            reconnect_timeout=0,
+        )
+        self.read_pool = None
+        if read_conninfo:
+            self.read_pool = AsyncConnectionPool(
+                read_conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                kwargs=kwargs, timeout=settings.pool_timeout, open=False,
+                check=AsyncConnectionPool.check_connection, name="gis-ro", reconnect_timeout=0)
+
+    async def open(self) -> None:
+        # wait=False: the app starts (and /health answers) even if the DB is not up yet;
+        # /ready tells the truth.
+        await self.pool.open(wait=False)
+        if self.read_pool is not None:
+            await self.read_pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        if self.read_pool is not None:
+            await self.read_pool.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self, *, read_only: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled autocommit connection; maps DB failures to platform errors."""
+        pool = self.read_pool if (read_only and self.read_pool is not None) else self.pool
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(
+                "The database is not reachable right now; please retry in a few seconds.") from exc
+        except pg_errors.QueryCanceled as exc:
+            raise QueryTimeout(
+                "The query ran longer than the server allows "
+                f"({self.settings.statement_timeout_ms} ms). Narrow it: a smaller area, a "
+                "stricter filter or a lower limit.") from exc
+        except (psycopg.OperationalError, pg_errors.AdminShutdown) as exc:
+            raise DatabaseUnavailable(
+                "The connection to the database was lost; please retry in a few seconds.") from exc
+
+    async def fetchall(self, query, params=None, *, read_only: bool = True) -> list[dict]:
+        """Run a query and return rows as dicts."""
+        async with self.connection(read_only=read_only) as conn:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query, params)
+                return await cur.fetchall()
+
+    async def fetchone(self, query, params=None, *, read_only: bool = True) -> dict | None:
+        async with self.connection(read_only=read_only) as conn:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query, params)
+                return await cur.fetchone()
+
+    async def fetchval(self, query, params=None, *, read_only: bool = True):
+        async with self.connection(read_only=read_only) as conn:
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+            return row[0] if row else None

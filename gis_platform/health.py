@@ -1,0 +1,42 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+
+from gis_platform.db import migrations
+from gis_platform.deps import Db
+from gis_platform.errors import DatabaseUnavailable, problem
+from gis_platform.responses import ProblemResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: database reachable and migrations current",
+            responses={503: {"description": "Not ready"}})
+async def ready(db: Db):
+    try:
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT postgis_lib_version()")
+            postgis = (await cur.fetchone())[0]
+            cur = await conn.execute(
+                "SELECT coalesce(array_agg(version), '{}') FROM gis_meta.schema_migrations")
+            applied = set((await cur.fetchone())[0])
+    except DatabaseUnavailable as exc:
+        return ProblemResponse(problem(503, "Not ready", exc.detail, "not-ready"), status_code=503)
+    except Exception:  # noqa: BLE001 - e.g. migrations table missing
+        return ProblemResponse(problem(503, "Not ready", "The database schema is not initialized.",
+                                      "not-ready"), status_code=503)
+    wanted = {m.version for m in await asyncio.to_thread(migrations.available_migrations)}
+    missing = sorted(wanted - applied)
+    if missing:
+        return ProblemResponse(problem(503, "Not ready", f"Pending migrations: {missing}; run "
+                                      "`gis-platform db migrate`.", "not-ready"), status_code=503)
+    return {"status": "ready", "postgis": postgis, "migrations": sorted(applied)}

@@ -1,0 +1,1 @@
+"""Layers: the catalog, ingest (files -> PostGIS), feature queries and the domain layers."""

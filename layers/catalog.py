@@ -1,0 +1,288 @@
+"""The layer catalog (``gis_meta.layers``) and the in-process layer registry.
+
+The catalog is the only source of identifiers: table and column names used in SQL come from
+a :class:`Layer` record, never from a request.  The :class:`Registry` keeps every layer in
+memory, keyed by id, and refreshes itself when the catalog announces a change
+(``NOTIFY gis_catalog``), so every worker process sees a new data version at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field, field_validator
+
+from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
+from gis_platform.security import Principal, can_read
+
+log = logging.getLogger("layers.catalog")
+
+LAYER_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DATA_SCHEMA = "gis_data"
+
+AccessLevel = Literal["public", "internal", "restricted"]
+
+
+class Attribute(BaseModel):
+    """One attribute column of a vector layer."""
+
+    name: str
+    type: str                     # PostgreSQL type: text, bigint, double precision, ...
+    source_name: str | None = None
+    unit: str | None = None
+    description: str | None = None
+
+
+class Layer(BaseModel):
+    """A catalog record."""
+
+    id: str
+    title: str
+    title_ko: str | None = None
+    description: str = ""
+    description_ko: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+    source: str | None = None
+    licence: str | None = None
+    attribution: str | None = None
+    kind: Literal["vector", "raster"]
+    geometry_type: str | None = None
+    storage_srid: int = 4326
+    source_crs: str | None = None
+    table_name: str | None = None
+    raster_path: str | None = None
+    extent: list[float] | None = None
+    feature_count: int = 0
+    schema_: list[Attribute] = Field(default_factory=list, alias="schema")
+    raster_info: dict[str, Any] | None = None
+    access_level: AccessLevel = "public"
+    minzoom: int = 0
+    maxzoom: int = 22
+    default_style: dict[str, Any] | None = None
+    time_column: str | None = None
+    data_version: int = 1
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def attributes(self) -> list[Attribute]:
+        return self.schema_
+
+    def attribute(self, name: str) -> Attribute | None:
+        for attr in self.schema_:
+            if attr.name == name:
+                return attr
+        return None
+
+    def table(self) -> sql.Composable:
+        """The layer's table as a safe SQL identifier."""
+        if not self.table_name:
+            raise LayerNotFound(f"Layer '{self.id}' has no vector table.")
+        return sql.Identifier(DATA_SCHEMA, self.table_name)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The record as shown over HTTP (no storage internals)."""
+        doc = self.model_dump(by_alias=True, exclude={"table_name", "raster_path"})
+        return doc
+
+
+class LayerUpdate(BaseModel):
+    """Editable metadata (PATCH)."""
+
+    title: str | None = None
+    title_ko: str | None = None
+    description: str | None = None
+    description_ko: str | None = None
+    keywords: list[str] | None = None
+    source: str | None = None
+    licence: str | None = None
+    attribution: str | None = None
+    access_level: AccessLevel | None = None
+    minzoom: int | None = Field(default=None, ge=0, le=24)
+    maxzoom: int | None = Field(default=None, ge=0, le=24)
+    default_style: dict[str, Any] | None = None
+    units: dict[str, str] | None = Field(default=None, description="attribute name -> unit")
+
+    model_config = {"extra": "forbid"}
+
+    @field_validator("keywords")
+    @classmethod
+    def _kw(cls, v):
+        return [k.strip() for k in v if k.strip()] if v is not None else v
+
+
+def validate_layer_id(layer_id: str) -> str:
+    """A layer id is a slug: lower-case letter first, then letters, digits, underscores."""
+    if not LAYER_ID_RE.match(layer_id or ""):
+        raise InvalidParameter(
+            f"Invalid layer id {layer_id!r}: use 1-63 lower-case letters, digits and underscores, "
+            "starting with a letter (e.g. 'gas_mains_2024').")
+    return layer_id
+
+
+def slugify(name: str) -> str:
+    """A layer id derived from a file or layer name."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not slug or not slug[0].isalpha():
+        slug = "layer_" + slug
+    return slug[:63].rstrip("_")
+
+
+_COLUMNS = [f for f in Layer.model_fields if f not in ("schema_",)] + ["schema"]
+_SELECT = sql.SQL("SELECT {} FROM gis_meta.layers").format(
+    sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS))
+
+
+def _row_to_layer(row: dict) -> Layer:
+    return Layer.model_validate(row)
+
+
+# --- synchronous access (CLI, ingest threads) ------------------------------------------
+def get_layer(conn: psycopg.Connection, layer_id: str, *, for_update: bool = False) -> Layer | None:
+    q = _SELECT + sql.SQL(" WHERE id = %s") + (sql.SQL(" FOR UPDATE") if for_update else sql.SQL(""))
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q, (layer_id,)).fetchone()
+    return _row_to_layer(row) if row else None
+
+
+def list_layers(conn: psycopg.Connection) -> list[Layer]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(_SELECT + sql.SQL(" ORDER BY id")).fetchall()
+    return [_row_to_layer(r) for r in rows]
+
+
+def update_layer(conn: psycopg.Connection, layer_id: str, patch: LayerUpdate) -> Layer:
+    """Apply a metadata patch. Metadata changes that alter rendering bump the data version."""
+    changes = patch.model_dump(exclude_unset=True)
+    units = changes.pop("units", None)
+    with conn.transaction():
+        layer = get_layer(conn, layer_id, for_update=True)
+        if layer is None:
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        minz = changes.get("minzoom", layer.minzoom)
+        maxz = changes.get("maxzoom", layer.maxzoom)
+        if minz > maxz:
+            raise InvalidParameter(f"minzoom ({minz}) must not exceed maxzoom ({maxz}).")
+        if units:
+            schema = [a.model_dump() for a in layer.attributes]
+            known = {a["name"] for a in schema}
+            unknown = sorted(set(units) - known)
+            if unknown:
+                raise InvalidParameter(f"Unknown attributes for units: {unknown}; known: {sorted(known)}")
+            for a in schema:
+                if a["name"] in units:
+                    a["unit"] = units[a["name"]]
+            changes["schema"] = psycopg.types.json.Jsonb(schema)
+        if "default_style" in changes and changes["default_style"] is not None:
+            changes["default_style"] = psycopg.types.json.Jsonb(changes["default_style"])
+        if not changes:
+            return layer
+        sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes]
+        # access level, zoom range and style change what tiles contain: new data version.
+        bump = bool({"access_level", "minzoom", "maxzoom", "default_style"} & set(changes))
+        sets.append(sql.SQL("updated_at = now()"))
+        if bump:
+            sets.append(sql.SQL("data_version = nextval('gis_meta.data_version_seq')"))
+        conn.execute(sql.SQL("UPDATE gis_meta.layers SET {} WHERE id = %s").format(
+            sql.SQL(", ").join(sets)), [*changes.values(), layer_id])
+        return get_layer(conn, layer_id)
+
+
+def delete_layer(conn: psycopg.Connection, layer_id: str) -> Layer:
+    """Drop a layer: its table (or raster file reference) and its catalog record."""
+    with conn.transaction():
+        layer = get_layer(conn, layer_id, for_update=True)
+        if layer is None:
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        if layer.table_name:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(layer.table()))
+        conn.execute("DELETE FROM gis_meta.layers WHERE id = %s", (layer_id,))
+    return layer
+
+
+def ensure_new_id(conn: psycopg.Connection, layer_id: str) -> None:
+    if get_layer(conn, layer_id) is not None:
+        raise Conflict(f"A layer '{layer_id}' already exists. Use mode 'replace' to overwrite it "
+                       "or 'append' to add to it, or choose another id.")
+
+
+# --- the in-memory registry ------------------------------------------------------------
+class Registry:
+    """Every layer by id, in memory; refreshed on ``NOTIFY gis_catalog`` and on a TTL."""
+
+    def __init__(self, conninfo: str, ttl: float = 60.0) -> None:
+        self.conninfo = conninfo
+        self.ttl = ttl
+        self._layers: dict[str, Layer] = {}
+        self._task: asyncio.Task | None = None
+        self._loaded = asyncio.Event()
+
+    async def load(self) -> None:
+        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(_SELECT)
+                rows = await cur.fetchall()
+        self._layers = {r["id"]: _row_to_layer(r) for r in rows}
+        self._loaded.set()
+
+    async def start(self) -> None:
+        await self.load()
+        self._task = asyncio.create_task(self._listen(), name="catalog-listener")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+    async def _listen(self) -> None:
+        """Reload on every catalog notification; reconnect forever if the DB goes away."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                    await conn.execute("LISTEN gis_catalog")
+                    await self.load()  # catch up on changes missed while disconnected
+                    while True:
+                        # Wake on the first notification or after the TTL, then reload.
+                        async for _ in conn.notifies(timeout=self.ttl, stop_after=1):
+                            pass
+                        await self.load()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - DB down: retry
+                log.warning("catalog listener reconnecting", extra={"error": str(exc)})
+                await asyncio.sleep(1.0)
+
+    def get(self, layer_id: str) -> Layer | None:
+        return self._layers.get(layer_id)
+
+    def all(self) -> list[Layer]:
+        return sorted(self._layers.values(), key=lambda l: l.id)
+
+    def readable(self, layer_id: str, principal: Principal) -> Layer:
+        """The layer if this caller may read it; otherwise the same 404 as for a missing one."""
+        layer = self._layers.get(layer_id)
+        if layer is None or not can_read(principal, layer.access_level):
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        return layer
+
+    def visible(self, principal: Principal) -> list[Layer]:
+        return [l for l in self.all() if can_read(principal, l.access_level)]
+
+    def put(self, layer: Layer) -> None:
+        """Update one record immediately (after a write in this process)."""
+        self._layers[layer.id] = layer
+
+    def drop(self, layer_id: str) -> None:
+        self._layers.pop(layer_id, None)
