@@ -31,20 +31,34 @@ log = logging.getLogger("gis_platform.app")
 MIN_POSTGIS = (3, 0)
 
 
-def _feature_modules():
-    """Feature packages' router modules, imported lazily (the composition root's job)."""
-    from layers import api as layers_api
+# Router modules of the feature packages, in mount order.  Each exposes ``router`` and may
+# expose ``async on_startup(app)`` / ``async on_shutdown(app)``.
+FEATURE_MODULES = (
+    "layers.api",            # catalog, uploads
+    "layers.features_api",   # OGC API Features, spatial queries, exports
+    "layers.domains.api",    # facilities, roads, permits
+    "tile_server.api",       # vector/raster tiles, TileJSON, styles
+    "policy_maps.api",       # policy maps and the public gallery
+)
 
-    mods = [layers_api]
-    try:
-        from tile_server import api as tiles_api
-    except ImportError:  # pragma: no cover - package not yet built
-        tiles_api = None
-    try:
-        from policy_maps import api as maps_api
-    except ImportError:  # pragma: no cover
-        maps_api = None
-    return [m for m in (*mods, tiles_api, maps_api) if m is not None]
+
+def _feature_modules():
+    """Import the feature packages' router modules (the composition root's job).
+
+    A module that does not exist yet is skipped; an import error *inside* an existing
+    module is a bug and propagates.
+    """
+    import importlib
+
+    mods = []
+    for name in FEATURE_MODULES:
+        try:
+            mods.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+    return mods
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
@@ -129,6 +143,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             log.warning("service error", extra={"path": request.url.path, "error": exc.detail})
         extra = {k: v for k, v in exc.extra.items() if not k.startswith("_")}
         headers = exc.extra.get("_headers")
+        if exc.status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="gis-platform"'}
         return ProblemResponse(problem(exc.status, exc.title, exc.detail, exc.type_slug,
                                        instance=request.url.path, **extra),
                                status_code=exc.status, headers=headers)

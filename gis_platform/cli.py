@@ -146,6 +146,54 @@ def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url)
 
 
+keys_app = typer.Typer(help="API keys (roles: citizen, staff, planner, operator, admin).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., help="Who or what the key is for."),
+    role: list[str] = typer.Option(..., help="Role(s); repeat for several."),
+    expires_days: int = typer.Option(None, help="Days until the key expires (default: never)."),
+    layers: list[str] = typer.Option(None, help="Scope: only these layers."),
+) -> None:
+    """Create an API key and print its token (shown once)."""
+    from datetime import datetime, timedelta, timezone
+
+    from gis_platform.apikeys import create_api_key
+
+    expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
+    scopes = {"layers": list(layers)} if layers else None
+    try:
+        token = create_api_key(conninfo(settings()), name, list(role), scopes=scopes, expires_at=expires)
+    except PlatformError as exc:
+        fail(exc.detail)
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    from gis_platform.apikeys import list_api_keys
+
+    table = Table("id", "name", "roles", "expires", "revoked", "last used")
+    for k in list_api_keys(conninfo(settings())):
+        table.add_row(k["id"], k["name"], ",".join(k["roles"]), str(k["expires_at"] or "-"),
+                      str(k["revoked_at"] or "-"), str(k["last_used_at"] or "-"))
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the part after gis_)."""
+    from gis_platform.apikeys import revoke_api_key
+
+    if not revoke_api_key(conninfo(settings()), key_id):
+        fail(f"No active key '{key_id}'.")
+    console.print(f"revoked {key_id}")
+
+
 @app.command("serve")
 def serve(
     host: str = typer.Option(None, help="Bind address (GIS_HOST)."),

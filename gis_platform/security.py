@@ -19,7 +19,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gis_platform.errors import Forbidden
+from gis_platform.errors import Forbidden, Unauthorized
 
 LEVELS = ("public", "internal", "restricted")
 
@@ -30,6 +30,11 @@ class Principal:
 
     id: str = "anonymous"
     roles: frozenset[str] = field(default_factory=lambda: frozenset({"public"}))
+    scopes: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.id != "anonymous"
 
     @property
     def access_key(self) -> str:
@@ -66,9 +71,36 @@ def require_write(principal: Principal, settings) -> None:
                         "instance can set GIS_ALLOW_ANONYMOUS_WRITES=true.)")
 
 
+def bearer_token(request: Request) -> str | None:
+    """The API key of a request: ``Authorization: Bearer <token>`` or ``X-API-Key``."""
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
+        return token.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key else None
+
+
 async def get_principal(request: Request) -> Principal:
-    """Resolve the caller. API keys arrive with the security issue; today: anonymous."""
-    return getattr(request.state, "principal", ANONYMOUS)
+    """Resolve the caller once per request: anonymous, or the owner of a valid API key.
+
+    A garbled, unknown, revoked or expired key is a 401 (never silently anonymous), so a
+    client with a broken key notices instead of getting a public-only view.
+    """
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token = bearer_token(request)
+    if token is None:
+        principal = ANONYMOUS
+    else:
+        from gis_platform.apikeys import verify_token
+
+        principal = await verify_token(request.app.state.db, token)
+    request.state.principal = principal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
