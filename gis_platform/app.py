@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_platform import __version__
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     from gis_platform.health import router as health_router
 
     app.include_router(health_router)
+    _mount_static(app)
     for mod in modules:
         app.include_router(mod.router)
 
@@ -123,6 +127,17 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
     app.add_middleware(RequestLogMiddleware)
     return app
+
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _mount_static(app: FastAPI) -> None:
+    """Serve /static: our own JS/CSS and the vendored npm assets (MapLibre, Leaflet...)."""
+    # MapLibre 6 is ESM-only: .mjs must go out as JavaScript or browsers refuse the module.
+    mimetypes.add_type("text/javascript", ".mjs")
+    STATIC_DIR.mkdir(exist_ok=True)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
 def _check_postgis(conninfo: str) -> None:

@@ -105,3 +105,11 @@ def test_server_survives_a_database_restart():
         srv.stop()
         emb.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_vendored_maplibre_is_served_as_javascript_module(client):
+    r = client.get("/static/vendor/maplibre-gl/maplibre-gl.mjs")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/javascript")
+    r = client.get("/static/vendor/leaflet/leaflet.js")
+    assert r.status_code == 200 and "Leaflet" in r.text[:2000]
