@@ -26,6 +26,7 @@ from gis_platform import __version__
 from gis_platform.config import Settings
 from gis_platform.db import Database, migrations, resolve_conninfo
 from gis_platform.errors import PlatformError, problem
+from gis_platform.limits import BodyLimitMiddleware
 from gis_platform.logs import RequestLogMiddleware, configure_logging
 from gis_platform.responses import FastJSONResponse, ProblemResponse
 
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_request_body_kb * 1024,
+                       max_upload=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(RequestLogMiddleware)
     return app
 

@@ -89,13 +89,14 @@ def _resolve_crs(gdf: gpd.GeoDataFrame, crs_override: str | int | None, notes: l
     elif gdf.crs is not None:
         crs = CRS(gdf.crs)
     else:
-        xy = gdf.attrs.get("xy_columns")
+        # CSV lon/lat columns, and GeoJSON/TopoJSON (RFC 7946: CRS84 unless stated).
+        xy = gdf.attrs.get("xy_columns") or gdf.attrs.get("lonlat_default")
         bounds = gdf.total_bounds if len(gdf) else None
         looks_lonlat = bounds is not None and np.all(np.isfinite(bounds)) and \
             -180 <= bounds[0] <= 180 and -180 <= bounds[2] <= 180 and \
             -90 <= bounds[1] <= 90 and -90 <= bounds[3] <= 90
         if xy and looks_lonlat:
-            notes.append("no CRS in the file: lon/lat columns read as WGS84 (EPSG:4326)")
+            notes.append("no CRS in the file: lon/lat coordinates read as WGS84 (EPSG:4326)")
             return CRS.from_epsg(4326)
         hint = ""
         if bounds is not None and np.all(np.isfinite(bounds)):

@@ -137,6 +137,8 @@ def read_vector(path: Path, *, layer: str | None = None, encoding: str | None = 
         raise IngestError(f"Cannot read {path.name}: {_gdal_message(exc)}") from exc
     if encoding:
         notes.append(f"attributes decoded as {encoding}")
+    if fmt in ("GeoJSON", "TopoJSON"):
+        gdf.attrs["lonlat_default"] = True
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
         raise IngestError(f"{path.name} has no geometry column.")
     return SourceData(gdf=gdf, format=fmt, name=name, encoding=encoding, notes=notes)
@@ -294,6 +296,7 @@ def read_csv(path: Path, *, encoding: str | None = None, x: str | None = None,
         dropped = int((~ok).sum())
         df = df.loc[ok].drop(columns=[wkt_col])
         gdf = gpd.GeoDataFrame(df.reset_index(drop=True), geometry=list(geoms[ok]), crs=None)
+        gdf.attrs["lonlat_default"] = True  # only taken when the coordinates look like lon/lat
         notes.append(f"geometry from WKT column {wkt_col}")
     else:
         raise IngestError(

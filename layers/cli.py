@@ -1,0 +1,205 @@
+"""CLI commands of the layers package: ``ingest``, ``layers ...`` and ``demo load``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gis_platform.errors import PlatformError
+
+console = Console(stderr=True)
+
+
+def _ctx():
+    from gis_platform.cli import conninfo, settings
+
+    s = settings()
+    return s, conninfo(s)
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(1)
+
+
+def print_report(report, out: Console | None = None) -> None:
+    out = out or Console()
+    table = Table(title=f"ingest {report.layer_id} ({report.mode})", show_header=False)
+    rows = [("format", report.format), ("kind", report.kind), ("features read", report.features_read),
+            ("features written", report.features_written), ("repaired", report.repaired),
+            ("dropped: empty geometry", report.dropped_empty),
+            ("dropped: no coordinates", report.dropped_no_coordinates),
+            ("dropped: other type", report.dropped_other), ("geometry type", report.geometry_type),
+            ("source CRS", report.source_crs), ("encoding", report.encoding),
+            ("data version", report.data_version), ("layer feature count", report.feature_count),
+            ("seconds", report.seconds), ("features/s", report.features_per_second)]
+    for k, v in rows:
+        if v not in (None, ""):
+            table.add_row(k, str(v))
+    for n in report.notes:
+        table.add_row("note", n)
+    out.print(table)
+
+
+def ingest_cmd(
+    path: Path = typer.Argument(..., exists=True, readable=True, help="File to ingest."),
+    layer: str = typer.Option(None, "--layer", "-l", help="Layer id (default: from the file name)."),
+    crs: str = typer.Option(None, help="Source CRS when the file has none, e.g. EPSG:5186."),
+    mode: str = typer.Option("create", help="create | replace | append"),
+    encoding: str = typer.Option(None, help="Attribute encoding, e.g. CP949."),
+    source_layer: str = typer.Option(None, help="Layer inside a GeoPackage."),
+    all_layers: bool = typer.Option(False, "--all-layers", help="Every layer of a GeoPackage."),
+    title: str = typer.Option(None), access: str = typer.Option(None, help="public | internal | restricted"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Ingest a GIS file (GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf, CSV, GeoTIFF)."""
+    from layers.ingest import ingest_file
+    from layers.ingest.readers import list_layers, sniff_format
+
+    s, url = _ctx()
+    meta = {k: v for k, v in {"title": title, "access_level": access}.items() if v}
+    try:
+        targets: list[tuple[str | None, str | None]] = [(source_layer, layer)]
+        if all_layers:
+            if sniff_format(path) != "GPKG":
+                _fail("--all-layers applies to GeoPackages only.")
+            targets = [(name, None) for name in list_layers(path)]
+        reports = []
+        for src_layer, layer_id in targets:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console, transient=True) as bar:
+                task = bar.add_task(f"reading {path.name}", total=None)
+
+                def progress(stage: str, n: int, total: int | None) -> None:
+                    if total is not None:
+                        bar.update(task, description=f"writing {layer_id or src_layer or path.stem}",
+                                   total=total)
+                    bar.advance(task, n)
+
+                reports.append(ingest_file(url, path, layer_id=layer_id, mode=mode, crs=crs,
+                                           encoding=encoding, source_layer=src_layer, metadata=meta,
+                                           data_dir=s.resolved_data_dir(), progress=progress))
+    except PlatformError as exc:
+        _fail(exc.detail)
+    for r in reports:
+        if as_json:
+            print(json.dumps(r.to_dict(), ensure_ascii=False))
+        else:
+            print_report(r)
+
+
+layers_app = typer.Typer(help="The layer catalog.", no_args_is_help=True)
+
+
+@layers_app.command("list")
+def layers_list() -> None:
+    """List every layer in the catalog."""
+    import psycopg
+
+    from layers.catalog import list_layers
+
+    _, url = _ctx()
+    with psycopg.connect(url) as conn:
+        items = list_layers(conn)
+    table = Table("id", "kind", "geometry", "features", "access", "version", "title")
+    for l in items:
+        table.add_row(l.id, l.kind, l.geometry_type or "-", str(l.feature_count), l.access_level,
+                      str(l.data_version), l.title)
+    Console().print(table)
+
+
+@layers_app.command("show")
+def layers_show(layer_id: str) -> None:
+    """Show one catalog record as JSON."""
+    import psycopg
+
+    from layers.catalog import get_layer
+
+    _, url = _ctx()
+    with psycopg.connect(url) as conn:
+        layer = get_layer(conn, layer_id)
+    if layer is None:
+        _fail(f"No layer '{layer_id}'.")
+    print(json.dumps(layer.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2))
+
+
+@layers_app.command("set")
+def layers_set(
+    layer_id: str,
+    title: str = typer.Option(None), title_ko: str = typer.Option(None),
+    description: str = typer.Option(None), licence: str = typer.Option(None),
+    attribution: str = typer.Option(None),
+    access: str = typer.Option(None, help="public | internal | restricted"),
+    minzoom: int = typer.Option(None), maxzoom: int = typer.Option(None),
+    keyword: list[str] = typer.Option(None, help="Keywords (replaces the list)."),
+) -> None:
+    """Change a layer's metadata."""
+    import psycopg
+    from pydantic import ValidationError
+
+    from layers.catalog import LayerUpdate, update_layer
+
+    _, url = _ctx()
+    values = {"title": title, "title_ko": title_ko, "description": description, "licence": licence,
+              "attribution": attribution, "access_level": access, "minzoom": minzoom,
+              "maxzoom": maxzoom, "keywords": keyword or None}
+    try:
+        patch = LayerUpdate(**{k: v for k, v in values.items() if v is not None})
+        with psycopg.connect(url, autocommit=True) as conn:
+            layer = update_layer(conn, layer_id, patch)
+    except ValidationError as exc:
+        _fail(str(exc.errors()[0]["msg"]))
+    except PlatformError as exc:
+        _fail(exc.detail)
+    console.print(f"updated {layer.id} (data version {layer.data_version})")
+
+
+@layers_app.command("delete")
+def layers_delete(layer_id: str, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
+    """Delete a layer and its data."""
+    import psycopg
+
+    from layers.catalog import delete_layer
+
+    if not yes:
+        typer.confirm(f"Delete layer '{layer_id}' and all its data?", abort=True)
+    _, url = _ctx()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            layer = delete_layer(conn, layer_id)
+    except PlatformError as exc:
+        _fail(exc.detail)
+    if layer.raster_path:
+        Path(layer.raster_path).unlink(missing_ok=True)
+    console.print(f"deleted {layer_id}")
+
+
+demo_app = typer.Typer(help="The demo city (real Seoul boundaries, synthetic networks).",
+                       no_args_is_help=True)
+
+
+@demo_app.command("load")
+def demo_load(
+    scale: str = typer.Option("small", help="small | city | large (large: ~1M features)."),
+    force: bool = typer.Option(False, help="Rebuild even if the demo layers exist."),
+) -> None:
+    """Build the demo city into the catalog (deterministic)."""
+    from layers.demo import load_demo
+
+    s, url = _ctx()
+    try:
+        load_demo(s, url, scale=scale, only_if_empty=not force, console=console)
+    except PlatformError as exc:
+        _fail(exc.detail)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this package's commands to the ``gis-platform`` CLI."""
+    app.command("ingest")(ingest_cmd)
+    app.add_typer(layers_app, name="layers")
+    app.add_typer(demo_app, name="demo")
