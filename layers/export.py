@@ -1,0 +1,279 @@
+"""Open-data export of a (filtered) feature query: GeoJSON, CSV, GeoPackage, FlatGeobuf.
+
+Contracts:
+
+* Memory stays constant whatever the layer size: rows come from a server-side cursor in
+  batches of ``features_export_batch`` (default 5,000), inside one read-only transaction
+  (one snapshot; ``statement_timeout`` raised to ``features_export_timeout_ms`` for it).
+* GeoJSON and CSV stream straight to the client as they are produced.  GeoPackage and
+  FlatGeobuf need a seekable file: batches are appended with pyogrio (Arrow API) to a temp
+  file, which is then streamed and deleted.
+* Licence and attribution travel with the data: GeoJSON foreign members, GeoPackage/
+  FlatGeobuf layer metadata and description, and for every format the ``Link`` (rel=license)
+  and ``X-Licence``/``X-Attribution`` response headers (CSV has nowhere else to put them).
+* Geometry is written in the requested output CRS; GPKG/FGB always store x = easting (the
+  formats' own convention), CSV ``lonlat`` gives ``lon``/``lat`` columns (CRS84 only).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from gis_platform.errors import InvalidParameter
+from gis_platform.responses import dumps
+from layers.catalog import Layer
+from layers.cql import kind_of
+from layers.features import ItemsQuery, feature_sql
+
+FORMATS = {
+    "geojson": ("application/geo+json", "geojson"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+    "fgb": ("application/flatgeobuf", "fgb"),
+}
+ALIASES = {"json": "geojson", "geopackage": "gpkg", "flatgeobuf": "fgb"}
+_OGR_DRIVER = {"gpkg": "GPKG", "fgb": "FlatGeobuf"}
+
+
+def parse_format(value: str | None) -> str:
+    fmt = (value or "geojson").strip().lower()
+    fmt = ALIASES.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise InvalidParameter(f"Unknown export format {fmt[:20]!r}: use geojson, csv, gpkg or fgb.",
+                               parameter="format")
+    return fmt
+
+
+@dataclass
+class ExportJob:
+    """What to export: the query, the format and the CSV geometry style."""
+
+    query: ItemsQuery
+    fmt: str
+    csv_geometry: str = "wkt"      # wkt | lonlat | none
+    batch: int = 5_000
+    timeout_ms: int = 600_000
+    max_features: int | None = None
+
+    @property
+    def layer(self) -> Layer:
+        return self.query.layer
+
+
+def export_headers(job: ExportJob) -> dict[str, str]:
+    """Content-Disposition, Content-Crs and licence headers of an export response."""
+    layer = job.layer
+    stamp = dt.date.today().isoformat()
+    headers = {"Content-Disposition": f'attachment; filename="{layer.id}-{stamp}.{FORMATS[job.fmt][1]}"',
+               "Content-Crs": job.query.crs.header}
+    if layer.licence:
+        headers["X-Licence"] = _header_safe(layer.licence)
+        if layer.licence.startswith(("http://", "https://")):
+            headers["Link"] = f'<{_header_safe(layer.licence)}>; rel="license"'
+    if layer.attribution:
+        headers["X-Attribution"] = _header_safe(layer.attribution)
+    return headers
+
+
+def _header_safe(text: str) -> str:
+    # Header values are latin-1; percent-encode anything else (Hangul attributions...).
+    from urllib.parse import quote
+
+    return quote(text, safe=" !#$&'()*+,-./:;=?@[]_~")
+
+
+def _limit_sql(job: ExportJob) -> tuple[sql.Composable, list]:
+    if job.max_features is None:
+        return sql.SQL(""), []
+    return sql.SQL(" LIMIT %s"), [job.max_features]
+
+
+async def _batches(conn: psycopg.AsyncConnection, job: ExportJob, select: sql.Composable,
+                   select_params: list) -> AsyncIterator[list[tuple]]:
+    """Rows of ``SELECT <select> FROM layer WHERE ... ORDER BY ...`` from a server-side cursor."""
+    q = job.query
+    where = q.where_frag()
+    limit, limit_params = _limit_sql(job)
+    stmt = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+        select, job.layer.table(), where.sql, q.order_sql()) + limit
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(job.timeout_ms))])
+        async with conn.cursor(name="gis_export") as cur:
+            cur.itersize = job.batch
+            await cur.execute(stmt, [*select_params, *where.params, *limit_params])
+            while True:
+                rows = await cur.fetchmany(job.batch)
+                if not rows:
+                    break
+                yield rows
+
+
+# --- GeoJSON -------------------------------------------------------------------------------
+async def geojson_chunks(conn, job: ExportJob) -> AsyncIterator[bytes]:
+    layer = job.layer
+    head: dict[str, Any] = {"type": "FeatureCollection", "name": layer.id, "title": layer.title}
+    if layer.licence:
+        head["licence"] = layer.licence
+    if layer.attribution:
+        head["attribution"] = layer.attribution
+    if job.query.crs.srid != 4326 or job.query.crs.north_first:
+        head["crs"] = {"type": "name", "properties": {"name": job.query.crs.uri}}
+    yield dumps(head)[:-1] + b',"features":['
+    first = True
+    async for rows in _batches(conn, job, feature_sql(job.query), []):
+        text = ",".join(r[0] for r in rows)
+        yield (text if first else "," + text).encode()
+        first = False
+    yield b"]}"
+
+
+# --- CSV -----------------------------------------------------------------------------------
+async def csv_chunks(conn, job: ExportJob) -> AsyncIterator[bytes]:
+    q = job.query
+    names = q.selected_attributes()
+    cols: list[sql.Composable] = [sql.SQL("fid")] + [sql.Identifier(n) for n in names]
+    header = ["fid", *names]
+    geom = sql.Identifier("geom")
+    if q.crs.srid != 4326:
+        geom = sql.SQL("ST_Transform(geom, {})").format(sql.Literal(int(q.crs.srid)))
+    if job.csv_geometry == "wkt":
+        flip = sql.SQL("ST_FlipCoordinates({})").format(geom) if q.crs.north_first else geom
+        cols.append(sql.SQL("ST_AsText({}, {})").format(flip, sql.Literal(int(q.precision))))
+        header.append("wkt")
+    elif job.csv_geometry == "lonlat":
+        # A representative point inside the feature (its centroid if that lies inside).
+        cols.append(sql.SQL("round(ST_X(ST_PointOnSurface(geom))::numeric, 7), "
+                            "round(ST_Y(ST_PointOnSurface(geom))::numeric, 7)"))
+        header += ["lon", "lat"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header)
+    yield ("\ufeff" + buf.getvalue()).encode()    # BOM: Excel then reads Hangul as UTF-8
+    async for rows in _batches(conn, job, sql.SQL(", ").join(cols), []):
+        buf.seek(0)
+        buf.truncate()
+        writer.writerows(rows)
+        yield buf.getvalue().encode()
+
+
+# --- GeoPackage / FlatGeobuf ---------------------------------------------------------------
+def _arrow_type(pg_type: str):
+    import pyarrow as pa
+
+    kind = kind_of(pg_type)
+    if kind == "number":
+        return pa.int64() if pg_type in ("bigint", "integer", "smallint") else pa.float64()
+    if kind == "timestamp":
+        aware = pg_type in ("timestamptz", "timestamp with time zone")
+        return pa.timestamp("us", tz="UTC" if aware else None)
+    return {"bool": pa.bool_(), "date": pa.date32()}.get(kind, pa.string())
+
+
+def _write_batch(path: str, job: ExportJob, names: list[str], rows: list[tuple], append: bool) -> None:
+    import pyarrow as pa
+    import pyogrio
+
+    layer = job.layer
+    columns = list(zip(*rows))
+    arrays = [pa.array(columns[0], type=pa.int64())]
+    fields = [pa.field("fid_source", pa.int64())]
+    for i, name in enumerate(names, start=1):
+        typ = _arrow_type(layer.attribute(name).type)
+        arrays.append(pa.array(columns[i], type=typ))
+        fields.append(pa.field(name, typ))
+    arrays.append(pa.array(columns[-1], type=pa.binary()))
+    fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    meta = {k: v for k, v in (("licence", layer.licence), ("attribution", layer.attribution),
+                              ("title", layer.title), ("source", layer.source)) if v}
+    options: dict[str, Any] = {}
+    if job.fmt == "gpkg":
+        options = {"IDENTIFIER": layer.title, "DESCRIPTION": _description(layer)}
+    else:
+        options = {"TITLE": layer.title, "DESCRIPTION": _description(layer), "SPATIAL_INDEX": "NO"}
+    crs = "OGC:CRS84" if job.query.crs.srid == 4326 else f"EPSG:{job.query.crs.srid}"
+    pyogrio.write_arrow(table, path, layer=layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
+                        geometry_type=_ogr_geometry_type(layer), crs=crs, append=append,
+                        layer_metadata=None if append else meta,
+                        layer_options=None if append else options)
+
+
+def _description(layer: Layer) -> str:
+    parts = [layer.description or layer.title]
+    if layer.licence:
+        parts.append(f"Licence: {layer.licence}")
+    if layer.attribution:
+        parts.append(f"Attribution: {layer.attribution}")
+    return " | ".join(parts)
+
+
+def _ogr_geometry_type(layer: Layer) -> str:
+    base = layer.geometry_type or "Unknown"
+    return base if base in ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
+                            "MultiPolygon") else "Unknown"
+
+
+async def file_export(conn, job: ExportJob, path: str) -> int:
+    """Write the query to ``path`` (GPKG or FGB) in batches; returns the feature count."""
+    import asyncio
+
+    q = job.query
+    names = q.selected_attributes()
+    geom = sql.Identifier("geom")
+    if q.crs.srid != 4326:
+        geom = sql.SQL("ST_Transform(geom, {})").format(sql.Literal(int(q.crs.srid)))
+    select = sql.SQL(", ").join([sql.SQL("fid"), *[sql.Identifier(n) for n in names],
+                                 sql.SQL("ST_AsBinary({})").format(geom)])
+    n = 0
+    async for rows in _batches(conn, job, select, []):
+        await asyncio.to_thread(_write_batch, path, job, names, rows, n > 0)
+        n += len(rows)
+    if n == 0:   # an empty result is still a valid, empty layer
+        await asyncio.to_thread(_write_empty, path, job, names)
+    return n
+
+
+def _write_empty(path: str, job: ExportJob, names: list[str]) -> None:
+    import pyarrow as pa
+    import pyogrio
+
+    fields = [pa.field("fid_source", pa.int64())]
+    fields += [pa.field(n, _arrow_type(job.layer.attribute(n).type)) for n in names]
+    fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
+    table = pa.schema(fields).empty_table()
+    crs = "OGC:CRS84" if job.query.crs.srid == 4326 else f"EPSG:{job.query.crs.srid}"
+    pyogrio.write_arrow(table, path, layer=job.layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
+                        geometry_type=_ogr_geometry_type(job.layer), crs=crs)
+
+
+def temp_export_path(settings, fmt: str) -> tuple[str, str]:
+    """A private temp directory (under ``features_export_tmp_dir`` if set) and a file in it."""
+    base = getattr(settings, "features_export_tmp_dir", None)
+    if base:
+        os.makedirs(base, exist_ok=True)
+    tmpdir = tempfile.mkdtemp(prefix="gis-export-", dir=base)
+    return tmpdir, os.path.join(tmpdir, f"export.{FORMATS[fmt][1]}")
+
+
+def stream_file(tmpdir: str, path: str, chunk: int = 1 << 20):
+    """Yield a file's bytes, then delete its temp directory (also on client disconnect)."""
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                data = fh.read(chunk)
+                if not data:
+                    break
+                yield data
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

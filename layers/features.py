@@ -1,0 +1,335 @@
+"""Feature queries (OGC API Features Part 1-3): request parameters -> one SQL statement.
+
+Contracts:
+
+* :func:`parse_items_query` validates every query parameter of ``/items`` (and of the
+  spatial and export routes, which share them) and returns an :class:`ItemsQuery`.  Bad
+  input of any kind raises :class:`InvalidParameter` (400); unknown parameters too, except
+  attribute names, which act as equality filters (Part 1 "filtering on properties").
+* SQL is composed from catalog identifiers only; request values are always parameters.
+* Features are rendered to GeoJSON text *in PostGIS* (string concatenation of
+  ``ST_AsGeoJSON`` and ``json_build_object``) and joined in Python, which avoids building a
+  Python object per feature.  The page and ``numberMatched`` come from one statement, so the
+  count and the page always agree and ``next`` links are exact.
+* Paging is ``ORDER BY <sortby...>, fid`` with ``LIMIT``/``OFFSET``: deterministic, so a
+  pull that follows ``next`` links returns every feature exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from gis_platform.errors import InvalidParameter
+from layers.catalog import Layer
+from layers.cql import kind_of, parse_filter, to_sql
+from layers.spatial import (
+    CRS84_REF,
+    CrsRef,
+    Frag,
+    bbox_filter,
+    default_precision,
+    output_geometry_sql,
+    parse_bbox,
+    parse_crs,
+)
+
+#: Query parameters understood by every feature-returning route.
+ITEMS_PARAMS = {"f", "bbox", "bbox-crs", "crs", "limit", "offset", "properties", "sortby", "datetime",
+                "filter", "filter-lang", "filter-crs"}
+MAX_SORT_KEYS = 5
+_JSON_PAIRS_PER_CALL = 50       # json_build_object takes at most 100 arguments
+
+
+@dataclass
+class ItemsQuery:
+    """A validated feature query on one layer."""
+
+    layer: Layer
+    where: list[Frag] = field(default_factory=list)
+    properties: list[str] | None = None          # None: every attribute
+    sortby: list[tuple[str, bool]] = field(default_factory=list)   # (column, descending)
+    limit: int = 100
+    offset: int = 0
+    crs: CrsRef = CRS84_REF
+    precision: int = 7
+
+    def where_frag(self) -> Frag:
+        if not self.where:
+            return Frag(sql.SQL("TRUE"))
+        return Frag.join(self.where, " AND ")
+
+    def order_sql(self) -> sql.Composable:
+        keys = [sql.SQL("{} {} NULLS LAST").format(sql.Identifier(c), sql.SQL("DESC" if d else "ASC"))
+                for c, d in self.sortby if c != "fid"]
+        fid_desc = next((d for c, d in self.sortby if c == "fid"), False)
+        keys.append(sql.SQL("fid DESC" if fid_desc else "fid"))
+        return sql.SQL(", ").join(keys)
+
+    def selected_attributes(self) -> list[str]:
+        names = [a.name for a in self.layer.attributes]
+        return names if self.properties is None else [n for n in names if n in self.properties]
+
+
+# --- parameter parsing ---------------------------------------------------------------------
+def parse_int(value: str | None, name: str, default: int, *, lo: int, hi: int) -> int:
+    """An integer parameter within [lo, hi], or a 400 that says what is allowed."""
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an integer.", parameter=name) from None
+    if n < lo or n > hi:
+        raise InvalidParameter(f"{name} must be between {lo} and {hi}; got {n}.", parameter=name)
+    return n
+
+
+def parse_limit(params: Mapping[str, str], settings) -> int:
+    default = int(getattr(settings, "features_default_limit", 100))
+    maximum = int(getattr(settings, "features_max_limit", 10_000))
+    return parse_int(params.get("limit"), "limit", min(default, maximum), lo=1, hi=maximum)
+
+
+def _names(value: str, param: str) -> list[str]:
+    if len(value) > 4000:
+        raise InvalidParameter(f"{param} is too long.", parameter=param)
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse_properties(value: str | None, layer: Layer) -> list[str] | None:
+    """``properties=a,b``: only these attributes (in catalog order).  Unknown -> 400."""
+    if value is None:
+        return None
+    wanted = _names(value, "properties")
+    unknown = [n for n in wanted if layer.attribute(n) is None]
+    if unknown:
+        raise InvalidParameter(f"Unknown properties {[u[:60] for u in unknown[:5]]}; the layer has: "
+                               + ", ".join(a.name for a in layer.attributes[:40]) + ".",
+                               parameter="properties")
+    return list(dict.fromkeys(wanted))
+
+
+def parse_sortby(value: str | None, layer: Layer) -> list[tuple[str, bool]]:
+    """``sortby=+name,-fid`` (a leading ``-`` sorts descending)."""
+    if not value:
+        return []
+    keys = []
+    for item in _names(value, "sortby"):
+        desc = item.startswith("-")
+        name = item.lstrip("+-").strip()
+        if name in ("fid", "id") and layer.attribute(name) is None:
+            name = "fid"
+        elif layer.attribute(name) is None:
+            raise InvalidParameter(f"Cannot sort by unknown property {name[:60]!r}.", parameter="sortby")
+        keys.append((name, desc))
+    if len(keys) > MAX_SORT_KEYS:
+        raise InvalidParameter(f"sortby takes at most {MAX_SORT_KEYS} properties.", parameter="sortby")
+    return keys
+
+
+def _parse_instant(text: str) -> dt.datetime | dt.date:
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(f"datetime {text[:40]!r} is not an RFC 3339 date or date-time "
+                               "(e.g. 2024-05-01 or 2024-05-01T09:00:00Z).", parameter="datetime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def datetime_filter(value: str, layer: Layer) -> Frag:
+    """``datetime`` (an instant or ``start/end`` with ``..`` for open ends) on the time column."""
+    if not layer.time_column or layer.attribute(layer.time_column) is None:
+        raise InvalidParameter(f"Layer '{layer.id}' has no time column; datetime cannot be used.",
+                               parameter="datetime")
+    attr = layer.attribute(layer.time_column)
+    if kind_of(attr.type) not in ("date", "timestamp"):
+        raise InvalidParameter(f"The time column of layer '{layer.id}' is not a date type.",
+                               parameter="datetime")
+    col = sql.Identifier(attr.name)
+    if len(value) > 100:
+        raise InvalidParameter("datetime is too long.", parameter="datetime")
+    if "/" not in value:
+        inst = _parse_instant(value)
+        if isinstance(inst, dt.datetime):
+            return Frag(sql.SQL("{} = %s").format(col), [inst])
+        # A date matches the whole day, whatever the column's precision.
+        return Frag(sql.SQL("({c} >= %s AND {c} < %s)").format(c=col), [inst, inst + dt.timedelta(days=1)])
+    start_s, _, end_s = value.partition("/")
+    parts: list[Frag] = []
+    if start_s.strip() not in ("", ".."):
+        parts.append(Frag(sql.SQL("{} >= %s").format(col), [_parse_instant(start_s)]))
+    if end_s.strip() not in ("", ".."):
+        end = _parse_instant(end_s)
+        if isinstance(end, dt.datetime):
+            parts.append(Frag(sql.SQL("{} <= %s").format(col), [end]))
+        else:
+            parts.append(Frag(sql.SQL("{} < %s").format(col), [end + dt.timedelta(days=1)]))
+    if not parts:
+        raise InvalidParameter("datetime '../..' is not a valid interval.", parameter="datetime")
+    if len(parts) == 2 and parts[0].params[0].__class__ is parts[1].params[0].__class__ \
+            and parts[0].params[0] > parts[1].params[0]:
+        raise InvalidParameter("datetime interval ends before it starts.", parameter="datetime")
+    return Frag(sql.SQL("({})").format(Frag.join(parts, " AND ").sql), [p for f in parts for p in f.params])
+
+
+def property_filter(name: str, value: str, layer: Layer) -> Frag:
+    """``?name=value``: equality on an attribute, the value typed by the column."""
+    attr = layer.attribute(name)
+    kind = kind_of(attr.type)
+    col = sql.Identifier(attr.name)
+    try:
+        if kind == "number":
+            typed: object = int(value) if value.lstrip("-").isdigit() else float(value)
+        elif kind == "bool":
+            if value.lower() not in ("true", "false"):
+                raise ValueError
+            typed = value.lower() == "true"
+        elif kind in ("date", "timestamp"):
+            typed = _parse_instant(value)
+        else:
+            typed = value
+    except ValueError:
+        raise InvalidParameter(f"{name} must be a {kind} value.", parameter=name) from None
+    return Frag(sql.SQL("{} = %s").format(col), [typed])
+
+
+def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *,
+                      allowed: set[str] = frozenset(), paging: bool = True) -> ItemsQuery:
+    """Validate the feature query parameters of a request (see the module docstring)."""
+    for key in params:
+        if key not in ITEMS_PARAMS and key not in allowed and layer.attribute(key) is None:
+            raise InvalidParameter(f"Unknown query parameter {key[:60]!r}.", parameter=key[:60])
+    crs = parse_crs(params.get("crs"), settings, param="crs")
+    q = ItemsQuery(layer=layer, crs=crs, precision=default_precision(crs, settings))
+    if paging:
+        q.limit = parse_limit(params, settings)
+        q.offset = parse_int(params.get("offset"), "offset", 0, lo=0, hi=2**62)
+    q.properties = parse_properties(params.get("properties"), layer)
+    q.sortby = parse_sortby(params.get("sortby"), layer)
+    if params.get("bbox-crs") and not params.get("bbox"):
+        raise InvalidParameter("bbox-crs needs a bbox.", parameter="bbox-crs")
+    if params.get("bbox") is not None:
+        bbox_crs = parse_crs(params.get("bbox-crs"), settings, param="bbox-crs")
+        q.where.append(bbox_filter(parse_bbox(params["bbox"], bbox_crs), bbox_crs))
+    if params.get("datetime"):
+        q.where.append(datetime_filter(params["datetime"], layer))
+    if params.get("filter") is not None:
+        if not params["filter"].strip():
+            raise InvalidParameter("filter is empty.", parameter="filter")
+        filter_crs = parse_crs(params.get("filter-crs"), settings, param="filter-crs")
+        q.where.append(to_sql(parse_filter(params["filter"], params.get("filter-lang")), layer, filter_crs))
+    elif params.get("filter-lang") or params.get("filter-crs"):
+        raise InvalidParameter("filter-lang and filter-crs need a filter.", parameter="filter")
+    for key, value in params.items():
+        if key not in ITEMS_PARAMS and key not in allowed and layer.attribute(key) is not None:
+            q.where.append(property_filter(key, value, layer))
+    return q
+
+
+# --- SQL ---------------------------------------------------------------------------------
+def properties_json_sql(names: list[str], extra: list[tuple[str, sql.Composable]] = ()) -> sql.Composable:
+    """The ``properties`` object as JSON text (chunked: json_build_object takes 100 args)."""
+    pairs = [(sql.Literal(n), sql.Identifier(n)) for n in names]
+    pairs += [(sql.Literal(k), expr) for k, expr in extra]
+    if not pairs:
+        return sql.SQL("'{}'")
+    chunks = [pairs[i:i + _JSON_PAIRS_PER_CALL] for i in range(0, len(pairs), _JSON_PAIRS_PER_CALL)]
+    texts = [sql.SQL("json_build_object({})::text").format(
+        sql.SQL(", ").join(sql.SQL("{}, {}").format(k, v) for k, v in chunk)) for chunk in chunks]
+    out = texts[0]
+    for t in texts[1:]:   # merge '{..}' + '{..}' -> '{.., ..}' (chunks are never empty)
+        out = sql.SQL("left({}, -1) || ',' || substr({}, 2)").format(out, t)
+    return out
+
+
+def feature_sql(q: ItemsQuery, extra: list[tuple[str, sql.Composable]] = ()) -> sql.Composable:
+    """One feature as GeoJSON text, built in PostGIS."""
+    geom = output_geometry_sql(q.crs, q.precision)
+    return sql.SQL(
+        "'{{\"type\":\"Feature\",\"id\":' || fid || ',\"geometry\":' || coalesce({}, 'null') || "
+        "',\"properties\":' || {} || '}}'").format(geom, properties_json_sql(q.selected_attributes(), extra))
+
+
+@dataclass
+class Page:
+    """One page of features (GeoJSON texts, in order) and the exact number matched."""
+
+    number_matched: int
+    features: list[str]
+
+    @property
+    def number_returned(self) -> int:
+        return len(self.features)
+
+
+def bad_query(exc: Exception) -> InvalidParameter:
+    # Values that pass our checks but PostgreSQL rejects (division by zero, out-of-range
+    # numbers, invalid geometry for an operator...): a 400 that names no SQL.
+    kind = type(exc).__name__
+    hint = {"DivisionByZero": "division by zero", "NumericValueOutOfRange": "a number out of range",
+            "InvalidParameterValue": "an invalid value", "DatetimeFieldOverflow": "a date out of range"}
+    return InvalidParameter(f"The query cannot be evaluated: {hint.get(kind, 'an invalid value')} "
+                            "in the request.")
+
+
+QUERY_ERRORS = (pg_errors.DataException, pg_errors.InternalError_, pg_errors.InvalidParameterValue)
+
+
+async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
+                     extra: list[tuple[str, Frag]] = ()) -> Page:
+    """Count and fetch one page in a single statement (one snapshot).
+
+    ``extra`` adds computed properties (e.g. a distance) after the layer's attributes.
+    """
+    where = q.where_frag()
+    feat = feature_sql(q, [(name, frag.sql) for name, frag in extra])
+    feat_params = [p for _, frag in extra for p in frag.params]
+    stmt = sql.SQL(
+        "SELECT c.n, p.f FROM (SELECT count(*) AS n FROM {t} WHERE {w}) c "
+        "LEFT JOIN LATERAL (SELECT {feat} AS f FROM {t} WHERE {w} ORDER BY {o} LIMIT %s OFFSET %s) p "
+        "ON true").format(t=q.layer.table(), w=where.sql, feat=feat, o=q.order_sql())
+    try:
+        cur = await conn.execute(stmt, [*where.params, *feat_params, *where.params, q.limit, q.offset])
+        rows = await cur.fetchall()
+    except QUERY_ERRORS as exc:
+        raise bad_query(exc) from None
+    matched = int(rows[0][0]) if rows else 0
+    feats = [r[1] for r in rows if r[1] is not None]
+    if q.offset > 0 and q.offset >= matched:
+        raise InvalidParameter(f"offset {q.offset} is past the end: {matched} features match.",
+                               parameter="offset")
+    return Page(matched, feats)
+
+
+async def fetch_feature(conn: psycopg.AsyncConnection, q: ItemsQuery, fid: int) -> str | None:
+    """One feature by id as GeoJSON text, or None."""
+    stmt = sql.SQL("SELECT {} FROM {} WHERE fid = %s").format(feature_sql(q), q.layer.table())
+    cur = await conn.execute(stmt, [fid])
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def collection_bytes(features: list[str], *, matched: int | None, links: list[dict],
+                     extra: dict | None = None) -> bytes:
+    """A GeoJSON FeatureCollection document from per-feature GeoJSON texts."""
+    from gis_platform.responses import dumps
+
+    head = {"type": "FeatureCollection"}
+    if matched is not None:
+        head["numberMatched"] = matched
+    head["numberReturned"] = len(features)
+    head["timeStamp"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace(
+        "+00:00", "Z")
+    head.update(extra or {})
+    head["links"] = links
+    start = dumps(head)[:-1]
+    return b"".join((start, b',"features":[', ",".join(features).encode(), b"]}"))

@@ -1,0 +1,263 @@
+"""HTTP routes of OGC API Features (Parts 1, 2 and 3) over the layer registry.
+
+Routes: ``/`` (landing page), ``/conformance``, ``/api`` (the OpenAPI document, as GDAL
+probes it), ``/collections``, ``/collections/{id}``, ``/collections/{id}/items``,
+``/collections/{id}/items/{fid}``, ``/collections/{id}/queryables``; the spatial operators
+(:mod:`layers.features_spatial`) and exports (:mod:`layers.features_export`) are mounted on
+the same router.
+
+Access: every route resolves its layer through ``registry.readable(id, principal)`` and lists
+through ``registry.visible(principal)``; a layer the caller may not read is the same 404 as
+a layer that does not exist.  JSON is the default; ``f=html`` or a browser's
+``Accept: text/html`` gives the HTML view.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from gis_platform.deps import Db, SettingsDep
+from gis_platform.errors import NotFound
+from gis_platform.responses import FastJSONResponse
+from gis_platform.security import PrincipalDep
+from layers import features_export, features_spatial
+from layers import features_html as views
+from layers.api import RegistryDep
+from layers.catalog import Layer
+from layers.cql import queryables_schema
+from layers.features import collection_bytes, fetch_feature, fetch_page, parse_items_query
+from layers.features_http import (
+    GEOJSON,
+    base_url,
+    geojson_response,
+    items_links,
+    link,
+    only_params,
+    url_with,
+    vector_layer,
+    wants_html,
+)
+from layers.spatial import CRS84, supported_crs
+
+router = APIRouter(tags=["features"])
+
+OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/sorting",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+]
+
+CollectionId = Annotated[str, Path(description="Collection (layer) id", max_length=200)]
+
+
+def negotiate(request: Request, doc: dict, html, media_type: str = "application/json") -> Response:
+    """HTML (``html(doc)``) for browsers and ``f=html``, else the JSON document."""
+    if wants_html(request):
+        return HTMLResponse(html(doc))
+    return Response(orjson.dumps(doc), media_type=media_type)
+
+
+# --- landing page, conformance, API ----------------------------------------------------------
+@router.get("/", summary="Landing page (OGC API)", response_class=FastJSONResponse)
+async def landing(request: Request):
+    only_params(request, {"f"})
+    base = base_url(request)
+    links = [
+        link(f"{base}/?f=json", "self", "application/json", "This document"),
+        link(f"{base}/?f=html", "alternate", "text/html", "This document as HTML"),
+        link(f"{base}/api", "service-desc", OPENAPI_TYPE, "The API definition (OpenAPI)"),
+        link(f"{base}/docs", "service-doc", "text/html", "The API documentation"),
+        link(f"{base}/conformance", "conformance", "application/json", "Conformance classes"),
+        link(f"{base}/collections", "data", "application/json", "The collections (layers)"),
+    ]
+    if any(getattr(r, "path", "").startswith("/tiles") for r in request.app.routes):
+        links.append(link(f"{base}/tiles", "tiles", "application/json", "Tiles"))
+    doc = {"title": request.app.title, "description": request.app.description, "links": links}
+    return negotiate(request, doc, views.landing_html)
+
+
+@router.get("/conformance", summary="Conformance classes")
+async def conformance(request: Request):
+    only_params(request, {"f"})
+    return negotiate(request, {"conformsTo": CONFORMANCE}, lambda doc: views.page(
+        "Conformance", "<ul>" + "".join(f"<li>{views.esc(c)}</li>" for c in CONFORMANCE) + "</ul>",
+        breadcrumbs=[("Home", "/")]))
+
+
+@router.get("/api", summary="The OpenAPI document (also at /openapi.json)")
+async def api_document(request: Request):
+    return Response(orjson.dumps(request.app.openapi()), media_type=OPENAPI_TYPE)
+
+
+# GDAL given "OAPIF:http://host/" asks for "//api"; answer it rather than 404.
+router.add_api_route("//api", api_document, methods=["GET"], include_in_schema=False)
+
+
+# --- collections -----------------------------------------------------------------------------
+def collection_doc(layer: Layer, request: Request) -> dict:
+    """The collection description (Part 1 + Part 2 ``crs``/``storageCrs``)."""
+    base = base_url(request)
+    cid = layer.id
+    items = f"{base}/collections/{cid}/items"
+    links = [
+        link(f"{base}/collections/{cid}?f=json", "self", "application/json", "This collection"),
+        link(f"{base}/collections/{cid}?f=html", "alternate", "text/html", "This collection as HTML"),
+        link(f"{items}?f=json", "items", GEOJSON, "Features"),
+        link(f"{items}?f=html", "items", "text/html", "Features as HTML"),
+        link(f"{base}/collections/{cid}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+              "application/schema+json", "Queryables"),
+        link(f"{base}/collections/{cid}/export?format=gpkg", "enclosure", "application/geopackage+sqlite3",
+              "Download as GeoPackage"),
+    ]
+    if layer.licence:
+        links.append(link(f"{base}/collections/{cid}?f=json#licence", "license", "text/plain", layer.licence))
+    doc = {"id": cid, "title": layer.title, "description": layer.description or "",
+           "keywords": layer.keywords, "itemType": "feature", "links": links,
+           "crs": list(supported_crs(request.app.state.settings)), "storageCrs": CRS84,
+           "numberOfFeatures": layer.feature_count}
+    if layer.extent:
+        doc["extent"] = {"spatial": {"bbox": [layer.extent], "crs": CRS84}}
+    if layer.licence:
+        doc["license"] = layer.licence
+    if layer.attribution:
+        doc["attribution"] = layer.attribution
+    if layer.geometry_type:
+        doc["geometryType"] = layer.geometry_type
+    return doc
+
+
+@router.get("/collections", summary="The feature collections the caller may read")
+async def collections(request: Request, registry: RegistryDep, principal: PrincipalDep):
+    only_params(request, {"f"})
+    base = base_url(request)
+    docs = [collection_doc(layer, request) for layer in registry.visible(principal)
+            if layer.kind == "vector" and layer.table_name]
+    doc = {"links": [link(f"{base}/collections?f=json", "self", "application/json", "Collections"),
+                     link(f"{base}/collections?f=html", "alternate", "text/html", "Collections as HTML")],
+           "collections": docs, "crs": list(supported_crs(request.app.state.settings))}
+    return negotiate(request, doc, views.collections_html)
+
+
+@router.get("/collections/{collection_id}", summary="One feature collection")
+async def collection(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                     principal: PrincipalDep):
+    layer = vector_layer(registry, collection_id, principal)
+    only_params(request, {"f"})
+    return negotiate(request, collection_doc(layer, request), views.collection_html)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryables (JSON Schema)")
+async def queryables(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                     principal: PrincipalDep):
+    layer = vector_layer(registry, collection_id, principal)
+    only_params(request, {"f"})
+    doc = queryables_schema(layer, f"{base_url(request)}/collections/{layer.id}/queryables")
+
+    def html(doc: dict) -> str:
+        rows = "".join(f"<tr><td>{views.esc(k)}</td><td>{views.esc(v.get('type') or v.get('format'))}</td></tr>"
+                       for k, v in doc["properties"].items())
+        return views.page(f"{layer.title}: queryables", f"<table>{rows}</table>",
+                          breadcrumbs=[("Home", "/"), (layer.id, f"/collections/{layer.id}?f=html")])
+    return negotiate(request, doc, html, "application/schema+json")
+
+
+# --- items -----------------------------------------------------------------------------------
+_ITEMS_QUERY_DOC = {
+    "bbox": "minx,miny,maxx,maxy (CRS84 lon/lat unless bbox-crs)",
+    "limit": "Features per page (default and maximum from the settings)",
+    "offset": "Start position (use the next/prev links)",
+    "properties": "Comma-separated attribute names to return",
+    "sortby": "Comma-separated attributes, '-' prefix for descending",
+    "datetime": "Instant or interval on the layer's time column",
+    "filter": "CQL2 filter", "filter-lang": "cql2-text (default) or cql2-json",
+    "filter-crs": "CRS of geometry literals in the filter", "crs": "Output CRS",
+    "bbox-crs": "CRS of bbox",
+}
+
+
+@router.get("/collections/{collection_id}/items", summary="Features (GeoJSON or HTML)",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+async def items(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                principal: PrincipalDep, db: Db, settings: SettingsDep,
+                bbox: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["bbox"])] = None,
+                limit: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["limit"])] = None,
+                offset: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["offset"])] = None,
+                properties: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["properties"])] = None,
+                sortby: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["sortby"])] = None,
+                datetime: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["datetime"])] = None,
+                filter: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["filter"])] = None,  # noqa: A002
+                crs: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["crs"])] = None,
+                f: Annotated[str | None, Query(description="json (default) or html")] = None):
+    layer = vector_layer(registry, collection_id, principal)
+    html = wants_html(request)
+    q = parse_items_query(request.query_params, layer, settings)
+    async with db.connection(read_only=True) as conn:
+        page = await fetch_page(conn, q)
+    path = f"/collections/{layer.id}/items"
+    links = items_links(request, layer, q, page.number_matched, page.number_returned, path)
+    extra = {"licence": layer.licence, "attribution": layer.attribution}
+    body = collection_bytes(page.features, matched=page.number_matched, links=links,
+                            extra={k: v for k, v in extra.items() if v})
+    if html:
+        doc = orjson.loads(body)
+        for link in doc["links"]:
+            if link["rel"] == "alternate":
+                link["href"] = url_with(request, path, f="json")
+        return HTMLResponse(views.items_html(doc, layer.id, layer.title, q.selected_attributes()))
+    return geojson_response(body, q)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=40)],
+               request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
+               settings: SettingsDep):
+    layer = vector_layer(registry, collection_id, principal)
+    only_params(request, {"f", "crs", "properties"})
+    html = wants_html(request)
+    q = parse_items_query(request.query_params, layer, settings, paging=False)
+    try:
+        fid = int(feature_id)
+    except ValueError:
+        fid = None
+    text = None
+    if fid is not None and -2**63 <= fid < 2**63:
+        async with db.connection(read_only=True) as conn:
+            text = await fetch_feature(conn, q, fid)
+    if text is None:
+        raise NotFound(f"No feature '{feature_id[:40]}' in collection '{layer.id}'.")
+    base = base_url(request)
+    path = f"/collections/{layer.id}/items/{fid}"
+    links = [link(url_with(request, path, f="json"), "self", GEOJSON, "This feature"),
+             link(url_with(request, path, f="html"), "alternate", "text/html", "This feature as HTML"),
+             link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]
+    body = text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    if html:
+        return HTMLResponse(views.feature_html(orjson.loads(body), layer.id, layer.title))
+    return geojson_response(body.encode(), q)
+
+
+router.include_router(features_spatial.router)
+router.include_router(features_export.router)

@@ -1,0 +1,93 @@
+"""Small HTTP helpers shared by the feature routes: negotiation, links, layer lookup.
+
+Every route of the feature API resolves its layer with :func:`vector_layer`, which goes
+through ``registry.readable(id, principal)``: a layer the caller may not read is the same
+404 as a missing one, and raster layers are not feature collections.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from gis_platform.errors import InvalidParameter, LayerNotFound
+from gis_platform.security import Principal
+from layers.catalog import Layer, Registry
+from layers.features import ItemsQuery
+
+GEOJSON = "application/geo+json"
+
+
+def wants_html(request: Request) -> bool:
+    """Content negotiation: ``f`` wins; otherwise ``Accept`` preferring text/html over JSON."""
+    f = (request.query_params.get("f") or "").strip().lower()
+    if f:
+        if f == "html":
+            return True
+        if f in ("json", "geojson", "application/json", "application/geo+json"):
+            return False
+        raise InvalidParameter(f"Unsupported format f={f[:20]!r}: use json or html.", parameter="f")
+    accept = request.headers.get("accept", "").lower()
+    if "text/html" not in accept:
+        return False
+    json_at = accept.find("json") if "json" in accept else len(accept) + 1
+    return accept.find("text/html") < json_at
+
+
+def base_url(request: Request) -> str:
+    """The external base URL: ``settings.public_url`` if set, else what the client used."""
+    public = getattr(request.app.state.settings, "public_url", None)
+    return (public or str(request.base_url)).rstrip("/")
+
+
+def url_with(request: Request, path: str, **changes) -> str:
+    """``base + path`` with the request's query string, some parameters replaced or removed."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes]
+    params += [(k, str(v)) for k, v in changes.items() if v is not None]
+    qs = urlencode(params)
+    return f"{base_url(request)}{path}" + (f"?{qs}" if qs else "")
+
+
+def vector_layer(registry: Registry, layer_id: str, principal: Principal) -> Layer:
+    """The readable *vector* layer ``layer_id``, or the same 404 as for a missing layer."""
+    layer = registry.readable(layer_id, principal)
+    if layer.kind != "vector" or not layer.table_name:
+        raise LayerNotFound(f"No layer '{layer_id}'.")
+    return layer
+
+
+def only_params(request: Request, allowed: set[str]) -> None:
+    """Reject query parameters a route does not define (400, as OGC API Features asks)."""
+    for key in request.query_params:
+        if key not in allowed:
+            raise InvalidParameter(f"Unknown query parameter {key[:60]!r}.", parameter=key[:60])
+
+
+def link(href: str, rel: str, type_: str, title: str | None = None) -> dict:
+    out = {"href": href, "rel": rel, "type": type_}
+    if title:
+        out["title"] = title
+    return out
+
+
+def items_links(request: Request, layer: Layer, q: ItemsQuery, matched: int, returned: int,
+                path: str) -> list[dict]:
+    """self/alternate/next/prev/collection links; next/prev keep every other parameter."""
+    base = base_url(request)
+    links = [link(url_with(request, path, f="json"), "self", GEOJSON, "This page"),
+             link(url_with(request, path, f="html"), "alternate", "text/html", "This page as HTML"),
+             link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]
+    fmt = request.query_params.get("f")
+    if q.offset + returned < matched:
+        links.append(link(url_with(request, path, offset=q.offset + returned, limit=q.limit, f=fmt),
+                           "next", GEOJSON if fmt != "html" else "text/html", "Next page"))
+    if q.offset > 0:
+        links.append(link(url_with(request, path, offset=max(0, q.offset - q.limit), limit=q.limit, f=fmt),
+                           "prev", GEOJSON if fmt != "html" else "text/html", "Previous page"))
+    return links
+
+
+def geojson_response(body: bytes, q: ItemsQuery, headers: dict | None = None) -> Response:
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": q.crs.header, **(headers or {})})
