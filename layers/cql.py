@@ -32,6 +32,9 @@ from layers.catalog import Layer
 from layers.spatial import CrsRef, Frag, degrees_for_metres, geometry_sql, parse_bbox, shape_from_geojson
 
 MAX_FILTER_CHARS = 20_000
+#: ``filter-lang`` values; ``cql-text`` (the pre-standard draft name, sent by GDAL <= 3.6) is
+#: read as CQL2 text, which covers the comparisons such clients generate.
+FILTER_LANGS = ("cql2-text", "cql2-json", "cql-text")
 MAX_IN_VALUES = 1_000
 GEOMETRY_NAMES = ("geometry", "geom")
 
@@ -110,7 +113,7 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
             raise InvalidParameter("filter is not valid JSON (filter-lang=cql2-json).",
                                    parameter="filter") from None
         return parse_filter_json(doc)
-    if lang != "cql2-text":
+    if lang not in ("cql2-text", "cql-text"):
         raise InvalidParameter(f"Unsupported filter-lang {lang[:40]!r}: use cql2-text or cql2-json.",
                                parameter="filter-lang")
     from lark.exceptions import LarkError

@@ -14,6 +14,7 @@ a layer that does not exist.  JSON is the default; ``f=html`` or a browser's
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated
 
 import orjson
@@ -28,7 +29,7 @@ from layers import features_export, features_spatial
 from layers import features_html as views
 from layers.api import RegistryDep
 from layers.catalog import Layer
-from layers.cql import queryables_schema
+from layers.cql import FILTER_LANGS, queryables_schema
 from layers.features import collection_bytes, fetch_feature, fetch_page, parse_items_query
 from layers.features_http import (
     GEOJSON,
@@ -69,7 +70,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
 ]
 
-CollectionId = Annotated[str, Path(description="Collection (layer) id", max_length=200)]
+CollectionId = Annotated[str, Path(alias="collectionId", description="Collection (layer) id", max_length=200)]
 
 
 def negotiate(request: Request, doc: dict, html, media_type: str = "application/json") -> Response:
@@ -106,9 +107,30 @@ async def conformance(request: Request):
         breadcrumbs=[("Home", "/")]))
 
 
-@router.get("/api", summary="The OpenAPI document (also at /openapi.json)")
-async def api_document(request: Request):
-    return Response(orjson.dumps(request.app.openapi()), media_type=OPENAPI_TYPE)
+@router.get("/api", summary="The OpenAPI document, with one items path per readable collection")
+async def api_document(request: Request, registry: RegistryDep, principal: PrincipalDep):
+    """The app's OpenAPI document plus ``/collections/<id>/items`` for each collection the
+    caller may read, listing its queryables as query parameters (as GDAL's OAPIF driver and
+    other clients look for them) and the accepted ``filter-lang`` values."""
+    doc = copy.deepcopy(request.app.openapi())
+    template = doc.get("paths", {}).get("/collections/{collectionId}/items", {}).get("get")
+    if template:
+        base_params = [p for p in template.get("parameters", []) if p.get("in") == "query"
+                       and p.get("name") != "filter-lang"]
+        for layer in registry.visible(principal):
+            if layer.kind != "vector" or not layer.table_name:
+                continue
+            schema = queryables_schema(layer, "")["properties"]
+            params = [*base_params, {"name": "filter-lang", "in": "query", "required": False,
+                                     "schema": {"type": "string", "enum": list(FILTER_LANGS)}}]
+            params += [{"name": name, "in": "query", "required": False, "style": "form", "explode": False,
+                        "schema": {k: v for k, v in prop.items() if k in ("type", "format")}}
+                       for name, prop in schema.items() if name != "geometry"]
+            op = {k: v for k, v in template.items() if k not in ("parameters", "operationId")}
+            op.update(summary=f"Features of {layer.title}", parameters=params,
+                      operationId=f"getFeatures_{layer.id}")
+            doc["paths"][f"/collections/{layer.id}/items"] = {"get": op}
+    return Response(orjson.dumps(doc), media_type=OPENAPI_TYPE)
 
 
 # GDAL given "OAPIF:http://host/" asks for "//api"; answer it rather than 404.
@@ -160,7 +182,7 @@ async def collections(request: Request, registry: RegistryDep, principal: Princi
     return negotiate(request, doc, views.collections_html)
 
 
-@router.get("/collections/{collection_id}", summary="One feature collection")
+@router.get("/collections/{collectionId}", summary="One feature collection")
 async def collection(collection_id: CollectionId, request: Request, registry: RegistryDep,
                      principal: PrincipalDep):
     layer = vector_layer(registry, collection_id, principal)
@@ -168,7 +190,7 @@ async def collection(collection_id: CollectionId, request: Request, registry: Re
     return negotiate(request, collection_doc(layer, request), views.collection_html)
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryables (JSON Schema)")
+@router.get("/collections/{collectionId}/queryables", summary="Queryables (JSON Schema)")
 async def queryables(collection_id: CollectionId, request: Request, registry: RegistryDep,
                      principal: PrincipalDep):
     layer = vector_layer(registry, collection_id, principal)
@@ -197,7 +219,7 @@ _ITEMS_QUERY_DOC = {
 }
 
 
-@router.get("/collections/{collection_id}/items", summary="Features (GeoJSON or HTML)",
+@router.get("/collections/{collectionId}/items", summary="Features (GeoJSON or HTML)",
             response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
 async def items(collection_id: CollectionId, request: Request, registry: RegistryDep,
                 principal: PrincipalDep, db: Db, settings: SettingsDep,
@@ -209,6 +231,11 @@ async def items(collection_id: CollectionId, request: Request, registry: Registr
                 datetime: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["datetime"])] = None,
                 filter: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["filter"])] = None,  # noqa: A002
                 crs: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["crs"])] = None,
+                bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=_ITEMS_QUERY_DOC["bbox-crs"])] = None,
+                filter_lang: Annotated[str | None, Query(alias="filter-lang",
+                                                         description=_ITEMS_QUERY_DOC["filter-lang"])] = None,
+                filter_crs: Annotated[str | None, Query(alias="filter-crs",
+                                                        description=_ITEMS_QUERY_DOC["filter-crs"])] = None,
                 f: Annotated[str | None, Query(description="json (default) or html")] = None):
     layer = vector_layer(registry, collection_id, principal)
     html = wants_html(request)
@@ -229,9 +256,9 @@ async def items(collection_id: CollectionId, request: Request, registry: Registr
     return geojson_response(body, q)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
             response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
-async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=40)],
+async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alias="featureId", max_length=40)],
                request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
                settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)

@@ -40,10 +40,10 @@ log = logging.getLogger("layers.export")
 router = APIRouter(tags=["export"])
 
 
-@router.get("/collections/{collection_id}/export", summary="Download a (filtered) layer",
+@router.get("/collections/{collectionId}/export", summary="Download a (filtered) layer",
             response_class=StreamingResponse,
             responses={200: {"content": {t: {} for t, _ in FORMATS.values()}}})
-async def export(collection_id: Annotated[str, Path(max_length=200)], request: Request,
+async def export(collection_id: Annotated[str, Path(alias="collectionId", max_length=200)], request: Request,
                  registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep,
                  format: Annotated[str | None, Query(description="geojson, csv, gpkg or fgb")] = None):  # noqa: A002
     layer = vector_layer(registry, collection_id, principal)

@@ -58,7 +58,7 @@ from layers.spatial import (
 )
 
 router = APIRouter(tags=["spatial"])
-CollectionId = Annotated[str, Path(description="Collection (layer) id", max_length=200)]
+CollectionId = Annotated[str, Path(alias="collectionId", description="Collection (layer) id", max_length=200)]
 MAX_GROUPS = 1000
 
 
@@ -118,7 +118,7 @@ def _distance_prop(layer: Layer) -> str:
 
 
 # --- nearest ---------------------------------------------------------------------------------
-@router.get("/collections/{collection_id}/nearest", summary="The k nearest features to a point")
+@router.get("/collections/{collectionId}/nearest", summary="The k nearest features to a point")
 async def nearest(collection_id: CollectionId, request: Request, registry: RegistryDep,
                   principal: PrincipalDep, db: Db, settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
@@ -180,14 +180,14 @@ async def _within_distance(collection_id: str, request: Request, registry: Regis
                         f"/collections/{layer.id}/within-distance")
 
 
-@router.get("/collections/{collection_id}/within-distance",
+@router.get("/collections/{collectionId}/within-distance",
             summary="Features within a distance (metres) of a point")
 async def within_distance(collection_id: CollectionId, request: Request, registry: RegistryDep,
                           principal: PrincipalDep, db: Db, settings: SettingsDep):
     return await _within_distance(collection_id, request, registry, principal, db, settings, None)
 
 
-@router.post("/collections/{collection_id}/within-distance",
+@router.post("/collections/{collectionId}/within-distance",
              summary="Features within a distance (metres) of a posted GeoJSON geometry")
 async def within_distance_post(collection_id: CollectionId, request: Request, registry: RegistryDep,
                                principal: PrincipalDep, db: Db, settings: SettingsDep):
@@ -196,7 +196,7 @@ async def within_distance_post(collection_id: CollectionId, request: Request, re
     return await _within_distance(collection_id, request, registry, principal, db, settings, doc)
 
 
-@router.post("/collections/{collection_id}/intersecting",
+@router.post("/collections/{collectionId}/intersecting",
              summary="Features intersecting a posted GeoJSON geometry")
 async def intersecting(collection_id: CollectionId, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, db: Db, settings: SettingsDep):
@@ -327,13 +327,13 @@ async def _stats(collection_id: str, request: Request, registry: Registry, princ
     return FastJSONResponse(doc_out)
 
 
-@router.get("/collections/{collection_id}/stats", summary="Summary statistics inside an area")
+@router.get("/collections/{collectionId}/stats", summary="Summary statistics inside an area")
 async def stats(collection_id: CollectionId, request: Request, registry: RegistryDep, principal: PrincipalDep,
                 db: Db, settings: SettingsDep):
     return await _stats(collection_id, request, registry, principal, db, settings, None)
 
 
-@router.post("/collections/{collection_id}/stats", summary="Summary statistics inside a posted geometry")
+@router.post("/collections/{collectionId}/stats", summary="Summary statistics inside a posted geometry")
 async def stats_post(collection_id: CollectionId, request: Request, registry: RegistryDep,
                      principal: PrincipalDep, db: Db, settings: SettingsDep):
     vector_layer(registry, collection_id, principal)
