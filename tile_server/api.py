@@ -1,0 +1,347 @@
+"""HTTP routes of the tile server.
+
+Tiles
+    ``GET /collections/{id}/tiles/{tms}/{z}/{x}/{y}[.mvt|.pbf|.png|.webp]`` - one layer
+    (OGC API Tiles shape; without an extension ``f=mvt|png|webp`` or the layer's kind decides).
+    ``GET /tiles/{tms}/{z}/{x}/{y}.mvt?layers=a,b`` - several vector layers in one tile.
+Metadata
+    ``/tileMatrixSets``, ``/tileMatrixSets/{tms}``, ``/collections/{id}/tiles``,
+    ``/collections/{id}/tiles/{tms}``, ``/collections/{id}/tiles/{tms}/tilejson.json``,
+    ``/tiles?layers=``, ``/tiles/{tms}?layers=``, ``/tiles/{tms}/tilejson.json?layers=``,
+    ``/collections/{id}/style.json``, ``/tiles/style.json?layers=``, ``/viewer?layers=``.
+
+Responses: ``200`` with the tile; ``204 No Content`` for an empty tile (no feature or no
+data pixel in it - also what OGC API Tiles recommends, and MapLibre treats it as an empty
+tile); ``304`` when ``If-None-Match`` matches the ETag.  MVT bodies are stored gzipped and
+sent with ``Content-Encoding: gzip`` to clients that accept it (decompressed otherwise),
+always with ``Vary: Accept-Encoding``.  The app's GZipMiddleware leaves responses that
+already carry ``Content-Encoding`` alone, and never compresses PNG/WebP, so nothing is
+compressed twice.
+
+Access: every layer goes through ``Registry.readable`` - a restricted layer is the same 404
+as a missing one, in tiles, composites, TileJSON, tilesets and styles - and the caller's
+access key is part of every cache key.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from morecantile import TileMatrixSet
+from starlette.responses import HTMLResponse, Response
+
+from gis_platform.deps import SettingsDep
+from gis_platform.errors import InvalidParameter
+from gis_platform.security import Principal, PrincipalDep
+from layers.api import RegistryDep
+from layers.catalog import Layer, Registry
+from tile_server import metadata
+from tile_server.raster import RasterSource, parse_raster_params
+from tile_server.service import TileResult, TileService
+from tile_server.sources import MVT_MEDIA_TYPE
+from tile_server.tms import DEFAULT_TMS, check_tile, get_tms
+from tile_server.vector import VectorSource
+
+router = APIRouter(tags=["tiles"])
+
+_Y_RE = re.compile(r"^(\d{1,9})(?:\.([A-Za-z0-9]{1,8}))?$")
+_VECTOR_FORMATS = {"mvt", "pbf"}
+_RASTER_FORMATS = {"png", "webp"}
+_LAYER_LIST_RE = re.compile(r"^[a-z0-9_,\s]*$")
+
+
+async def on_startup(app: FastAPI) -> None:
+    app.state.tile_service = TileService(app.state.settings, app.state.db)
+
+
+def get_tile_service(request: Request) -> TileService:
+    return request.app.state.tile_service
+
+
+def get_grid(tileMatrixSetId: str) -> TileMatrixSet:  # noqa: N803 - the OGC parameter name
+    return get_tms(tileMatrixSetId)
+
+
+TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
+TmsDep = Annotated[TileMatrixSet, Depends(get_grid)]
+
+
+def base_url(request: Request, settings) -> str:
+    """The external base URL for links (``public_url`` behind a proxy)."""
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def parse_y(segment: str) -> tuple[int, str | None]:
+    """``'1586.mvt'`` -> ``(1586, 'mvt')``; InvalidParameter for anything else."""
+    m = _Y_RE.match(segment)
+    if not m:
+        raise InvalidParameter(f"Tile row {segment!r} must be a number, optionally with an "
+                               "extension: .mvt, .pbf, .png or .webp.")
+    return int(m.group(1)), (m.group(2) or "").lower() or None
+
+
+def resolve_layers(text: str | None, registry: Registry, principal: Principal,
+                   max_layers: int) -> list[Layer]:
+    """The ``layers=a,b`` list: ids checked, duplicates dropped, capped; 404 for unreadable."""
+    if text is None or not text.strip():
+        raise InvalidParameter("Name the layers to combine: ?layers=districts,roads")
+    if not _LAYER_LIST_RE.match(text):
+        raise InvalidParameter(f"layers={text!r}: give comma-separated layer ids "
+                               "(lower-case letters, digits and underscores).")
+    ids = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not ids:
+        raise InvalidParameter("Name the layers to combine: ?layers=districts,roads")
+    if len(ids) > max_layers:
+        raise InvalidParameter(f"Too many layers ({len(ids)}): one tile combines at most "
+                               f"{max_layers}.")
+    layers = [registry.readable(i, principal) for i in ids]
+    raster = [l.id for l in layers if l.kind != "vector"]
+    if raster:
+        raise InvalidParameter(f"Composite vector tiles combine vector layers only; {raster} "
+                               "are raster layers (use /collections/{id}/tiles/... for them).")
+    return layers
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").lower().split(","):
+        coding, _, q = part.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            q = q.strip()
+            if q.startswith("q="):
+                try:
+                    return float(q[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+    strip = lambda t: t.strip().removeprefix("W/")  # noqa: E731
+    return strip(etag) in {strip(t) for t in header.split(",")}
+
+
+def _headers(etag: str, media_type: str, settings) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": getattr(settings, "tile_cache_control",
+                                                      "public, max-age=3600")}
+    if media_type == MVT_MEDIA_TYPE:
+        headers["Vary"] = "Accept-Encoding"
+    return headers
+
+
+def _tile_response(request: Request, result: TileResult, settings) -> Response:
+    headers = _headers(result.etag, result.media_type, settings)
+    if result.empty:
+        return Response(status_code=204, headers=headers)
+    body = result.body
+    if result.encoding == "gzip":
+        if _accepts_gzip(request):
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = result.identity()
+    return Response(body, media_type=result.media_type, headers=headers)
+
+
+async def _serve(request: Request, service: TileService, source, grid: TileMatrixSet, tile,
+                 params_key: str, principal: Principal, settings) -> Response:
+    key = service.key(source, grid, tile, params_key, principal.access_key)
+    etag = service.etag_for(key)
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=_headers(etag, source.media_type, settings))
+    result = await service.tile(source, grid, tile, params_key=params_key, principal=principal)
+    return _tile_response(request, result, settings)
+
+
+# --- tiles -------------------------------------------------------------------------------
+_TILE_RESPONSES = {200: {"content": {MVT_MEDIA_TYPE: {}, "image/png": {}, "image/webp": {}},
+                         "description": "The tile"},
+                   204: {"description": "Empty tile: no feature or data pixel in it"},
+                   304: {"description": "Not modified (If-None-Match)"}}
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+            summary="A tile of one layer (vector: MVT, raster: PNG/WebP)",
+            response_class=Response, responses=_TILE_RESPONSES)
+async def collection_tile(
+    request: Request, collectionId: str, grid: TmsDep, z: int, x: int, y: str,  # noqa: N803
+    registry: RegistryDep, principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
+    f: Annotated[str | None, Query(description="mvt, png or webp (instead of an extension)")] = None,
+    bidx: Annotated[str | None, Query(description="Raster bands, e.g. 1 or 3,2,1")] = None,
+    rescale: Annotated[list[str], Query(description="Raster 'min,max' (repeat per band)")] = [],  # noqa: B006
+    colormap: Annotated[str | None, Query(description="Raster colormap name, e.g. viridis")] = None,
+) -> Response:
+    row, ext = parse_y(y)
+    tile = check_tile(grid, z, x, row)
+    layer = registry.readable(collectionId, principal)
+    fmt = (ext or f or ("mvt" if layer.kind == "vector" else "png")).lower()
+    if layer.kind == "vector":
+        if fmt not in _VECTOR_FORMATS:
+            raise InvalidParameter(f"Layer '{layer.id}' is a vector layer: ask for .mvt tiles, "
+                                   f"not {fmt!r}.")
+        source = VectorSource([layer], service.db, service.tuning, service.sql_cache)
+        source.check_zoom(grid, tile)
+        return await _serve(request, service, source, grid, tile, "", principal, settings)
+    if fmt not in _RASTER_FORMATS:
+        raise InvalidParameter(f"Layer '{layer.id}' is a raster layer: ask for .png or .webp "
+                               f"tiles, not {fmt!r}.")
+    if not layer.minzoom <= tile.z <= layer.maxzoom:
+        from tile_server.vector import TileOutsideZoomRange
+
+        raise TileOutsideZoomRange(f"Layer '{layer.id}' has tiles from zoom {layer.minzoom} to "
+                                   f"{layer.maxzoom}; zoom {tile.z} was asked.")
+    params = parse_raster_params(layer, fmt, bidx, rescale, colormap)
+    source = RasterSource(layer, params, settings.resolved_data_dir(), service.raster_limiter)
+    return await _serve(request, service, source, grid, tile, params.key(), principal, settings)
+
+
+@router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+            summary="A composite vector tile of several layers (?layers=a,b)",
+            response_class=Response, responses=_TILE_RESPONSES)
+async def composite_tile(
+    request: Request, grid: TmsDep, z: int, x: int, y: str, registry: RegistryDep,
+    principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
+    layers: Annotated[str | None, Query(description="Comma-separated vector layer ids")] = None,
+    f: Annotated[str | None, Query(description="mvt (instead of the .mvt extension)")] = None,
+) -> Response:
+    row, ext = parse_y(y)
+    tile = check_tile(grid, z, x, row)
+    chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers)
+    fmt = (ext or f or "mvt").lower()
+    if fmt not in _VECTOR_FORMATS:
+        raise InvalidParameter(f"Composite tiles are vector tiles: ask for .mvt, not {fmt!r}.")
+    source = VectorSource(chosen, service.db, service.tuning, service.sql_cache)
+    source.check_zoom(grid, tile)
+    return await _serve(request, service, source, grid, tile, "", principal, settings)
+
+
+# --- metadata ----------------------------------------------------------------------------
+@router.get("/tileMatrixSets", summary="Tile matrix sets offered (OGC API Tiles)")
+async def list_tile_matrix_sets(request: Request, settings: SettingsDep) -> dict:
+    return metadata.tms_list(base_url(request, settings))
+
+
+@router.get("/tileMatrixSets/{tileMatrixSetId}", summary="A tile matrix set definition")
+async def tile_matrix_set(grid: TmsDep) -> dict:
+    return metadata.tms_document(grid)
+
+
+@router.get("/collections/{collectionId}/tiles", summary="Tilesets of a layer (OGC API Tiles)")
+async def collection_tilesets(request: Request, collectionId: str, registry: RegistryDep,  # noqa: N803
+                              principal: PrincipalDep, settings: SettingsDep) -> dict:
+    layer = registry.readable(collectionId, principal)
+    base = base_url(request, settings)
+    return metadata.tilesets_list([layer], base, f"{base}/collections/{layer.id}/tiles")
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="A layer's tileset")
+async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,  # noqa: N803
+                             registry: RegistryDep, principal: PrincipalDep,
+                             settings: SettingsDep) -> dict:
+    layer = registry.readable(collectionId, principal)
+    base = base_url(request, settings)
+    href = f"{base}/collections/{layer.id}/tiles/{grid.id}"
+    return metadata.tileset([layer], grid, base, href, f"{href}/tilejson.json")
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json",
+            summary="TileJSON 3.0 of a layer")
+async def collection_tilejson(
+    request: Request, collectionId: str, grid: TmsDep, registry: RegistryDep,  # noqa: N803
+    principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
+    format: Annotated[str | None, Query(description="Raster: png or webp")] = None,  # noqa: A002
+    bidx: str | None = None, rescale: Annotated[list[str], Query()] = [],  # noqa: B006
+    colormap: str | None = None,
+) -> dict:
+    layer = registry.readable(collectionId, principal)
+    base = base_url(request, settings)
+    if layer.kind == "vector":
+        return metadata.vector_tilejson([layer], grid, base, service.tuning)
+    params = parse_raster_params(layer, format or "png", bidx, rescale, colormap)
+    query = urlencode([(k, v) for k, v in [("bidx", bidx), ("colormap", params.colormap)] if v]
+                      + [("rescale", r) for r in rescale])
+    return metadata.raster_tilejson(layer, grid, base, params.fmt, query)
+
+
+@router.get("/collections/{collectionId}/style.json",
+            summary="A minimal MapLibre style showing this layer (no glyphs needed)")
+async def collection_style(request: Request, collectionId: str, registry: RegistryDep,  # noqa: N803
+                           principal: PrincipalDep, settings: SettingsDep) -> dict:
+    layer = registry.readable(collectionId, principal)
+    return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings))
+
+
+def _dataset_layers(layers: str | None, registry: Registry, principal: Principal,
+                    service: TileService) -> list[Layer]:
+    """``layers=`` or, if omitted, every vector layer the caller may read (up to the cap)."""
+    if layers is None:
+        visible = [l for l in registry.visible(principal) if l.kind == "vector"]
+        if not visible:
+            raise InvalidParameter("There are no vector layers to combine yet.")
+        if len(visible) > service.tuning.max_layers:
+            raise InvalidParameter(
+                f"{len(visible)} vector layers are available; choose at most "
+                f"{service.tuning.max_layers} with ?layers=a,b.")
+        return visible
+    return resolve_layers(layers, registry, principal, service.tuning.max_layers)
+
+
+# Declared before /tiles/{tileMatrixSetId} so that 'style.json' is not taken for a grid id.
+@router.get("/tiles/style.json", summary="A MapLibre style for several layers (?layers=a,b)")
+async def composite_style(request: Request, registry: RegistryDep, principal: PrincipalDep,
+                          service: TileServiceDep, settings: SettingsDep,
+                          layers: str | None = None) -> dict:
+    if layers is None or not layers.strip():
+        raise InvalidParameter("Name the layers to show: ?layers=districts,roads")
+    ids = list(dict.fromkeys(p.strip() for p in layers.split(",") if p.strip()))
+    if len(ids) > service.tuning.max_layers:
+        raise InvalidParameter(f"Too many layers ({len(ids)}): a style shows at most "
+                               f"{service.tuning.max_layers}.")
+    chosen = [registry.readable(i, principal) for i in ids]
+    return metadata.style(chosen, get_tms(DEFAULT_TMS), base_url(request, settings))
+
+
+@router.get("/tiles", summary="Tilesets of a composite of layers (OGC API Tiles)")
+async def dataset_tilesets(request: Request, registry: RegistryDep, principal: PrincipalDep,
+                           service: TileServiceDep, settings: SettingsDep,
+                           layers: str | None = None) -> dict:
+    chosen = _dataset_layers(layers, registry, principal, service)
+    base = base_url(request, settings)
+    query = urlencode({"layers": ",".join(l.id for l in chosen)}, safe=",")
+    return metadata.tilesets_list(chosen, base, f"{base}/tiles", query)
+
+
+@router.get("/tiles/{tileMatrixSetId}", summary="The tileset of a composite of layers")
+async def dataset_tileset(request: Request, grid: TmsDep, registry: RegistryDep,
+                          principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
+                          layers: str | None = None) -> dict:
+    chosen = _dataset_layers(layers, registry, principal, service)
+    base = base_url(request, settings)
+    query = urlencode({"layers": ",".join(l.id for l in chosen)}, safe=",")
+    return metadata.tileset(chosen, grid, base, f"{base}/tiles/{grid.id}?{query}",
+                            f"{base}/tiles/{grid.id}/tilejson.json?{query}")
+
+
+@router.get("/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON 3.0 of a composite")
+async def composite_tilejson(request: Request, grid: TmsDep, registry: RegistryDep,
+                             principal: PrincipalDep, service: TileServiceDep,
+                             settings: SettingsDep, layers: str | None = None) -> dict:
+    chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers)
+    return metadata.vector_tilejson(chosen, grid, base_url(request, settings), service.tuning)
+
+
+@router.get("/viewer", summary="A MapLibre page showing layers from these tiles",
+            response_class=HTMLResponse)
+async def viewer() -> HTMLResponse:
+    """Static HTML: it reads ``?layers=`` itself and loads ``/tiles/style.json``."""
+    html = resources.files("tile_server").joinpath("templates/viewer.html").read_text("utf-8")
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,219 @@
+"""The tile cache: an in-memory LRU in front of an on-disk store shared by worker processes.
+
+Keys are made of everything that changes the bytes (see :func:`cache_key`): source ids with
+their data versions, grid, z/x/y, format, normalized parameters, the caller's access key and
+the tuning fingerprint.  A re-ingested layer gets a new data version, so its old tiles are
+never looked up again - no purge is needed; they age out of memory by LRU and off the disk
+by the size sweep.
+
+On disk a tile lives at ``<root>/<h[:2]>/<h[2:4]>/<h>`` (``h`` = SHA-256 of the key).  It is
+written to a temporary file in the same directory and moved into place with
+``os.replace``, which is atomic on POSIX: another process reads either the whole old file,
+the whole new one, or nothing - never a torn tile.  A zero-length file records an empty
+tile.  The disk size is bounded by a sweep (oldest files first, by modification time) that
+runs in a thread once enough has been written since the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+log = logging.getLogger("tile_server.cache")
+
+
+def cache_key(*parts: object) -> str:
+    """A stable key from its parts (joined with a separator no part contains unescaped)."""
+    return "\x1f".join(str(p) for p in parts)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class MemoryLRU:
+    """A byte-budgeted LRU of ``hash -> bytes`` (thread-safe; the seeder uses threads)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self.bytes = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, h: str) -> bytes | None:
+        with self._lock:
+            value = self._items.get(h)
+            if value is not None:
+                self._items.move_to_end(h)
+            return value
+
+    def put(self, h: str, value: bytes) -> None:
+        size = len(value) + 100        # rough per-entry overhead, so empty tiles count too
+        if size > self.max_bytes // 4:
+            return                     # one huge tile must not flush everything else
+        with self._lock:
+            old = self._items.pop(h, None)
+            if old is not None:
+                self.bytes -= len(old) + 100
+            self._items[h] = value
+            self.bytes += size
+            while self.bytes > self.max_bytes and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self.bytes -= len(dropped) + 100
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class DiskCache:
+    """Tiles as files under ``root``; safe for several processes writing at once."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = Path(root)
+        self.max_bytes = max(0, int(max_bytes))
+        self._written = 0
+        self._sweeping = threading.Lock()
+        self._counter_lock = threading.Lock()
+
+    def path(self, h: str) -> Path:
+        return self.root / h[:2] / h[2:4] / h
+
+    def get(self, h: str) -> bytes | None:
+        try:
+            with open(self.path(h), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:  # a full or broken disk degrades to a miss, never to a 500
+            log.warning("tile cache read failed", extra={"error": str(exc)})
+            return None
+
+    def contains(self, h: str) -> bool:
+        return self.path(h).exists()
+
+    def put(self, h: str, value: bytes) -> None:
+        if self.max_bytes <= 0:
+            return
+        target = self.path(h)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(value)
+                os.replace(tmp, target)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError as exc:
+            log.warning("tile cache write failed", extra={"error": str(exc)})
+            return
+        with self._counter_lock:
+            self._written += len(value) + 512
+            due = self._written > max(self.max_bytes // 10, 1)
+            if due:
+                self._written = 0
+        if due:
+            threading.Thread(target=self.sweep, name="tile-cache-sweep", daemon=True).start()
+
+    def sweep(self, target_fraction: float = 0.8) -> int:
+        """Delete the oldest files until the store is under ``target_fraction`` of its budget.
+
+        Returns how many files were removed.  Concurrent sweeps in other processes are
+        harmless: deleting a file twice is a no-op, and a reader that loses the race just
+        sees a miss (an open file stays readable on POSIX after it is unlinked).
+        """
+        if not self._sweeping.acquire(blocking=False):
+            return 0
+        try:
+            files: list[tuple[float, int, str]] = []
+            total = 0
+            now = time.time()
+            for dirpath, _dirs, names in os.walk(self.root):
+                for name in names:
+                    p = os.path.join(dirpath, name)
+                    try:
+                        st = os.stat(p)
+                    except OSError:
+                        continue
+                    if name.startswith(".tmp-") and now - st.st_mtime > 300:
+                        _unlink(p)     # left behind by a killed writer
+                        continue
+                    files.append((st.st_mtime, st.st_size + 512, p))
+                    total += st.st_size + 512
+            if total <= self.max_bytes:
+                return 0
+            files.sort()
+            removed = 0
+            goal = self.max_bytes * target_fraction
+            for _mtime, size, p in files:
+                if total <= goal:
+                    break
+                if _unlink(p):
+                    removed += 1
+                total -= size
+            return removed
+        finally:
+            self._sweeping.release()
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+
+
+class TileCache:
+    """Memory LRU over the disk store; values are the stored (compressed) tile bytes."""
+
+    def __init__(self, root: Path, memory_bytes: int, disk_bytes: int) -> None:
+        self.memory = MemoryLRU(memory_bytes)
+        self.disk = DiskCache(root, disk_bytes)
+        self.hits_memory = 0
+        self.hits_disk = 0
+        self.misses = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> TileCache:
+        root = settings.resolved_data_dir() / "tile-cache"
+        return cls(root, int(getattr(settings, "tile_cache_memory_mb", 128)) * 1024 * 1024,
+                   int(getattr(settings, "tile_cache_disk_mb", 2048)) * 1024 * 1024)
+
+    def get(self, h: str) -> bytes | None:
+        value = self.memory.get(h)
+        if value is not None:
+            self.hits_memory += 1
+            return value
+        value = self.disk.get(h)
+        if value is not None:
+            self.hits_disk += 1
+            self.memory.put(h, value)
+            return value
+        self.misses += 1
+        return None
+
+    def put(self, h: str, value: bytes) -> None:
+        """Store in memory at once and on disk (call from a thread: it does file I/O)."""
+        self.memory.put(h, value)
+        self.disk.put(h, value)
+
+    def stats(self) -> dict:
+        return {"memory_entries": len(self.memory), "memory_bytes": self.memory.bytes,
+                "hits_memory": self.hits_memory, "hits_disk": self.hits_disk,
+                "misses": self.misses}

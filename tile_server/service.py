@@ -1,0 +1,113 @@
+"""Serving a tile: key -> ETag -> cache -> render once -> compress -> store.
+
+:class:`TileService` is shared by the HTTP routes and the ``tiles seed`` command, so both
+fill the same cache with the same keys.  The ETag is derived from the cache key alone
+(which includes every data version), so a conditional request is answered 304 without
+touching the cache or the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from dataclasses import dataclass
+
+from morecantile import Tile, TileMatrixSet
+
+from gis_platform.security import Principal
+from tile_server.cache import TileCache, cache_key, key_hash
+from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning
+from tile_server.vector import SqlCache
+
+GZIP_LEVEL = 6
+_THREAD_COMPRESS_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """A tile as stored: ``body`` is gzip-compressed when ``encoding == 'gzip'``."""
+
+    body: bytes
+    media_type: str
+    etag: str
+    encoding: str | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.body
+
+    def identity(self) -> bytes:
+        """The uncompressed bytes (for clients that do not accept gzip)."""
+        return gzip.decompress(self.body) if self.encoding == "gzip" and self.body else self.body
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    # wbits=31: a gzip container (header + CRC), what Content-Encoding: gzip means.
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+class TileService:
+    """Process-wide tile machinery: tuning, composed-SQL cache, tile cache, single-flight."""
+
+    def __init__(self, settings, db, cache: TileCache | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.tuning = TileTuning.from_settings(settings)
+        self.sql_cache = SqlCache()
+        self.cache = cache or TileCache.from_settings(settings)
+        self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    def key(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
+            access_key: str) -> str:
+        """Everything that changes the bytes, as one string."""
+        return cache_key(source.media_type, source.cache_parts(), grid.id, tile.z, tile.x, tile.y,
+                         params_key, access_key, self.tuning.fingerprint())
+
+    @staticmethod
+    def etag_for(key: str) -> str:
+        # Weak: the gzip and identity representations share it (same content, RFC 9110 8.8.1).
+        return f'W/"{key_hash(key)[:32]}"'
+
+    async def tile(self, source: TileSource, grid: TileMatrixSet, tile: Tile, *,
+                   params_key: str = "", principal: Principal | None = None,
+                   access_key: str | None = None) -> TileResult:
+        """The tile from cache, or rendered once (concurrent callers share one render)."""
+        if access_key is None:
+            access_key = principal.access_key if principal is not None else "public"
+        key = self.key(source, grid, tile, params_key, access_key)
+        h = key_hash(key)
+        etag = self.etag_for(key)
+        encoding = "gzip" if source.media_type == MVT_MEDIA_TYPE else None
+        stored = self.cache.get(h)
+        if stored is not None:
+            return TileResult(stored, source.media_type, etag, encoding if stored else None)
+        pending = self._inflight.get(h)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[h] = fut
+        try:
+            raw = await source.get_tile(grid, tile, {})
+            if encoding == "gzip" and raw:
+                body = (await asyncio.to_thread(gzip_bytes, raw)
+                        if len(raw) > _THREAD_COMPRESS_BYTES else gzip_bytes(raw))
+            else:
+                body = raw
+            await asyncio.to_thread(self.cache.put, h, body)
+            result = TileResult(body, source.media_type, etag, encoding if body else None)
+            fut.set_result(result)
+            return result
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()   # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            self._inflight.pop(h, None)
+
+    def cached(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
+               access_key: str) -> bool:
+        """Whether the disk store already has this tile (the seeder skips those)."""
+        return self.cache.disk.contains(key_hash(self.key(source, grid, tile, params_key, access_key)))

@@ -1,0 +1,83 @@
+"""The one tile-source protocol, and the tuning every source reads from settings.
+
+Routes, the cache, the seeder and the metadata builders are written once against
+:class:`TileSource`; :class:`tile_server.vector.VectorSource` (PostGIS -> MVT) and
+:class:`tile_server.raster.RasterSource` (COG -> PNG/WebP) implement it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from morecantile import Tile, TileMatrixSet
+
+# Bump when the bytes a given (data version, tile, params) renders to change (new SQL,
+# new simplification...): it is part of every cache key and ETag, so a deploy of a new
+# tile format never serves tiles rendered by the old code.
+TILE_FORMAT_VERSION = 1
+
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+
+
+@dataclass(frozen=True)
+class TileTuning:
+    """Settings that shape tile bytes (all part of the cache key via :meth:`fingerprint`).
+
+    Read with ``getattr(settings, name, default)`` so the platform's Settings need not
+    declare them until an operator wants to change one.
+    """
+
+    extent: int = 4096                # MVT grid units per tile side
+    buffer: int = 64                  # clip buffer, in extent units
+    max_features: int = 20_000        # per layer per tile
+    overview_below_zoom: int = 12     # below this zoom: few attributes, simplified geometry
+    overview_attributes: int = 3      # how many attributes overview tiles keep
+    min_feature_px: float = 1.0       # overview: drop lines/polygons smaller than this (256 px tiles)
+    simplify_px: float = 0.5          # overview: simplification tolerance (256 px tiles)
+    max_layers: int = 10              # layers in one composite tile
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TileTuning:
+        """The tuning from ``settings`` (``tile_extent``, ``tile_buffer``, ...), defaults otherwise."""
+        d = cls()
+        return cls(
+            extent=int(getattr(settings, "tile_extent", d.extent)),
+            buffer=int(getattr(settings, "tile_buffer", d.buffer)),
+            max_features=int(getattr(settings, "tile_max_features", d.max_features)),
+            overview_below_zoom=int(getattr(settings, "tile_overview_below_zoom", d.overview_below_zoom)),
+            overview_attributes=int(getattr(settings, "tile_overview_attributes", d.overview_attributes)),
+            min_feature_px=float(getattr(settings, "tile_min_feature_px", d.min_feature_px)),
+            simplify_px=float(getattr(settings, "tile_simplify_px", d.simplify_px)),
+            max_layers=int(getattr(settings, "tile_max_layers", d.max_layers)),
+        )
+
+    def fingerprint(self) -> str:
+        """A short string that changes whenever a setting that shapes tile bytes changes."""
+        return (f"f{TILE_FORMAT_VERSION}e{self.extent}b{self.buffer}m{self.max_features}"
+                f"o{self.overview_below_zoom}a{self.overview_attributes}"
+                f"p{self.min_feature_px:g}s{self.simplify_px:g}")
+
+
+@runtime_checkable
+class TileSource(Protocol):
+    """Something that renders tiles: one vector layer, a composite of several, or a raster.
+
+    ``get_tile`` returns the tile bytes *uncompressed*, or ``b""`` for an empty tile (no
+    feature or no pixel in it); the cache layer compresses and stores them.
+    """
+
+    id: str
+    media_type: str
+
+    def cache_parts(self) -> str:
+        """What identifies this source's bytes: ids and data versions of its layers."""
+        ...
+
+    def tilejson(self, grid: TileMatrixSet, base_url: str, query: str = "") -> dict:
+        """A TileJSON 3.0 document for this source in ``grid``."""
+        ...
+
+    async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict) -> bytes:
+        """The tile's bytes (``b""`` when empty)."""
+        ...

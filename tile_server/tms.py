@@ -1,0 +1,158 @@
+"""Tile matrix sets (from morecantile) and tile validation.
+
+Every tile grid comes from morecantile; bounds are always ``tms.xy_bounds(tile)`` in the
+TMS's own CRS, never hand-rolled Web-Mercator arithmetic.  Three grids are served:
+
+* ``WebMercatorQuad`` (EPSG:3857) - what MapLibre, Leaflet and OpenLayers use by default;
+* ``WorldCRS84Quad`` (OGC:CRS84, lon/lat order, two tiles at zoom 0);
+* ``KoreaUTMKQuad`` - a quadtree over EPSG:5179 (Korea 2000 / Unified CS, "UTM-K"), the
+  national grid of Korean base maps.  Its extent is a 2,097,152 m square (2^21) from
+  (0, 524288) to (2097152, 2621440) easting/northing, which covers the whole EPSG:5179
+  area of use (the peninsula and Jeju) with power-of-two resolutions: 8192 m/px at z0,
+  0.5 m/px at z14.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import morecantile
+import pyproj
+from morecantile import Tile, TileMatrixSet
+
+from gis_platform.errors import InvalidParameter, NotFound
+
+DEFAULT_TMS = "WebMercatorQuad"
+
+
+class TileOutsideBounds(NotFound):
+    """The requested z/x/y does not exist in the tile matrix set."""
+
+    title, type_slug = "Tile outside bounds", "tile-outside-bounds"
+
+
+class UnknownTileMatrixSet(NotFound):
+    title, type_slug = "Tile matrix set not found", "tile-matrix-set-not-found"
+
+
+def _korea_utmk() -> TileMatrixSet:
+    return TileMatrixSet.custom(
+        [0.0, 524288.0, 2097152.0, 2621440.0], pyproj.CRS.from_epsg(5179),
+        id="KoreaUTMKQuad", title="Korea 2000 / Unified CS (UTM-K, EPSG:5179) quadtree",
+        minzoom=0, maxzoom=20)
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, TileMatrixSet]:
+    grids = {name: morecantile.tms.get(name) for name in ("WebMercatorQuad", "WorldCRS84Quad")}
+    korea = _korea_utmk()
+    grids[korea.id] = korea
+    return grids
+
+
+def tms_ids() -> list[str]:
+    """Ids of the tile matrix sets this server offers."""
+    return list(_registry())
+
+
+def get_tms(tms_id: str) -> TileMatrixSet:
+    """The tile matrix set ``tms_id``; 404 with the list of offered ones otherwise."""
+    grid = _registry().get(tms_id)
+    if grid is None:
+        raise UnknownTileMatrixSet(
+            f"Unknown tile matrix set {tms_id!r}; this server offers {', '.join(tms_ids())}.")
+    return grid
+
+
+@lru_cache(maxsize=16)
+def tms_srid(tms_id: str) -> int:
+    """The PostGIS SRID of a grid's CRS.
+
+    OGC:CRS84 has no EPSG code, but it is EPSG:4326 with lon/lat axis order - which is
+    exactly how PostGIS stores SRID 4326 coordinates (x = longitude), so 4326 is right.
+    """
+    grid = get_tms(tms_id)
+    epsg = grid.crs._pyproj_crs.to_epsg()
+    if epsg is None:
+        if "CRS84" in str(grid.crs.root):
+            return 4326
+        raise InvalidParameter(f"Tile matrix set {tms_id} has no EPSG code PostGIS could use.")
+    return int(epsg)
+
+
+@lru_cache(maxsize=16)
+def _to_wgs84(tms_id: str) -> pyproj.Transformer:
+    # always_xy: pyproj would otherwise return EPSG:4326 as (lat, lon) and EPSG:5179 as
+    # (northing, easting), their authority axis orders; PostGIS and morecantile's
+    # xy_bounds both use (x, y) = (easting or lon, northing or lat).
+    return pyproj.Transformer.from_crs(get_tms(tms_id).crs._pyproj_crs, "EPSG:4326", always_xy=True)
+
+
+def check_tile(grid: TileMatrixSet, z: int, x: int, y: int) -> Tile:
+    """The tile z/x/y, or TileOutsideBounds (404) if the matrix has no such tile."""
+    if z < grid.minzoom or z > grid.maxzoom:
+        raise TileOutsideBounds(
+            f"Zoom {z} is outside {grid.id}, which has zoom levels {grid.minzoom} to {grid.maxzoom}.")
+    matrix = grid.matrix(z)
+    if not (0 <= x < matrix.matrixWidth and 0 <= y < matrix.matrixHeight):
+        raise TileOutsideBounds(
+            f"Tile {z}/{x}/{y} is outside {grid.id}: at zoom {z} x runs 0..{matrix.matrixWidth - 1} "
+            f"and y 0..{matrix.matrixHeight - 1}.")
+    return Tile(x, y, z)
+
+
+@dataclass(frozen=True)
+class TileBounds:
+    """A tile's envelope in the grid's CRS and its WGS84 bounding box (with a buffer)."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    lon_min: float
+    lat_min: float
+    lon_max: float
+    lat_max: float
+
+    @property
+    def width(self) -> float:
+        return self.xmax - self.xmin
+
+    @property
+    def height(self) -> float:
+        return self.ymax - self.ymin
+
+
+def tile_bounds(grid: TileMatrixSet, tile: Tile, buffer_fraction: float = 0.0) -> TileBounds:
+    """The tile's bounds from ``grid.xy_bounds`` plus its geographic box for index filtering.
+
+    The geographic box is computed from the envelope grown by ``buffer_fraction`` of the tile
+    on each side, transformed with 21 densified points per edge: in a grid whose CRS is not
+    cylindrical (UTM-K) a straight tile edge is a curve in lon/lat, and transforming only the
+    four corners would cut off features that lie in the bulge.
+    """
+    b = grid.xy_bounds(tile)
+    dx = (b.right - b.left) * buffer_fraction
+    dy = (b.top - b.bottom) * buffer_fraction
+    if tms_srid(grid.id) == 4326:
+        geo = (b.left - dx, b.bottom - dy, b.right + dx, b.top + dy)
+    else:
+        geo = _to_wgs84(grid.id).transform_bounds(b.left - dx, b.bottom - dy, b.right + dx,
+                                                  b.top + dy, densify_pts=21)
+    # Keep the box inside the valid lon/lat range (Web-Mercator's corners sit at ±180°).
+    return TileBounds(b.left, b.bottom, b.right, b.top, max(geo[0], -180.0), max(geo[1], -90.0),
+                      min(geo[2], 180.0), min(geo[3], 90.0))
+
+
+def geographic_bounds(grid: TileMatrixSet) -> list[float]:
+    """The grid's extent in lon/lat (for TileJSON bounds and tileset metadata)."""
+    b = grid.bbox
+    return [float(b.left), float(b.bottom), float(b.right), float(b.top)]
+
+
+def intersects(a: list[float] | tuple[float, ...] | None, b: TileBounds) -> bool:
+    """Whether a lon/lat extent ``a`` (minx, miny, maxx, maxy) touches the tile's geographic box."""
+    if not a:
+        return True
+    return not (a[2] < b.lon_min or a[0] > b.lon_max or a[3] < b.lat_min or a[1] > b.lat_max)

@@ -1,0 +1,250 @@
+"""Vector tiles (MVT) rendered by PostGIS, one query per tile.
+
+The SQL of each layer is composed once per (layer id, data version, tile matrix set, zoom
+band, tuning) and kept in :class:`SqlCache`; a request binds only the envelope and the
+zoom-derived numbers.  A composite tile is one statement that concatenates the layers'
+``ST_AsMVT`` outputs - an MVT is a sequence of layer messages, so ``a || b`` is a valid tile
+holding both layers::
+
+    SELECT COALESCE((SELECT ST_AsMVT(...) FROM ... districts ...), '')
+        || COALESCE((SELECT ST_AsMVT(...) FROM ... roads ...), '')
+
+Zoom bands
+    *overview* (z < ``tile_overview_below_zoom``, default 12): only a few attributes, the
+    geometry simplified to half a pixel (``ST_Simplify`` in the grid's CRS, then snapped to
+    the tile grid by ``ST_AsMVTGeom``), lines and polygons smaller than a pixel dropped, and
+    when more than ``tile_max_features`` qualify the largest are kept.
+    *detail* (z >= that): every catalogued attribute; ``ST_AsMVTGeom`` clips and snaps.
+
+Layers are stored in EPSG:4326 (column ``geom``, key ``fid``).  The index filter is
+``geom && <the tile's buffered lon/lat box>``: the box is computed in Python with densified
+edges (see :func:`tile_server.tms.tile_bounds`) so that the GiST index is used on the
+stored column and no row is transformed before it passes the filter.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from morecantile import Tile, TileMatrixSet
+from psycopg import sql
+
+from gis_platform.errors import NotFound
+from layers.catalog import Layer
+from tile_server.sources import MVT_MEDIA_TYPE, TileTuning
+from tile_server.tms import TileBounds, intersects, tile_bounds, tms_srid
+
+# Attribute names kept first at overview zooms (substring match, in this order).
+_OVERVIEW_HINTS = ("name", "kind", "class", "type", "category", "code")
+# PostgreSQL types ST_AsMVT encodes natively; anything else is sent as its text form.
+_NATIVE = {"text", "bigint", "integer", "smallint", "double precision", "real", "boolean",
+           "numeric"}
+_RESERVED = {"fid", "geom"}
+
+
+class TileOutsideZoomRange(NotFound):
+    title, type_slug = "Tile outside the layer's zoom range", "tile-outside-zoom-range"
+
+
+def zoom_band(z: int, tuning: TileTuning) -> str:
+    """``overview`` below ``tuning.overview_below_zoom``, else ``detail``."""
+    return "overview" if z < tuning.overview_below_zoom else "detail"
+
+
+def is_point_layer(layer: Layer) -> bool:
+    return "point" in (layer.geometry_type or "").lower()
+
+
+def overview_attributes(layer: Layer, limit: int) -> list[str]:
+    """The few attributes overview tiles keep.
+
+    A layer may name them in its catalog style (``default_style.overview_attributes``);
+    otherwise names that look like labels or classes (name, kind, class, type...) come first,
+    then the first catalogued ones.
+    """
+    names = [a.name for a in layer.attributes if a.name not in _RESERVED]
+    style = layer.default_style or {}
+    chosen = [n for n in style.get("overview_attributes", []) if n in names] \
+        if isinstance(style.get("overview_attributes"), list) else []
+    if not chosen:
+        for hint in _OVERVIEW_HINTS:
+            chosen += [n for n in names if hint in n.lower() and n not in chosen]
+        chosen += [n for n in names if n not in chosen]
+    return chosen[:max(0, limit)]
+
+
+def band_attributes(layer: Layer, band: str, tuning: TileTuning) -> list[str]:
+    """Attribute names a tile of ``band`` carries for ``layer`` (TileJSON lists the same)."""
+    if band == "overview":
+        return overview_attributes(layer, tuning.overview_attributes)
+    return [a.name for a in layer.attributes if a.name not in _RESERVED]
+
+
+def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
+    """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression.
+
+    Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
+    filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
+    in grid units) and ``mindx``/``mindy`` (smallest kept feature, in degrees).
+    """
+    srid = tms_srid(tms_id)
+    types = {a.name: a.type for a in layer.attributes}
+    cols = []
+    for name in band_attributes(layer, band, tuning):
+        ident = sql.Identifier("src", name)
+        if types.get(name, "text") in _NATIVE:
+            cols.append(sql.SQL("{} AS {}").format(ident, sql.Identifier(name)))
+        else:  # dates, timestamps, json...: their text form, the same in every client
+            cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
+    geom = sql.SQL("src.geom")
+    if srid != 4326:
+        geom = sql.SQL("ST_Transform(src.geom, {})").format(sql.Literal(srid))
+    point = is_point_layer(layer)
+    overview = band == "overview" and not point
+    if overview:
+        geom = sql.SQL("ST_Simplify({}, %(tol)s)").format(geom)
+    envelope = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})").format(
+        sql.Literal(srid))
+    where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
+    order = sql.SQL("")
+    if overview:
+        # Sub-pixel features: both bbox sides under a pixel (measured in degrees per axis).
+        where.append(sql.SQL("(ST_XMax(src.geom) - ST_XMin(src.geom) >= %(mindx)s "
+                             "OR ST_YMax(src.geom) - ST_YMin(src.geom) >= %(mindy)s)"))
+        # Over the cap, keep the largest features rather than an arbitrary (index-ordered,
+        # i.e. spatially clustered) subset that would show as a hole in the map.
+        order = sql.SQL(" ORDER BY (ST_XMax(src.geom) - ST_XMin(src.geom)) + "
+                        "(ST_YMax(src.geom) - ST_YMin(src.geom)) DESC")
+    select_cols = sql.SQL(", ").join([sql.SQL("src.fid"), *cols])
+    inner = sql.SQL(
+        "SELECT {cols}, ST_AsMVTGeom({geom}, {env}, {extent}, {buffer}, true) AS geom "
+        "FROM {table} AS src WHERE {where}{order} LIMIT {cap}").format(
+        cols=select_cols, geom=geom, env=envelope, extent=sql.Literal(int(tuning.extent)),
+        buffer=sql.Literal(int(tuning.buffer)), table=layer.table(),
+        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
+    return sql.SQL(
+        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, 'geom', 'fid') FROM ({inner}) AS t "
+        "WHERE t.geom IS NOT NULL), ''::bytea)").format(
+        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
+
+
+class SqlCache:
+    """Composed statements by (layer ids and versions, grid, band, tuning); bounded LRU.
+
+    A re-ingested layer has a new data version, so its old statements simply stop being
+    used and age out.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, sql.Composed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def statement(self, layers: list[Layer], tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
+        key = (tuple((l.id, l.data_version, l.table_name) for l in layers), tms_id, band,
+               tuning.fingerprint())
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        parts = [self._part(l, tms_id, band, tuning) for l in layers]
+        stmt = sql.SQL("SELECT ") + sql.SQL(" || ").join(parts)
+        with self._lock:
+            self._items[key] = stmt
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return stmt
+
+    def _part(self, layer: Layer, tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
+        key = ((layer.id, layer.data_version, layer.table_name), tms_id, band, tuning.fingerprint())
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is None:
+            hit = compose_layer_sql(layer, tms_id, band, tuning)
+            with self._lock:
+                self._items[key] = hit
+        return hit
+
+
+def tile_params(grid: TileMatrixSet, tile: Tile, bounds: TileBounds, tuning: TileTuning) -> dict:
+    """The values bound per request: envelope, filter box, tolerance, smallest feature."""
+    px_x = bounds.width / 256.0            # one pixel of a 256 px tile, in grid units
+    geo_w = bounds.lon_max - bounds.lon_min
+    geo_h = bounds.lat_max - bounds.lat_min
+    grow = 1.0 + 2.0 * tuning.buffer / tuning.extent   # the geo box includes the buffer
+    return {
+        "xmin": bounds.xmin, "ymin": bounds.ymin, "xmax": bounds.xmax, "ymax": bounds.ymax,
+        "gxmin": bounds.lon_min, "gymin": bounds.lat_min,
+        "gxmax": bounds.lon_max, "gymax": bounds.lat_max,
+        "tol": px_x * tuning.simplify_px,
+        "mindx": geo_w / grow / 256.0 * tuning.min_feature_px,
+        "mindy": geo_h / grow / 256.0 * tuning.min_feature_px,
+    }
+
+
+@dataclass
+class VectorSource:
+    """One vector layer or a composite of several, rendered by PostGIS into one MVT.
+
+    ``layers`` must already be access-checked by the caller (``Registry.readable``).
+    """
+
+    layers: list[Layer]
+    db: object                      # gis_platform.db.Database (or anything with .connection)
+    tuning: TileTuning
+    sql_cache: SqlCache
+    media_type: str = MVT_MEDIA_TYPE
+
+    @property
+    def id(self) -> str:
+        return ",".join(l.id for l in self.layers)
+
+    def cache_parts(self) -> str:
+        return ",".join(f"{l.id}@{l.data_version}" for l in self.layers)
+
+    def tilejson(self, grid: TileMatrixSet, base_url: str, query: str = "") -> dict:
+        from tile_server.metadata import vector_tilejson
+
+        return vector_tilejson(self.layers, grid, base_url, self.tuning, query)
+
+    def layers_for(self, grid: TileMatrixSet, tile: Tile, bounds: TileBounds) -> list[Layer]:
+        """The layers that can have features in this tile (zoom range and extent).
+
+        A single layer asked outside its zoom range is a 404 (TileOutsideZoomRange); in a
+        composite such a layer is left out, and only a composite none of whose layers
+        covers the zoom is a 404.
+        """
+        in_zoom = [l for l in self.layers if l.minzoom <= tile.z <= l.maxzoom]
+        if not in_zoom:
+            if len(self.layers) == 1:
+                l = self.layers[0]
+                raise TileOutsideZoomRange(
+                    f"Layer '{l.id}' has tiles from zoom {l.minzoom} to {l.maxzoom}; "
+                    f"zoom {tile.z} was asked.")
+            raise TileOutsideZoomRange(
+                f"None of the layers {self.id} has tiles at zoom {tile.z} ("
+                + ", ".join(f"{l.id}: {l.minzoom}-{l.maxzoom}" for l in self.layers) + ").")
+        # The catalog extent is exact after every ingest: a tile beyond it is empty, no query.
+        return [l for l in in_zoom if intersects(l.extent, bounds)]
+
+    def check_zoom(self, grid: TileMatrixSet, tile: Tile) -> None:
+        """Raise TileOutsideZoomRange early (before cache lookups) when no layer covers z."""
+        self.layers_for(grid, tile, tile_bounds(grid, tile))
+
+    async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict) -> bytes:
+        """The uncompressed MVT, ``b""`` when no feature falls in the tile."""
+        bounds = tile_bounds(grid, tile, self.tuning.buffer / self.tuning.extent)
+        layers = self.layers_for(grid, tile, bounds)
+        if not layers:
+            return b""
+        band = zoom_band(tile.z, self.tuning)
+        stmt = self.sql_cache.statement(layers, grid.id, band, self.tuning)
+        values = tile_params(grid, tile, bounds, self.tuning)
+        async with self.db.connection(read_only=True) as conn:
+            # binary=True: bytea comes back raw instead of hex text (half the bytes, no decode).
+            cur = await conn.execute(stmt, values, binary=True)
+            row = await cur.fetchone()
+        return bytes(row[0]) if row and row[0] else b""
