@@ -281,7 +281,7 @@ def bad_query(exc: Exception) -> InvalidParameter:
                             "in the request.")
 
 
-QUERY_ERRORS = (pg_errors.DataException, pg_errors.InternalError_, pg_errors.InvalidParameterValue)
+QUERY_ERRORS = (psycopg.DataError, pg_errors.InternalError_)
 
 
 async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
