@@ -107,6 +107,11 @@ class TileService:
         finally:
             self._inflight.pop(h, None)
 
+    def store_as(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
+                 access_key: str, body: bytes) -> None:
+        """Store already-rendered bytes under another access key (the seeder; blocking I/O)."""
+        self.cache.put(key_hash(self.key(source, grid, tile, params_key, access_key)), body)
+
     def cached(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
                access_key: str) -> bool:
         """Whether the disk store already has this tile (the seeder skips those)."""

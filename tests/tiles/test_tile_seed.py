@@ -1,0 +1,63 @@
+"""``gis-platform tiles seed`` fills the cache the server then serves from."""
+
+from __future__ import annotations
+
+import morecantile
+from typer.testing import CliRunner
+
+from tests.conftest import start_server
+from tests.tiles.conftest import STUB_LAT, STUB_LON
+
+WM = morecantile.tms.get("WebMercatorQuad")
+BBOX = "126.97,37.56,126.99,37.57"
+
+
+def run_cli(args, env):
+    from gis_platform.cli import app
+
+    return CliRunner().invoke(app, args, env=env)
+
+
+def test_seed_renders_the_range_and_the_server_answers_from_disk(city, tile_settings):
+    settings = tile_settings()
+    env = {"GIS_DATABASE_URL": city, "GIS_DATA_DIR": str(settings.data_dir)}
+    res = run_cli(["tiles", "seed", "--layer", "roads", "--zooms", "12-14", "--bbox", BBOX], env)
+    assert res.exit_code == 0, res.output
+    expected = sum(1 for _ in WM.tiles(*map(float, BBOX.split(",")), [12, 13, 14], truncate=True))
+    assert f"seeded {expected} tiles" in res.output
+    files = [p for p in (settings.resolved_data_dir() / "tile-cache").rglob("*") if p.is_file()]
+    # A public layer is stored once per distinct access key (public / +internal / all).
+    assert len(files) == expected * 3
+
+    again = run_cli(["tiles", "seed", "--layer", "roads", "--zooms", "12-14", "--bbox", BBOX], env)
+    assert f"{expected} already cached" in again.output
+
+    srv = start_server(settings)
+    try:
+        cache = srv.app.state.tile_service.cache
+        with srv.client() as c:
+            t = WM.tile(STUB_LON, STUB_LAT, 14)
+            r = c.get(f"/collections/roads/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
+            assert r.status_code == 200
+        assert cache.hits_disk == 1 and cache.misses == 0
+    finally:
+        srv.stop()
+
+
+def test_seed_of_a_restricted_layer_stores_it_only_for_callers_who_may_read_it(city, tile_settings):
+    settings = tile_settings()
+    env = {"GIS_DATABASE_URL": city, "GIS_DATA_DIR": str(settings.data_dir)}
+    res = run_cli(["tiles", "seed", "--layer", "facilities", "--zooms", "14", "--bbox", BBOX], env)
+    assert res.exit_code == 0, res.output
+    expected = sum(1 for _ in WM.tiles(*map(float, BBOX.split(",")), [14], truncate=True))
+    files = [p for p in (settings.resolved_data_dir() / "tile-cache").rglob("*") if p.is_file()]
+    assert len(files) == expected            # only the key of planners, operators and admins
+    assert "['internal,public,restricted']" in res.output
+
+
+def test_seed_rejects_a_malformed_zoom_range_and_unknown_layers(city, tile_settings):
+    env = {"GIS_DATABASE_URL": city, "GIS_DATA_DIR": str(tile_settings().data_dir)}
+    bad = run_cli(["tiles", "seed", "--layer", "roads", "--zooms", "ten"], env)
+    assert bad.exit_code != 0 and "zooms" in bad.output
+    missing = run_cli(["tiles", "seed", "--layer", "nope", "--zooms", "10"], env)
+    assert missing.exit_code == 1 and "nope" in missing.output
