@@ -1,0 +1,67 @@
+"""The viewer page in headless Chromium: MapLibre shows the layers from our tiles."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@pytest.mark.browser
+def test_viewer_shows_the_layers_without_console_errors(city_server, planner_token, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    base = city_server.url
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    errors: list[str] = []
+    requests: list[str] = []
+    tile_statuses: list[int] = []
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
+                viewport={"width": 1024, "height": 768})
+            page = ctx.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("response", lambda r: tile_statuses.append(r.status) if ".mvt" in r.url else None)
+            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.goto(f"{base}/viewer?layers=districts,roads")
+            page.wait_for_function("window.__viewer && (window.__viewer.ready || window.__viewer.errors.length)",
+                                   timeout=60_000)
+            state = page.evaluate("window.__viewer")
+            rendered = page.evaluate(
+                "window.__map.queryRenderedFeatures().map(f => f.sourceLayer)")
+            page.screenshot(path=str(artifacts / "tile-viewer.png"))
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert state["errors"] == [] and errors == []
+    assert {"districts", "roads"} <= set(rendered)
+    assert tile_statuses and all(s in (200, 204) for s in tile_statuses)
+    assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
+
+
+@pytest.mark.browser
+def test_viewer_reports_a_restricted_layer_as_missing_to_anonymous_visitors(city_server):
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+            page = ctx.new_page()
+            page.goto(f"{city_server.url}/viewer?layers=facilities")
+            page.wait_for_function("window.__viewer && window.__viewer.errors.length", timeout=30_000)
+            errors = page.evaluate("window.__viewer.errors")
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert errors == ["No layer 'facilities'."]
