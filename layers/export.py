@@ -180,33 +180,38 @@ def _arrow_type(pg_type: str):
     return {"bool": pa.bool_(), "date": pa.date32()}.get(kind, pa.string())
 
 
-def _write_batch(path: str, job: ExportJob, names: list[str], rows: list[tuple], append: bool) -> None:
+def _arrow_schema(job: ExportJob, names: list[str]):
     import pyarrow as pa
+
+    fields = [pa.field("fid_source", pa.int64())]
+    fields += [pa.field(n, _arrow_type(job.layer.attribute(n).type)) for n in names]
+    fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
+    return pa.schema(fields)
+
+
+def _record_batch(schema, rows: list[tuple]):
+    import pyarrow as pa
+
+    columns = list(zip(*rows))
+    return pa.RecordBatch.from_arrays([pa.array(col, type=f.type) for col, f in zip(columns, schema)],
+                                      schema=schema)
+
+
+def _write_stream(path: str, job: ExportJob, reader) -> None:
+    """One pyogrio call consuming the whole Arrow stream (FlatGeobuf cannot be appended to)."""
     import pyogrio
 
     layer = job.layer
-    columns = list(zip(*rows))
-    arrays = [pa.array(columns[0], type=pa.int64())]
-    fields = [pa.field("fid_source", pa.int64())]
-    for i, name in enumerate(names, start=1):
-        typ = _arrow_type(layer.attribute(name).type)
-        arrays.append(pa.array(columns[i], type=typ))
-        fields.append(pa.field(name, typ))
-    arrays.append(pa.array(columns[-1], type=pa.binary()))
-    fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
-    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
     meta = {k: v for k, v in (("licence", layer.licence), ("attribution", layer.attribution),
                               ("title", layer.title), ("source", layer.source)) if v}
-    options: dict[str, Any] = {}
     if job.fmt == "gpkg":
         options = {"IDENTIFIER": layer.title, "DESCRIPTION": _description(layer)}
     else:
-        options = {"TITLE": layer.title, "DESCRIPTION": _description(layer), "SPATIAL_INDEX": "NO"}
+        options = {"TITLE": layer.title, "DESCRIPTION": _description(layer), "SPATIAL_INDEX": "YES"}
     crs = "OGC:CRS84" if job.query.crs.srid == 4326 else f"EPSG:{job.query.crs.srid}"
-    pyogrio.write_arrow(table, path, layer=layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
-                        geometry_type=_ogr_geometry_type(layer), crs=crs, append=append,
-                        layer_metadata=None if append else meta,
-                        layer_options=None if append else options)
+    pyogrio.write_arrow(reader, path, layer=layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
+                        geometry_type=_ogr_geometry_type(layer), crs=crs, layer_metadata=meta,
+                        layer_options=options)
 
 
 def _description(layer: Layer) -> str:
@@ -224,9 +229,16 @@ def _ogr_geometry_type(layer: Layer) -> str:
                             "MultiPolygon") else "Unknown"
 
 
-async def file_export(conn, job: ExportJob, path: str) -> int:
-    """Write the query to ``path`` (GPKG or FGB) in batches; returns the feature count."""
+async def file_export(conn, job: ExportJob, path: str) -> None:
+    """Write the query to ``path`` (GPKG or FGB).
+
+    pyogrio runs in a worker thread and pulls Arrow record batches from a generator; each
+    batch is fetched from the server-side cursor on the event loop (``run_coroutine_threadsafe``),
+    so only one batch is in memory at a time.
+    """
     import asyncio
+
+    import pyarrow as pa
 
     q = job.query
     names = q.selected_attributes()
@@ -235,26 +247,23 @@ async def file_export(conn, job: ExportJob, path: str) -> int:
         geom = sql.SQL("ST_Transform(geom, {})").format(sql.Literal(int(q.crs.srid)))
     select = sql.SQL(", ").join([sql.SQL("fid"), *[sql.Identifier(n) for n in names],
                                  sql.SQL("ST_AsBinary({})").format(geom)])
-    n = 0
-    async for rows in _batches(conn, job, select, []):
-        await asyncio.to_thread(_write_batch, path, job, names, rows, n > 0)
-        n += len(rows)
-    if n == 0:   # an empty result is still a valid, empty layer
-        await asyncio.to_thread(_write_empty, path, job, names)
-    return n
+    schema = _arrow_schema(job, names)
+    loop = asyncio.get_running_loop()
+    rows_iter = _batches(conn, job, select, [])
 
+    def batches():
+        while True:
+            try:
+                rows = asyncio.run_coroutine_threadsafe(rows_iter.__anext__(), loop).result()
+            except StopAsyncIteration:
+                return
+            yield _record_batch(schema, rows)
 
-def _write_empty(path: str, job: ExportJob, names: list[str]) -> None:
-    import pyarrow as pa
-    import pyogrio
-
-    fields = [pa.field("fid_source", pa.int64())]
-    fields += [pa.field(n, _arrow_type(job.layer.attribute(n).type)) for n in names]
-    fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
-    table = pa.schema(fields).empty_table()
-    crs = "OGC:CRS84" if job.query.crs.srid == 4326 else f"EPSG:{job.query.crs.srid}"
-    pyogrio.write_arrow(table, path, layer=job.layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
-                        geometry_type=_ogr_geometry_type(job.layer), crs=crs)
+    try:
+        reader = pa.RecordBatchReader.from_batches(schema, batches())
+        await asyncio.to_thread(_write_stream, path, job, reader)
+    finally:
+        await rows_iter.aclose()
 
 
 def temp_export_path(settings, fmt: str) -> tuple[str, str]:

@@ -100,3 +100,25 @@ def test_empty_export_is_a_valid_empty_file(anon, tmp_path):
                                     {"format": "csv", "filter": "numofunits / 0 = 1"}])
 def test_bad_export_requests_are_400(anon, params):
     assert_problem(anon.get("/collections/bike_stations/export", params=params), 400)
+
+
+def test_exports_written_in_many_batches_are_complete(make_settings, feature_world, tmp_path):
+    from tests.conftest import start_server
+
+    srv = start_server(make_settings(database_url=feature_world.db_url, features_export_batch=100))
+    try:
+        with srv.client(headers={"Authorization": f"Bearer {feature_world.planner_token}"}) as c:
+            for fmt in ("fgb", "gpkg", "geojson", "csv"):
+                r = c.get("/collections/gas_mains/export", params={"format": fmt})
+                assert r.status_code == 200, (fmt, r.text[:300])
+                path = tmp_path / f"mains.{fmt}"
+                path.write_bytes(r.content)
+                if fmt == "csv":
+                    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+                    assert [int(x["fid"]) for x in rows] == list(range(1, 1501))
+                    continue
+                df = pyogrio.read_dataframe(path)
+                assert len(df) == 1500, fmt
+                assert sorted(df.material.unique()) == ["PE", "cast_iron", "steel"]
+    finally:
+        srv.stop()
