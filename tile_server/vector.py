@@ -87,7 +87,7 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning) 
 
     Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
     filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
-    in grid units) and ``mindx``/``mindy`` (smallest kept feature, in degrees).
+    in grid units) and ``minsize`` (smallest kept feature, in degrees).
     """
     srid = tms_srid(tms_id)
     types = {a.name: a.type for a in layer.attributes}
@@ -110,13 +110,16 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning) 
     where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
     order = sql.SQL("")
     if overview:
-        # Sub-pixel features: both bbox sides under a pixel (measured in degrees per axis).
-        where.append(sql.SQL("(ST_XMax(src.geom) - ST_XMin(src.geom) >= %(mindx)s "
-                             "OR ST_YMax(src.geom) - ST_YMin(src.geom) >= %(mindy)s)"))
+        # Size in degrees: length for lines, perimeter for polygons.  Both read the
+        # coordinates the row already holds, which measured ~20x cheaper per row than
+        # ST_XMax/ST_XMin on the bbox (a box3d conversion each).
+        polygon = "polygon" in (layer.geometry_type or "").lower()
+        size = sql.SQL("ST_Perimeter(src.geom)" if polygon else "ST_Length(src.geom)")
+        # Sub-pixel features: shorter (or with a smaller outline) than one pixel.
+        where.append(sql.SQL("{} >= %(minsize)s").format(size))
         # Over the cap, keep the largest features rather than an arbitrary (index-ordered,
         # i.e. spatially clustered) subset that would show as a hole in the map.
-        order = sql.SQL(" ORDER BY (ST_XMax(src.geom) - ST_XMin(src.geom)) + "
-                        "(ST_YMax(src.geom) - ST_YMin(src.geom)) DESC")
+        order = sql.SQL(" ORDER BY {} DESC").format(size)
     select_cols = sql.SQL(", ").join([sql.SQL("src.fid"), *cols])
     inner = sql.SQL(
         "SELECT {cols}, ST_AsMVTGeom({geom}, {env}, {extent}, {buffer}, true) AS geom "
@@ -180,8 +183,9 @@ def tile_params(grid: TileMatrixSet, tile: Tile, bounds: TileBounds, tuning: Til
         "gxmin": bounds.lon_min, "gymin": bounds.lat_min,
         "gxmax": bounds.lon_max, "gymax": bounds.lat_max,
         "tol": px_x * tuning.simplify_px,
-        "mindx": geo_w / grow / 256.0 * tuning.min_feature_px,
-        "mindy": geo_h / grow / 256.0 * tuning.min_feature_px,
+        # One pixel in degrees, along the axis where a degree is shortest on the tile
+        # (latitude in Web-Mercator): conservative, it never drops a feature a pixel long.
+        "minsize": min(geo_w, geo_h) / grow / 256.0 * tuning.min_feature_px,
     }
 
 
