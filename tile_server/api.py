@@ -34,10 +34,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from morecantile import TileMatrixSet
 from starlette.responses import HTMLResponse, Response
 
-from gis_platform.deps import SettingsDep
+from gis_platform.config import Settings
 from gis_platform.errors import InvalidParameter
 from gis_platform.security import Principal, PrincipalDep
-from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
 from tile_server import metadata
 from tile_server.raster import RasterSource, parse_raster_params
@@ -58,15 +57,34 @@ async def on_startup(app: FastAPI) -> None:
     app.state.tile_service = TileService(app.state.settings, app.state.db)
 
 
-def get_tile_service(request: Request) -> TileService:
+async def on_shutdown(app: FastAPI) -> None:
+    service = getattr(app.state, "tile_service", None)
+    if service is not None:
+        await service.drain()
+
+
+# The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in
+# the thread pool, one thread hop each, which measured as most of the time of a cached
+# tile.  (Same objects as gis_platform.deps.SettingsDep and layers.api.RegistryDep.)
+async def get_tile_service(request: Request) -> TileService:
     return request.app.state.tile_service
 
 
-def get_grid(tileMatrixSetId: str) -> TileMatrixSet:  # noqa: N803 - the OGC parameter name
+async def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_grid(tileMatrixSetId: str) -> TileMatrixSet:  # noqa: N803 - the OGC parameter name
     return get_tms(tileMatrixSetId)
 
 
 TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 TmsDep = Annotated[TileMatrixSet, Depends(get_grid)]
 
 

@@ -130,6 +130,7 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        await service.drain()
     finally:
         await db.close()
     return counts

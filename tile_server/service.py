@@ -59,6 +59,18 @@ class TileService:
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))
         self._inflight: dict[str, asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def _background(self, coro) -> None:
+        """Run ``coro`` without waiting; keep a reference so it is not garbage-collected."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for pending background disk writes (shutdown, the seeder, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def key(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
             access_key: str) -> str:
@@ -96,7 +108,10 @@ class TileService:
                         if len(raw) > _THREAD_COMPRESS_BYTES else gzip_bytes(raw))
             else:
                 body = raw
-            await asyncio.to_thread(self.cache.put, h, body)
+            # Memory now (the next request hits it); the disk write goes on in a thread
+            # after the response, so a cold tile does not wait for the file system.
+            self.cache.memory.put(h, body)
+            self._background(asyncio.to_thread(self.cache.disk.put, h, body))
             result = TileResult(body, source.media_type, etag, encoding if body else None)
             fut.set_result(result)
             return result

@@ -53,6 +53,7 @@ class Pass:
     empty: int = 0
     wall: float = 0.0
     truncated: bool = False
+    by_zoom: dict[int, list[float]] = field(default_factory=dict)
 
     def summary(self) -> dict:
         lat = sorted(self.latencies) or [float("nan")]
@@ -62,7 +63,8 @@ class Pass:
                 "tiles_per_s": n / self.wall if self.wall else 0.0, "p50_ms": q(0.50),
                 "p95_ms": q(0.95), "p99_ms": q(0.99),
                 "mean_bytes": statistics.fmean(self.sizes) if self.sizes else 0.0,
-                "empty": self.empty, "errors": self.errors, "truncated": self.truncated}
+                "empty": self.empty, "errors": self.errors, "truncated": self.truncated,
+                "p50_ms_by_zoom": {z: statistics.median(v) * 1000 for z, v in sorted(self.by_zoom.items())}}
 
 
 # --- the tile list ---------------------------------------------------------------------
@@ -113,6 +115,35 @@ def tile_list(db_url: str, layers, n: int, zooms: list[int], seed: int) -> list[
 
 
 # --- runners ---------------------------------------------------------------------------
+async def drive(res: Pass, items: list, concurrency: int, max_seconds: float, one) -> Pass:
+    """Run ``one(item)`` over ``items`` with ``concurrency`` workers; stop at the time cap.
+
+    ``one`` returns (zoom, seconds, bytes, empty) or None for an error.
+    """
+    queue = list(reversed(items))
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker():
+        while queue:
+            if time.perf_counter() > deadline:
+                res.truncated = True
+                return
+            out = await one(queue.pop())
+            if out is None:
+                res.errors += 1
+                continue
+            z, secs, size, empty = out
+            res.latencies.append(secs)
+            res.by_zoom.setdefault(z, []).append(secs)
+            res.sizes.append(size)
+            res.empty += bool(empty)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    res.wall = time.perf_counter() - t0
+    return res
+
+
 async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_seconds: float) -> Pass:
     """This server's statements, straight through psycopg (no HTTP, no cache, no gzip)."""
     from psycopg_pool import AsyncConnectionPool
@@ -124,68 +155,41 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
     by_id = {l.id: l for l in layers}
     tuning = TileTuning()
     cache = SqlCache()
-    res = Pass("sql floor", concurrency)
-    queue = list(tiles)
     async with AsyncConnectionPool(db_url, min_size=concurrency, max_size=concurrency,
                                    kwargs={"autocommit": True}) as pool:
-        deadline = time.perf_counter() + max_seconds
+        async def one(item):
+            lid, z, x, y, _ = item
+            t = morecantile.Tile(x, y, z)
+            b = tile_bounds(GRID, t, tuning.buffer / tuning.extent)
+            stmt = cache.statement([by_id[lid]], GRID.id, zoom_band(z, tuning), tuning)
+            t0 = time.perf_counter()
+            async with pool.connection() as conn:
+                cur = await conn.execute(stmt, tile_params(GRID, t, b, tuning), binary=True)
+                row = await cur.fetchone()
+            size = len(row[0] or b"")
+            return z, time.perf_counter() - t0, size, size == 0
 
-        async def worker():
-            while queue:
-                if time.perf_counter() > deadline:
-                    res.truncated = True
-                    return
-                lid, z, x, y, _ = queue.pop()
-                t = morecantile.Tile(x, y, z)
-                b = tile_bounds(GRID, t, tuning.buffer / tuning.extent)
-                stmt = cache.statement([by_id[lid]], GRID.id, zoom_band(z, tuning), tuning)
-                t0 = time.perf_counter()
-                async with pool.connection() as conn:
-                    cur = await conn.execute(stmt, tile_params(GRID, t, b, tuning), binary=True)
-                    row = await cur.fetchone()
-                res.latencies.append(time.perf_counter() - t0)
-                size = len(row[0] or b"")
-                res.sizes.append(size)
-                res.empty += size == 0
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        res.wall = time.perf_counter() - t0
-    return res
+        return await drive(Pass("sql floor", concurrency), tiles, concurrency, max_seconds, one)
 
 
-async def run_http(name: str, urls: list[str], concurrency: int, max_seconds: float) -> Pass:
-    res = Pass(name, concurrency)
-    queue = list(reversed(urls))
+async def run_http(name: str, urls: list[tuple[int, str]], concurrency: int, max_seconds: float) -> Pass:
+    """GET each (zoom, url) with gzip accepted; bytes are counted as they come off the wire."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120,
                                  headers={"Accept-Encoding": "gzip"}) as client:
-        deadline = time.perf_counter() + max_seconds
+        async def one(item):
+            z, url = item
+            t0 = time.perf_counter()
+            try:
+                r = await client.get(url)
+                await r.aread()
+            except httpx.HTTPError:
+                return None
+            if r.status_code not in (200, 204):
+                return None
+            return z, time.perf_counter() - t0, r.num_bytes_downloaded, r.status_code == 204 or not r.content
 
-        async def worker():
-            while queue:
-                if time.perf_counter() > deadline:
-                    res.truncated = True
-                    return
-                url = queue.pop()
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(url)
-                    await r.aread()
-                except httpx.HTTPError:
-                    res.errors += 1
-                    continue
-                res.latencies.append(time.perf_counter() - t0)
-                if r.status_code not in (200, 204):
-                    res.errors += 1
-                    continue
-                res.sizes.append(r.num_bytes_downloaded)
-                res.empty += r.status_code == 204 or not r.content
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        res.wall = time.perf_counter() - t0
-    return res
+        return await drive(Pass(name, concurrency), urls, concurrency, max_seconds, one)
 
 
 def free_port() -> int:
@@ -252,6 +256,12 @@ def print_table(rows: list[dict]) -> None:
         print(f"{r['pass']:<12}{r['concurrency']:>5}{r['tiles']:>7}{r['tiles_per_s']:>10.1f}"
               f"{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['mean_bytes']:>10.0f}"
               f"{r['empty']:>7}{r['errors']:>5}" + ("  (stopped at time cap)" if r["truncated"] else ""))
+    zooms = sorted({z for r in rows for z in r["p50_ms_by_zoom"]})
+    print()
+    print(f"{'p50 ms by zoom':<17}" + "".join(f"{'z' + str(z):>8}" for z in zooms))
+    for r in rows:
+        print(f"{r['pass']:<12}{r['concurrency']:>5}" + "".join(
+            f"{r['p50_ms_by_zoom'].get(z, float('nan')):>8.1f}" for z in zooms))
 
 
 def main() -> None:
@@ -288,7 +298,7 @@ def main() -> None:
             port = free_port()
             srv = start_tipg(args.db_url, Path(args.tipg_venv), port, out, ids)
             try:
-                urls = [f"http://127.0.0.1:{port}/collections/gis_data.{l}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                urls = [(z, f"http://127.0.0.1:{port}/collections/gis_data.{l}/tiles/WebMercatorQuad/{z}/{x}/{y}")
                         for l, z, x, y, _ in tiles]
                 asyncio.run(run_http("warmup", urls[:20], 1, 60))   # TiPg builds its catalog lazily
                 rows.append(asyncio.run(run_http("tipg", urls, c, args.max_seconds)).summary())
@@ -298,7 +308,7 @@ def main() -> None:
         port = free_port()
         srv = start_ours(args.db_url, data_dir, port, out)
         try:
-            urls = [f"http://127.0.0.1:{port}/collections/{l}/tiles/WebMercatorQuad/{z}/{x}/{y}.mvt"
+            urls = [(z, f"http://127.0.0.1:{port}/collections/{l}/tiles/WebMercatorQuad/{z}/{x}/{y}.mvt")
                     for l, z, x, y, _ in tiles]
             rows.append(asyncio.run(run_http("ours cold", urls, c, args.max_seconds)).summary())
             rows.append(asyncio.run(run_http("ours warm", urls, c, args.max_seconds)).summary())

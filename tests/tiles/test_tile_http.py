@@ -90,7 +90,8 @@ def test_reingest_changes_the_tile_and_etag_without_a_purge(tc, city):
 def test_tiles_are_written_to_the_disk_cache_and_served_from_it(city_server, tc):
     tc.get(ROADS)
     root = city_server.settings.resolved_data_dir() / "tile-cache"
-    files = [p for p in root.rglob("*") if p.is_file()]
+    # The disk write finishes in a thread after the response.
+    files = wait_for(lambda: [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")])
     assert len(files) == 1 and gzip.decompress(files[0].read_bytes())
     cache = city_server.app.state.tile_service.cache
     cache.memory.clear()
@@ -103,7 +104,7 @@ def test_cache_separates_callers_with_different_access(tc, planner_token, city_s
     tc.get(ROADS)
     tc.get(ROADS, headers={"Authorization": f"Bearer {planner_token}"})
     root = city_server.settings.resolved_data_dir() / "tile-cache"
-    assert len([p for p in root.rglob("*") if p.is_file()]) == 2
+    wait_for(lambda: len([p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]) == 2)
 
 
 # --- bad input ---------------------------------------------------------------------------
