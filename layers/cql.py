@@ -17,6 +17,7 @@ Parsing uses pygeofilter's CQL2 parsers; the SQL is ours.  Contracts:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -245,7 +246,7 @@ class Translator:
         if isinstance(value, bool):
             return Expr(Frag(sql.SQL("%s"), [value]), "bool")
         if isinstance(value, (int, float)):
-            if isinstance(value, float) and value != value:
+            if isinstance(value, float) and math.isnan(value):
                 raise InvalidParameter("NaN is not a valid filter value.", parameter="filter")
             return Expr(Frag(sql.SQL("%s"), [value]), "number")
         if isinstance(value, str):
@@ -308,7 +309,7 @@ class Translator:
         if target.kind in ("date", "timestamp") and value.kind == "text" and value.frag.params:
             raw = value.frag.params[0]
             try:
-                parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                parsed = dt.datetime.fromisoformat(raw)
             except ValueError:
                 raise InvalidParameter(f"{raw[:40]!r} is not a date or timestamp.",
                                        parameter="filter") from None
@@ -317,7 +318,7 @@ class Translator:
                                parameter="filter")
 
     # predicates ----------------------------------------------------------------------
-    def cond(self, node: Any) -> Frag:  # noqa: C901 - one branch per CQL2 operator
+    def cond(self, node: Any) -> Frag:
         if isinstance(node, (ast.And, ast.Or)):
             lhs, rhs = self.cond(node.lhs), self.cond(node.rhs)
             op = " AND " if isinstance(node, ast.And) else " OR "

@@ -65,6 +65,7 @@ class ExportJob:
     batch: int = 5_000
     timeout_ms: int = 600_000
     max_features: int | None = None
+    fgb_index: bool = False
 
     @property
     def layer(self) -> Layer:
@@ -207,7 +208,10 @@ def _write_stream(path: str, job: ExportJob, reader) -> None:
     if job.fmt == "gpkg":
         options = {"IDENTIFIER": layer.title, "DESCRIPTION": _description(layer)}
     else:
-        options = {"TITLE": layer.title, "DESCRIPTION": _description(layer), "SPATIAL_INDEX": "YES"}
+        # GDAL's FlatGeobuf writer keeps every feature's extent in memory to build the packed
+        # R-tree; without it memory stays constant (the default; setting features_export_fgb_index).
+        index = "YES" if job.fgb_index else "NO"
+        options = {"TITLE": layer.title, "DESCRIPTION": _description(layer), "SPATIAL_INDEX": index}
     crs = "OGC:CRS84" if job.query.crs.srid == 4326 else f"EPSG:{job.query.crs.srid}"
     pyogrio.write_arrow(reader, path, layer=layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
                         geometry_type=_ogr_geometry_type(layer), crs=crs, layer_metadata=meta,

@@ -9,8 +9,9 @@ Contracts:
 * SQL is composed from catalog identifiers only; request values are always parameters.
 * Features are rendered to GeoJSON text *in PostGIS* (string concatenation of
   ``ST_AsGeoJSON`` and ``json_build_object``) and joined in Python, which avoids building a
-  Python object per feature.  The page and ``numberMatched`` come from one statement, so the
-  count and the page always agree and ``next`` links are exact.
+  Python object per feature.  The page and ``numberMatched`` come from one statement (one
+  snapshot), so the count and the page always agree and ``next`` links are exact; the
+  ``count(*)`` runs only when the page is full (a partial page already tells the total).
 * Paging is ``ORDER BY <sortby...>, fid`` with ``LIMIT``/``OFFSET``: deterministic, so a
   pull that follows ``next`` links returns every feature exactly once.
 """
@@ -142,7 +143,7 @@ def _parse_instant(text: str) -> dt.datetime | dt.date:
     except ValueError:
         raise InvalidParameter(f"datetime {text[:40]!r} is not an RFC 3339 date or date-time "
                                "(e.g. 2024-05-01 or 2024-05-01T09:00:00Z).", parameter="datetime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def datetime_filter(value: str, layer: Layer) -> Frag:
@@ -293,12 +294,17 @@ async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
     where = q.where_frag()
     feat = feature_sql(q, [(name, frag.sql) for name, frag in extra])
     feat_params = [p for _, frag in extra for p in frag.params]
+    # The page is materialised first; a partial page (or the last one) tells the exact count
+    # by itself, and only a full page pays for count(*) (CASE evaluates it lazily).
     stmt = sql.SQL(
-        "SELECT c.n, p.f FROM (SELECT count(*) AS n FROM {t} WHERE {w}) c "
-        "LEFT JOIN LATERAL (SELECT {feat} AS f FROM {t} WHERE {w} ORDER BY {o} LIMIT %s OFFSET %s) p "
-        "ON true").format(t=q.layer.table(), w=where.sql, feat=feat, o=q.order_sql())
+        "WITH page AS MATERIALIZED (SELECT {feat} AS f FROM {t} WHERE {w} ORDER BY {o} LIMIT %s OFFSET %s), "
+        "n AS (SELECT count(*) AS c FROM page) "
+        "SELECT CASE WHEN n.c < %s AND (n.c > 0 OR %s = 0) THEN n.c + %s "
+        "ELSE (SELECT count(*) FROM {t} WHERE {w}) END, page.f FROM n LEFT JOIN page ON true"
+    ).format(t=q.layer.table(), w=where.sql, feat=feat, o=q.order_sql())
+    params = [*feat_params, *where.params, q.limit, q.offset, q.limit, q.offset, q.offset, *where.params]
     try:
-        cur = await conn.execute(stmt, [*where.params, *feat_params, *where.params, q.limit, q.offset])
+        cur = await conn.execute(stmt, params)
         rows = await cur.fetchall()
     except QUERY_ERRORS as exc:
         raise bad_query(exc) from None
@@ -327,7 +333,7 @@ def collection_bytes(features: list[str], *, matched: int | None, links: list[di
     if matched is not None:
         head["numberMatched"] = matched
     head["numberReturned"] = len(features)
-    head["timeStamp"] = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace(
+    head["timeStamp"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace(
         "+00:00", "Z")
     head.update(extra or {})
     head["links"] = links

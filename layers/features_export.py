@@ -5,7 +5,8 @@ Takes every items filter (``bbox``, ``datetime``, ``filter``, property equality)
 ``format`` (geojson | csv | gpkg | fgb) and, for CSV, ``geometry`` (wkt | lonlat | none).
 The query is probed before the response starts, so a filter PostgreSQL rejects is a 400,
 not a truncated download.  Settings read: ``features_export_batch``,
-``features_export_timeout_ms``, ``features_export_max_features``, ``features_export_tmp_dir``.
+``features_export_timeout_ms``, ``features_export_max_features``, ``features_export_tmp_dir``,
+``features_export_fgb_index``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ router = APIRouter(tags=["export"])
             responses={200: {"content": {t: {} for t, _ in FORMATS.values()}}})
 async def export(collection_id: Annotated[str, Path(alias="collectionId", max_length=200)], request: Request,
                  registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep,
-                 format: Annotated[str | None, Query(description="geojson, csv, gpkg or fgb")] = None):  # noqa: A002
+                 format: Annotated[str | None, Query(description="geojson, csv, gpkg or fgb")] = None):
     layer = vector_layer(registry, collection_id, principal)
     qp = request.query_params
     fmt = parse_format(format)
@@ -61,7 +62,8 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     job = ExportJob(q, fmt, csv_geometry=csv_geometry,
                     batch=int(getattr(settings, "features_export_batch", 5_000)),
                     timeout_ms=int(getattr(settings, "features_export_timeout_ms", 600_000)),
-                    max_features=int(max_features) if max_features else None)
+                    max_features=int(max_features) if max_features else None,
+                    fgb_index=bool(getattr(settings, "features_export_fgb_index", False)))
     headers = export_headers(job)
     media_type = FORMATS[fmt][0]
     where = q.where_frag()

@@ -36,6 +36,7 @@ EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
 #: UTM 52N.  More can be added with the setting ``features_extra_srids``.
 DEFAULT_SRIDS = (4326, 3857, 5186, 5179, 5181, 32652)
 STORAGE_SRID = 4326
+GEOM = sql.Identifier("geom")
 MAX_GEOMETRY_VERTICES = 200_000
 
 
@@ -162,7 +163,7 @@ def parse_bbox(text: str, crs: CrsRef, *, param: str = "bbox") -> tuple[float, f
 
 
 def bbox_filter(box: tuple[float, float, float, float], crs: CrsRef,
-                geom: sql.Composable = sql.Identifier("geom")) -> Frag:
+                geom: sql.Composable = GEOM) -> Frag:
     """``ST_Intersects(geom, <box in 4326>)`` for a parsed bbox (index-assisted)."""
     minx, miny, maxx, maxy = box
     if crs.srid == STORAGE_SRID:
@@ -247,7 +248,7 @@ def parse_point(text: str, crs: CrsRef, *, param: str = "point") -> shapely.Geom
 
 
 def output_geometry_sql(crs: CrsRef, precision: int,
-                        geom: sql.Composable = sql.Identifier("geom")) -> sql.Composable:
+                        geom: sql.Composable = GEOM) -> sql.Composable:
     """``ST_AsGeoJSON`` of the stored geometry in the requested CRS and axis order (text)."""
     expr: sql.Composable = geom
     if crs.srid != STORAGE_SRID:

@@ -29,7 +29,7 @@ def gu():
 def test_nearest_returns_the_k_geodesically_closest_in_order(anon, bikes):
     d = _distances(bikes, *CITY_HALL)
     expected = np.sort(d)[:8]
-    r = anon.get("/collections/bike_stations/nearest", params={"point": "%s,%s" % CITY_HALL, "limit": 8})
+    r = anon.get("/collections/bike_stations/nearest", params={"point": "{},{}".format(*CITY_HALL), "limit": 8})
     assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
     got = [f["properties"]["distance_m"] for f in r.json()["features"]]
     assert got == pytest.approx(list(expected), abs=0.05)
@@ -50,7 +50,7 @@ def test_nearest_respects_filters_and_point_crs(anon, bikes):
 def test_within_distance_get_and_post_match_geodesic_truth(anon, bikes):
     expected = int((_distances(bikes, *CITY_HALL) <= 1000).sum())
     r = anon.get("/collections/bike_stations/within-distance",
-                 params={"point": "%s,%s" % CITY_HALL, "distance": 1000, "limit": 5})
+                 params={"point": "{},{}".format(*CITY_HALL), "distance": 1000, "limit": 5})
     doc = r.json()
     assert doc["numberMatched"] == expected and doc["numberReturned"] == 5
     assert all(f["properties"]["distance_m"] <= 1000 for f in doc["features"])
