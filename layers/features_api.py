@@ -153,8 +153,8 @@ def collection_doc(layer: Layer, request: Request) -> dict:
         link(f"{base}/collections/{cid}/export?format=gpkg", "enclosure", "application/geopackage+sqlite3",
               "Download as GeoPackage"),
     ]
-    if layer.licence:
-        links.append(link(f"{base}/collections/{cid}?f=json#licence", "license", "text/plain", layer.licence))
+    if layer.licence and layer.licence.startswith(("http://", "https://")):
+        links.append(link(layer.licence, "license", "text/html", "Licence"))
     doc = {"id": cid, "title": layer.title, "description": layer.description or "",
            "keywords": layer.keywords, "itemType": "feature", "links": links,
            "crs": list(supported_crs(request.app.state.settings)), "storageCrs": CRS84,
@@ -229,7 +229,7 @@ async def items(collection_id: CollectionId, request: Request, registry: Registr
                 properties: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["properties"])] = None,
                 sortby: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["sortby"])] = None,
                 datetime: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["datetime"])] = None,
-                filter: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["filter"])] = None,  # noqa: A002
+                filter: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["filter"])] = None,
                 crs: Annotated[str | None, Query(description=_ITEMS_QUERY_DOC["crs"])] = None,
                 bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=_ITEMS_QUERY_DOC["bbox-crs"])] = None,
                 filter_lang: Annotated[str | None, Query(alias="filter-lang",

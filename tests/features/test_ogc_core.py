@@ -136,3 +136,13 @@ def test_unknown_query_parameter_is_400(anon):
 
 def test_unsupported_f_is_400(anon):
     assert_problem(anon.get("/collections", params={"f": "xml"}), 400)
+
+
+def test_collection_links_a_licence_url_and_states_attribution(anon):
+    doc = anon.get("/collections/districts").json()
+    assert doc["license"] == "https://www.apache.org/licenses/LICENSE-2.0"
+    assert doc["attribution"] == "JUSO 2015 via southkorea/seoul-maps"
+    assert [l["href"] for l in doc["links"] if l["rel"] == "license"] == [doc["license"]]
+    bikes = anon.get("/collections/bike_stations").json()     # a licence that is not a URL: text only
+    assert bikes["license"] == "Seoul Open Data test licence"
+    assert not [l for l in bikes["links"] if l["rel"] == "license"]
