@@ -43,7 +43,7 @@ from tile_server.raster import RasterSource, parse_raster_params
 from tile_server.service import TileResult, TileService
 from tile_server.sources import MVT_MEDIA_TYPE
 from tile_server.tms import DEFAULT_TMS, check_tile, get_tms
-from tile_server.vector import VectorSource
+from tile_server.vector import TileOutsideZoomRange, VectorSource
 
 router = APIRouter(tags=["tiles"])
 
@@ -213,8 +213,6 @@ async def collection_tile(
         raise InvalidParameter(f"Layer '{layer.id}' is a raster layer: ask for .png or .webp "
                                f"tiles, not {fmt!r}.")
     if not layer.minzoom <= tile.z <= layer.maxzoom:
-        from tile_server.vector import TileOutsideZoomRange
-
         raise TileOutsideZoomRange(f"Layer '{layer.id}' has tiles from zoom {layer.minzoom} to "
                                    f"{layer.maxzoom}; zoom {tile.z} was asked.")
     params = parse_raster_params(layer, fmt, bidx, rescale, colormap)

@@ -96,9 +96,13 @@ class TileService:
         stored = self.cache.get(h)
         if stored is not None:
             return TileResult(stored, source.media_type, etag, encoding if stored else None)
-        pending = self._inflight.get(h)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while (pending := self._inflight.get(h)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise          # this request itself was cancelled
+                # The request rendering it went away: render it here instead.
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[h] = fut
         try:
@@ -115,6 +119,9 @@ class TileService:
             result = TileResult(body, source.media_type, etag, encoding if body else None)
             fut.set_result(result)
             return result
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
         except BaseException as exc:
             fut.set_exception(exc)
             fut.exception()   # mark retrieved: waiters re-raise it, nobody else must

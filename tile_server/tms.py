@@ -135,8 +135,15 @@ def tile_bounds(grid: TileMatrixSet, tile: Tile, buffer_fraction: float = 0.0) -
     b = grid.xy_bounds(tile)
     dx = (b.right - b.left) * buffer_fraction
     dy = (b.top - b.bottom) * buffer_fraction
-    if tms_srid(grid.id) == 4326:
+    srid = tms_srid(grid.id)
+    if srid == 4326:
         geo = (b.left - dx, b.bottom - dy, b.right + dx, b.top + dy)
+    elif srid == 3857:
+        # Web-Mercator is separable (x -> lon, y -> lat): the corners are the exact box.
+        tr = _to_wgs84(grid.id)
+        w, s = tr.transform(b.left - dx, b.bottom - dy)
+        e, n = tr.transform(b.right + dx, b.top + dy)
+        geo = (w, s, e, n)
     else:
         geo = _to_wgs84(grid.id).transform_bounds(b.left - dx, b.bottom - dy, b.right + dx,
                                                   b.top + dy, densify_pts=21)

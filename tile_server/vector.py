@@ -142,10 +142,10 @@ class SqlCache:
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
-        self._items: OrderedDict[tuple, sql.Composed] = OrderedDict()
+        self._items: OrderedDict[tuple, sql.Composed | str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def statement(self, layers: list[Layer], tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
+    def statement(self, layers: list[Layer], tms_id: str, band: str, tuning: TileTuning) -> str:
         key = (tuple((l.id, l.data_version, l.table_name) for l in layers), tms_id, band,
                tuning.fingerprint())
         with self._lock:
@@ -154,7 +154,9 @@ class SqlCache:
                 self._items.move_to_end(key)
                 return hit
         parts = [self._part(l, tms_id, band, tuning) for l in layers]
-        stmt = sql.SQL("SELECT ") + sql.SQL(" || ").join(parts)
+        # Rendered to text once: composing a Composed into bytes on every execution cost
+        # ~0.3 ms per tile.  Identifiers are already quoted by sql.Identifier here.
+        stmt = (sql.SQL("SELECT ") + sql.SQL(" || ").join(parts)).as_string(None)
         with self._lock:
             self._items[key] = stmt
             while len(self._items) > self.size:
@@ -221,6 +223,11 @@ class VectorSource:
         composite such a layer is left out, and only a composite none of whose layers
         covers the zoom is a 404.
         """
+        in_zoom = self._in_zoom(tile)
+        # The catalog extent is exact after every ingest: a tile beyond it is empty, no query.
+        return [l for l in in_zoom if intersects(l.extent, bounds)]
+
+    def _in_zoom(self, tile: Tile) -> list[Layer]:
         in_zoom = [l for l in self.layers if l.minzoom <= tile.z <= l.maxzoom]
         if not in_zoom:
             if len(self.layers) == 1:
@@ -231,12 +238,11 @@ class VectorSource:
             raise TileOutsideZoomRange(
                 f"None of the layers {self.id} has tiles at zoom {tile.z} ("
                 + ", ".join(f"{l.id}: {l.minzoom}-{l.maxzoom}" for l in self.layers) + ").")
-        # The catalog extent is exact after every ingest: a tile beyond it is empty, no query.
-        return [l for l in in_zoom if intersects(l.extent, bounds)]
+        return in_zoom
 
     def check_zoom(self, grid: TileMatrixSet, tile: Tile) -> None:
         """Raise TileOutsideZoomRange early (before cache lookups) when no layer covers z."""
-        self.layers_for(grid, tile, tile_bounds(grid, tile))
+        self._in_zoom(tile)
 
     async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict) -> bytes:
         """The uncompressed MVT, ``b""`` when no feature falls in the tile."""
