@@ -78,7 +78,7 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_grid(tileMatrixSetId: str) -> TileMatrixSet:  # noqa: N803 - the OGC parameter name
+async def get_grid(tileMatrixSetId: str) -> TileMatrixSet:
     return get_tms(tileMatrixSetId)
 
 
@@ -145,7 +145,7 @@ def _not_modified(request: Request, etag: str) -> bool:
     if header.strip() == "*":
         return True
     # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
-    strip = lambda t: t.strip().removeprefix("W/")  # noqa: E731
+    strip = lambda t: t.strip().removeprefix("W/")
     return strip(etag) in {strip(t) for t in header.split(",")}
 
 
@@ -191,7 +191,7 @@ _TILE_RESPONSES = {200: {"content": {MVT_MEDIA_TYPE: {}, "image/png": {}, "image
             summary="A tile of one layer (vector: MVT, raster: PNG/WebP)",
             response_class=Response, responses=_TILE_RESPONSES)
 async def collection_tile(
-    request: Request, collectionId: str, grid: TmsDep, z: int, x: int, y: str,  # noqa: N803
+    request: Request, collectionId: str, grid: TmsDep, z: int, x: int, y: str,
     registry: RegistryDep, principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
     f: Annotated[str | None, Query(description="mvt, png or webp (instead of an extension)")] = None,
     bidx: Annotated[str | None, Query(description="Raster bands, e.g. 1 or 3,2,1")] = None,
@@ -252,7 +252,7 @@ async def tile_matrix_set(grid: TmsDep) -> dict:
 
 
 @router.get("/collections/{collectionId}/tiles", summary="Tilesets of a layer (OGC API Tiles)")
-async def collection_tilesets(request: Request, collectionId: str, registry: RegistryDep,  # noqa: N803
+async def collection_tilesets(request: Request, collectionId: str, registry: RegistryDep,
                               principal: PrincipalDep, settings: SettingsDep) -> dict:
     layer = registry.readable(collectionId, principal)
     base = base_url(request, settings)
@@ -260,7 +260,7 @@ async def collection_tilesets(request: Request, collectionId: str, registry: Reg
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="A layer's tileset")
-async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,  # noqa: N803
+async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,
                              registry: RegistryDep, principal: PrincipalDep,
                              settings: SettingsDep) -> dict:
     layer = registry.readable(collectionId, principal)
@@ -272,9 +272,9 @@ async def collection_tileset(request: Request, collectionId: str, grid: TmsDep, 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json",
             summary="TileJSON 3.0 of a layer")
 async def collection_tilejson(
-    request: Request, collectionId: str, grid: TmsDep, registry: RegistryDep,  # noqa: N803
+    request: Request, collectionId: str, grid: TmsDep, registry: RegistryDep,
     principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
-    format: Annotated[str | None, Query(description="Raster: png or webp")] = None,  # noqa: A002
+    format: Annotated[str | None, Query(description="Raster: png or webp")] = None,
     bidx: str | None = None, rescale: Annotated[list[str], Query()] = [],  # noqa: B006
     colormap: str | None = None,
 ) -> dict:
@@ -290,7 +290,7 @@ async def collection_tilejson(
 
 @router.get("/collections/{collectionId}/style.json",
             summary="A minimal MapLibre style showing this layer (no glyphs needed)")
-async def collection_style(request: Request, collectionId: str, registry: RegistryDep,  # noqa: N803
+async def collection_style(request: Request, collectionId: str, registry: RegistryDep,
                            principal: PrincipalDep, settings: SettingsDep) -> dict:
     layer = registry.readable(collectionId, principal)
     return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings))

@@ -15,8 +15,15 @@ import time
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from gis_platform.errors import PlatformError
 
@@ -143,7 +150,7 @@ def register(app: typer.Typer) -> None:
 
     @tiles_app.command("seed")
     def seed(
-        layer: list[str] = typer.Option(..., "--layer", help="Layer id; repeat for a composite."),
+        layer: list[str] = typer.Option(..., "--layer", help="Layer id; repeat for a composite."),  # noqa: B008
         zooms: str = typer.Option("10-14", help="Zoom range, e.g. 10-14."),
         bbox: str = typer.Option(None, help="minlon,minlat,maxlon,maxlat (default: the layers' extent)."),
         tms: str = typer.Option("WebMercatorQuad", help="Tile matrix set id."),

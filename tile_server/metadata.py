@@ -59,7 +59,7 @@ def union_bounds(layers: list[Layer], grid: TileMatrixSet) -> list[float]:
 def fit_zoom(bounds: list[float], minzoom: int, maxzoom: int) -> int:
     """A zoom at which ``bounds`` fills a ~1000 px view (Web-Mercator-ish), within the range."""
     width = max(bounds[2] - bounds[0], bounds[3] - bounds[1], 1e-6)
-    z = int(math.floor(math.log2(360.0 / width * 1000 / 512)))
+    z = math.floor(math.log2(360.0 / width * 1000 / 512))
     return max(minzoom, min(maxzoom, z))
 
 
@@ -225,7 +225,7 @@ def _limits(grid: TileMatrixSet, z: int, bounds: list[float]) -> dict:
         rows = sorted((ul.y, lr.y))
     except Exception:  # noqa: BLE001 - a grid that cannot place the box: the whole matrix
         cols, rows = [0, matrix.matrixWidth - 1], [0, matrix.matrixHeight - 1]
-    clamp = lambda v, n: max(0, min(n - 1, v))  # noqa: E731
+    clamp = lambda v, n: max(0, min(n - 1, v))
     return {"tileMatrix": str(z),
             "minTileRow": clamp(rows[0], matrix.matrixHeight), "maxTileRow": clamp(rows[1], matrix.matrixHeight),
             "minTileCol": clamp(cols[0], matrix.matrixWidth), "maxTileCol": clamp(cols[1], matrix.matrixWidth)}

@@ -17,6 +17,7 @@ rio-tiler and GDAL are blocking, so tiles render in worker threads, a few at a t
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def parse_raster_params(layer: Layer, fmt: str, bidx: str | None, rescale: list[
             lo, hi = (float(v) for v in item.split(","))
         except ValueError:
             raise InvalidParameter(f"rescale must be 'min,max', got {item!r}.") from None
-        if not lo < hi or lo != lo or hi != hi:
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise InvalidParameter(f"rescale {item!r}: min must be smaller than max.")
         pairs.append((lo, hi))
     if pairs and len(pairs) not in (1, len(bands)):

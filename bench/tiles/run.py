@@ -57,7 +57,7 @@ class Pass:
 
     def summary(self) -> dict:
         lat = sorted(self.latencies) or [float("nan")]
-        q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
+        q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
         n = len(self.latencies)
         return {"pass": self.name, "concurrency": self.concurrency, "tiles": n,
                 "tiles_per_s": n / self.wall if self.wall else 0.0, "p50_ms": q(0.50),
@@ -203,7 +203,7 @@ class Server:
     """A server subprocess on a loopback port, stopped by its own pid."""
 
     def __init__(self, argv: list[str], env: dict, ready_url: str, log: Path) -> None:
-        self.log = open(log, "wb")
+        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 90

@@ -60,7 +60,7 @@ def test_gzip_refused_with_q_zero_gets_the_plain_tile(tc):
 def test_large_tile_is_not_compressed_again_by_the_app_middleware(tc):
     # A z10 composite is well over the middleware's 1 KiB threshold.
     t = WM.tile(STUB_LON, STUB_LAT, 11)
-    status, headers, body = raw_get(tc, f"/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt?layers=roads,districts",
+    _status, headers, body = raw_get(tc, f"/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt?layers=roads,districts",
                                     **{"Accept-Encoding": "gzip"})
     inner = gzip.decompress(body)
     assert len(inner) > 1024
