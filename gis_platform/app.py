@@ -121,7 +121,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.include_router(mod.router)
 
     # Middleware order: the last added runs first.
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Level 5: most of level 9's ratio at a fraction of its CPU (measured on feature pages).
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],

@@ -55,6 +55,28 @@ class Settings(BaseSettings):
     features_default_limit: int = 100
     features_max_limit: int = 10_000
 
+    # --- vector tiles (tile_server) ------------------------------------------------------
+    tile_extent: int = 4096
+    tile_buffer: int = 64
+    tile_max_features: int = Field(default=20_000, description="Per layer per tile.")
+    tile_overview_below_zoom: int = Field(default=12, description="Below it: few attributes, simplified.")
+    tile_overview_attributes: int = 3
+    tile_min_feature_px: float = 1.0
+    tile_simplify_px: float = 0.5
+    tile_max_layers: int = 10
+    tile_raster_threads: int = 4
+
+    # --- features and exports (layers.features) -------------------------------------------
+    features_extra_srids: list[int] = Field(default_factory=list)
+    features_precision_degrees: int = 7
+    features_precision_metres: int = 3
+    features_max_distance_m: float = 100_000
+    features_export_batch: int = 5_000
+    features_export_timeout_ms: int = 600_000
+    features_export_max_features: int | None = None
+    features_export_tmp_dir: Path | None = None
+    features_export_fgb_index: bool = False
+
     # --- write access (until the security issue adds roles) -------------------------
     allow_anonymous_writes: bool = Field(
         default=False,

@@ -1,4 +1,8 @@
-"""FastAPI dependencies as readable ``Annotated`` aliases (the pool never shows in OpenAPI)."""
+"""FastAPI dependencies as readable ``Annotated`` aliases (the pool never shows in OpenAPI).
+
+They are ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a thread
+pool, one hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from gis_platform.config import Settings
 from gis_platform.db import Database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 

@@ -27,7 +27,7 @@ async def on_shutdown(app: FastAPI) -> None:
         await registry.stop()
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
