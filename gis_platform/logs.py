@@ -13,7 +13,9 @@ import orjson
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
 
-    _std = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+    # Standard LogRecord attributes, plus uvicorn's ANSI-coloured duplicate of the message.
+    _std = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+        "message", "asctime", "color_message"}
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
