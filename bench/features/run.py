@@ -214,18 +214,23 @@ def http_items(client: httpx.Client, url: str, params: dict, encoding: str):
     return run
 
 
-def sql_floor(db_url: str, table: str, where: str, params: list, limit: int):
-    """The page query done by PostGIS alone: count + GeoJSON features aggregated to one text."""
+def sql_floor(db_url: str, table: str, where: str, params: list, limit: int,
+              columns: list[str] | None = None):
+    """The page query done by PostGIS alone: count + GeoJSON features aggregated to one text.
+
+    ``columns``: the layer's attribute columns (default: those of the synthetic layer).
+    """
     from psycopg import sql
 
+    columns = columns or ["material", "diameter_mm", "pressure", "installed"]
+    props = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(c), sql.Identifier(c)) for c in columns)
     conn = psycopg.connect(db_url, autocommit=True)
     stmt = sql.SQL(
         "SELECT (SELECT count(*) FROM {t} WHERE " + where + "), "
         "(SELECT '[' || string_agg(f, ',') || ']' FROM (SELECT '{{\"type\":\"Feature\",\"id\":' || fid || "
         "',\"geometry\":' || ST_AsGeoJSON(geom, 7) || ',\"properties\":' || "
-        "json_build_object('material', material, 'diameter_mm', diameter_mm, 'pressure', pressure, "
-        "'installed', installed)::text || '}}' AS f FROM {t} WHERE " + where + " ORDER BY fid LIMIT %s) p)"
-    ).format(t=sql.Identifier("gis_data", table))
+        "json_build_object({props})::text || '}}' AS f FROM {t} WHERE " + where + " ORDER BY fid LIMIT %s) p)"
+    ).format(t=sql.Identifier("gis_data", table), props=props)
 
     def run() -> int:
         n, text = conn.execute(stmt, [*params, *params, limit]).fetchone()
@@ -317,10 +322,11 @@ def main() -> None:
         floor_cql = (sql.SQL("{} = %s AND {} >= %s").format(sql.Identifier(text_col), sql.Identifier(num_col))
                      .as_string(None))
         workloads = [(f"bbox ~{t}", {"bbox": ",".join(f"{v:.6f}" for v in box), "limit": 1000},
-                      sql_floor(args.db_url, info["table"], floor_where, [*box, *box], 1000))
+                      sql_floor(args.db_url, info["table"], floor_where, [*box, *box], 1000, list(cols)))
                      for t, box in boxes.items()]
         workloads.append(("cql2 attr", {"filter": cql, "filter-lang": "cql2-text", "limit": 1000},
-                          sql_floor(args.db_url, info["table"], floor_cql, [common, median], 1000)))
+                          sql_floor(args.db_url, info["table"], floor_cql, [common, median], 1000,
+                                    list(cols))))
         for name, params, floor in workloads:
             for encoding in ("identity", "gzip"):
                 row = {"name": f"{name} {encoding[:4]}"}
