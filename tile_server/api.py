@@ -34,9 +34,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from morecantile import TileMatrixSet
 from starlette.responses import HTMLResponse, Response
 
-from gis_platform.config import Settings
+from gis_platform.deps import SettingsDep
 from gis_platform.errors import InvalidParameter
 from gis_platform.security import Principal, PrincipalDep
+from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
 from tile_server import metadata
 from tile_server.raster import RasterSource, parse_raster_params
@@ -63,19 +64,11 @@ async def on_shutdown(app: FastAPI) -> None:
         await service.drain()
 
 
-# The dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in
-# the thread pool, one thread hop each, which measured as most of the time of a cached
-# tile.  (Same objects as gis_platform.deps.SettingsDep and layers.api.RegistryDep.)
+# ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, one
+# thread hop each, which measured as most of the time of a cached tile.  (The shared
+# SettingsDep and RegistryDep are async for the same reason.)
 async def get_tile_service(request: Request) -> TileService:
     return request.app.state.tile_service
-
-
-async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 async def get_grid(tileMatrixSetId: str) -> TileMatrixSet:
@@ -83,8 +76,6 @@ async def get_grid(tileMatrixSetId: str) -> TileMatrixSet:
 
 
 TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 TmsDep = Annotated[TileMatrixSet, Depends(get_grid)]
 
 
