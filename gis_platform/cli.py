@@ -237,10 +237,8 @@ def up(
 
 
 def _demo_loader():
-    try:
-        from layers.demo import load_demo
-    except ImportError:
-        return None
+    from gis_platform.demo import load_demo
+
     return load_demo
 
 

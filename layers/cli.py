@@ -189,7 +189,7 @@ def demo_load(
     force: bool = typer.Option(False, help="Rebuild even if the demo layers exist."),
 ) -> None:
     """Build the demo city into the catalog (deterministic)."""
-    from layers.demo import load_demo
+    from gis_platform.demo import load_demo
 
     s, url = _ctx()
     try:
