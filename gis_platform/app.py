@@ -41,6 +41,7 @@ FEATURE_MODULES = (
     "layers.api",            # catalog, uploads
     "layers.features_api",   # OGC API Features, spatial queries, exports
     "layers.domains.api",    # facilities, roads, permits
+    "layers.indicators.api", # indicators, hexagon grids, aggregation
     "tile_server.api",       # vector/raster tiles, TileJSON, styles
     "policy_maps.api",       # policy maps and the public gallery
 )

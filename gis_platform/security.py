@@ -61,6 +61,17 @@ def can_read(principal: Principal, access_level: str) -> bool:
     return access_level in readable_levels(principal)
 
 
+def row_filter(principal: Principal, layer) -> tuple[str, dict] | None:
+    """Rows of ``layer`` this caller may see, as a SQL condition with named parameters.
+
+    ``None`` means every row (the usual case).  Facility operators are scoped to the owners /
+    kinds they operate; every reader of a layer's rows (items, exports, statistics, tiles,
+    dig-check) ANDs this condition into its WHERE clause and keys its caches on it.
+    Column names in the condition come from the catalog schema only.
+    """
+    return None
+
+
 def can_write(principal: Principal, settings) -> bool:
     return bool(principal.roles & {"admin", "planner"}) or settings.allow_anonymous_writes
 
