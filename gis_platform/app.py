@@ -22,7 +22,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis_platform import __version__
+from gis_platform import __version__, metrics
 from gis_platform.config import Settings
 from gis_platform.db import Database, migrations, resolve_conninfo
 from gis_platform.errors import PlatformError, problem
@@ -89,10 +89,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             startup = getattr(mod, "on_startup", None)
             if startup is not None:
                 await startup(app)
+        metrics.start_sampler(app)
         log.info("platform started", extra={"embedded": settings.embedded})
         try:
             yield
         finally:
+            await metrics.stop_sampler(app)
             for mod in reversed(modules):
                 shutdown = getattr(mod, "on_shutdown", None)
                 if shutdown is not None:
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     from gis_platform.health import router as health_router
 
     app.include_router(health_router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
     _mount_static(app)
     for mod in modules:
         app.include_router(mod.router)
@@ -130,7 +134,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_request_body_kb * 1024,
                        max_upload=settings.max_upload_mb * 1024 * 1024)
-    app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestLogMiddleware, timeout=settings.request_timeout_s)
     return app
 
 

@@ -209,9 +209,19 @@ def serve(
     workers = workers or s.workers
     if s.embedded:
         conninfo(s)  # start the cluster once, before the workers race for it
-    console.print(f"[green]serving[/] on http://{host}:{port}  (docs: /docs, ready: /ready)")
+    if workers > 1:
+        # Every worker writes its metric samples here; /metrics aggregates them.
+        from gis_platform.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(s.resolved_data_dir() / "run" / f"metrics-{port}")
+    console.print(f"[green]serving[/] on http://{host}:{port} with {workers} worker(s)  "
+                  "(docs: /docs, ready: /ready, metrics: /metrics)")
+    # Workers share nothing but the database and the on-disk tile cache (atomic renames).
+    # A worker that dies is replaced by uvicorn's supervisor; SIGTERM lets in-flight
+    # requests finish for up to graceful_shutdown_s.
     uvicorn.run("gis_platform.main:app", host=host, port=port, workers=workers,
-                factory=False, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20)
+                factory=False, log_config=None, proxy_headers=True,
+                timeout_graceful_shutdown=s.graceful_shutdown_s, timeout_keep_alive=15)
 
 
 @app.command("up")

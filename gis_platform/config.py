@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     public_url: str | None = Field(default=None, description="External base URL for links.")
 
+    # --- operations (#8) ------------------------------------------------------------------
+    request_timeout_s: float = Field(
+        default=60.0, description="A request that has not started its response by then gets "
+        "503 (0: no limit). Streamed exports, once started, are not cut off.")
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus /metrics.")
+    graceful_shutdown_s: int = Field(default=20, description="In-flight requests get this long on stop.")
+
     # --- caches and limits ----------------------------------------------------------
     tile_cache_memory_mb: int = 128
     tile_cache_disk_mb: int = 2048

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
 import uuid
 
 import orjson
+
+from gis_platform import metrics
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,10 +55,17 @@ access_log = logging.getLogger("gis_platform.access")
 
 
 class RequestLogMiddleware:
-    """Pure ASGI middleware: a request id per request and one JSON access-log line."""
+    """Pure ASGI middleware, the one observer of every request.
 
-    def __init__(self, app) -> None:
+    A request id per request (``X-Request-Id`` in and out), one JSON access-log line,
+    Prometheus request metrics (:mod:`gis_platform.metrics`), and the request timeout: a
+    request that has not *started* its response within ``timeout`` seconds is cancelled and
+    answered 503 (a started response, e.g. a streamed export, is never cut off).
+    """
+
+    def __init__(self, app, *, timeout: float | None = None) -> None:
         self.app = app
+        self.timeout = timeout if timeout and timeout > 0 else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -69,29 +79,61 @@ class RequestLogMiddleware:
         request_id = request_id or uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
-        status = {"code": 500, "bytes": 0}
+        status = {"code": 500, "bytes": 0, "started": False}
+        deadline = None
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
+                if deadline is not None and not deadline.expired():
+                    deadline.reschedule(None)  # the response is under way: no more timeout
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
             elif message["type"] == "http.response.body":
                 status["bytes"] += len(message.get("body", b""))
             await send(message)
 
+        metrics.IN_FLIGHT.inc()
         try:
-            await self.app(scope, receive, send_wrapper)
+            if self.timeout is None:
+                await self.app(scope, receive, send_wrapper)
+            else:
+                try:
+                    async with asyncio.timeout(self.timeout) as deadline:
+                        await self.app(scope, receive, send_wrapper)
+                except TimeoutError:
+                    if status["started"]:
+                        raise
+                    await _timed_out(send_wrapper, scope.get("path", ""), self.timeout)
         finally:
+            metrics.IN_FLIGHT.dec()
+            seconds = time.perf_counter() - start
+            path = scope.get("path", "")
+            metrics.observe_request(path, scope.get("method", ""), status["code"], seconds,
+                                    status["bytes"])
             access_log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope.get("method"),
-                    "path": scope.get("path"),
+                    "path": path,
                     "status": status["code"],
                     "bytes": status["bytes"],
-                    "ms": round((time.perf_counter() - start) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                     "client": (scope.get("client") or ("", 0))[0],
                 },
             )
+
+
+async def _timed_out(send, path: str, timeout: float) -> None:
+    body = orjson.dumps({
+        "type": "/problems/request-timeout", "title": "Request timed out", "status": 503,
+        "detail": f"The request took longer than the server allows ({timeout:g} s). Narrow it "
+                  "(a smaller area, a stricter filter, a lower limit) or retry shortly.",
+        "instance": path})
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", b"5")]})
+    await send({"type": "http.response.body", "body": body})

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -18,6 +19,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from gis_platform import metrics
 from gis_platform.config import Settings
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
@@ -61,18 +63,27 @@ class Database:
     async def connection(self, *, read_only: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
         """A pooled autocommit connection; maps DB failures to platform errors."""
         pool = self.read_pool if (read_only and self.read_pool is not None) else self.pool
+        t0 = time.perf_counter()
         try:
             async with pool.connection() as conn:
-                yield conn
+                held = time.perf_counter()
+                metrics.DB_WAIT.observe(held - t0)
+                try:
+                    yield conn
+                finally:
+                    metrics.DB_HOLD.observe(time.perf_counter() - held)
         except PoolTimeout as exc:
+            metrics.DB_ERRORS.labels("unavailable").inc()
             raise DatabaseUnavailable(
                 "The database is not reachable right now; please retry in a few seconds.") from exc
         except pg_errors.QueryCanceled as exc:
+            metrics.DB_ERRORS.labels("timeout").inc()
             raise QueryTimeout(
                 "The query ran longer than the server allows "
                 f"({self.settings.statement_timeout_ms} ms). Narrow it: a smaller area, a "
                 "stricter filter or a lower limit.") from exc
         except (psycopg.OperationalError, pg_errors.AdminShutdown) as exc:
+            metrics.DB_ERRORS.labels("connection").inc()
             raise DatabaseUnavailable(
                 "The connection to the database was lost; please retry in a few seconds.") from exc
 
