@@ -1,0 +1,258 @@
+"""From a spec to the data a map shows: areas, values per year, classes, colours, texts.
+
+:func:`build_map` checks the spec against the database (indicator, area unit, years, overlay
+layers), reads the area geometries from the unit's layer and the indicator values, and
+classifies them.  The three renderers (folium HTML, MapLibre page, PNG) all draw from the
+one :class:`MapData` it returns, so they show the same classes, colours and numbers.
+
+Layers are looked up through ``lookup(layer_id)``: over HTTP that is
+``Registry.readable(id, principal)`` (the access choke point), in the CLI the catalog.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import psycopg
+from psycopg import sql
+
+from gis_platform.errors import NotFound
+from layers.catalog import Layer, get_layer
+from layers.indicators.store import AreaUnit, Indicator, get_area_unit, get_indicator, read_values
+from policy_maps.classify import NO_DATA, Classes, classify, colours, is_signed, palette_kind
+from policy_maps.spec import MapSpec, SpecError
+
+Lookup = Callable[[str], Layer]
+
+
+@dataclass
+class MapData:
+    spec: MapSpec
+    indicator: Indicator
+    unit: AreaUnit
+    layer: Layer
+    overlays: list[Layer]
+    fids: list[int]
+    codes: list[str]
+    names: list[str]
+    geometries: list[dict]          # GeoJSON geometries, EPSG:4326, 5 decimals
+    years: list[int]
+    year: int
+    values: dict[int, np.ndarray]   # year -> value per area (NaN = no data)
+    classes: dict[int, Classes]     # year -> classes (the same object for every year if all_years)
+    colors: list[str]
+    palette_kind: str
+    decimals: int
+    bounds: list[float]
+    data_versions: dict
+    built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    version: int | None = None
+
+    # --- texts ---------------------------------------------------------------------------
+    def fmt(self, v: float | None) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        return f"{v:,.{self.decimals}f}"
+
+    def indicator_name(self, lang: str) -> str:
+        return self.indicator.name_ko if lang == "ko" else self.indicator.name_en
+
+    def legend_title(self, lang: str) -> str:
+        if self.spec.legend.title:
+            return self.spec.legend.title.get(lang)
+        unit = f" ({self.indicator.unit})" if self.indicator.unit else ""
+        return self.indicator_name(lang) + unit
+
+    def legend(self, year: int, lang: str) -> list[dict]:
+        """Legend rows: colour, label, count of areas; then 'no data' if any."""
+        c = self.classes[year]
+        rows = []
+        for i, (lo, hi) in enumerate(zip(c.lower_bounds(), c.bins)):
+            label = f"{self.fmt(lo)} – {self.fmt(hi)}"
+            count = int((c.yb[self._slice(year)] == i).sum())
+            rows.append({"color": self.colors[i], "label": label, "count": count})
+        missing = int(np.isnan(self.values[year]).sum())
+        if missing:
+            rows.append({"color": NO_DATA, "label": "자료 없음" if lang == "ko" else "No data",
+                         "count": missing})
+        return rows
+
+    def _slice(self, year: int) -> slice:
+        """Where this year's values sit in the classified array (all years are stacked)."""
+        if self.spec.classification.scope == "year":
+            return slice(None)
+        i = self.years.index(year)
+        n = len(self.fids)
+        return slice(i * n, (i + 1) * n)
+
+    def class_index(self, year: int) -> list[int]:
+        return self.classes[year].yb[self._slice(year)].tolist()
+
+    def color_of(self, year: int) -> list[str]:
+        return [self.colors[i] if i >= 0 else NO_DATA for i in self.class_index(year)]
+
+    def title(self, lang: str) -> str:
+        return self.spec.title.get(lang)
+
+    def description(self, lang: str) -> str:
+        return self.spec.description.get(lang) if self.spec.description else ""
+
+    def sources(self, lang: str) -> list[str]:
+        out = [s.get(lang) for s in self.spec.sources]
+        if not out and self.indicator.source:
+            out = [self.indicator.source]
+        return out
+
+    def source_line(self, lang: str) -> str:
+        label = "출처" if lang == "ko" else "Source"
+        date = self.built_at[:10]
+        made = "작성" if lang == "ko" else "made"
+        return f"{label}: {'; '.join(self.sources(lang)) or '-'} · {made} {date}"
+
+    def summary(self, year: int, lang: str) -> str:
+        """A one-paragraph description of the map for screen readers."""
+        v = self.values[year]
+        ok = ~np.isnan(v)
+        if not ok.any():
+            return ""
+        hi, lo = int(np.nanargmax(v)), int(np.nanargmin(v))
+        med = float(np.nanmedian(v))
+        n, unit_name = int(ok.sum()), (self.unit.title_ko if lang == "ko" else self.unit.title)
+        name = self.indicator_name(lang)
+        u = self.indicator.unit
+        if lang == "ko":
+            return (f"{year}년 {name}은(는) {unit_name} {n}곳 중 {self.names[hi]}이(가) "
+                    f"{self.fmt(v[hi])}{u}(으)로 가장 높고, {self.names[lo]}이(가) {self.fmt(v[lo])}{u}"
+                    f"(으)로 가장 낮습니다. 중앙값은 {self.fmt(med)}{u}입니다. "
+                    f"색은 {len(self.colors)}개 구간으로 나누었습니다.")
+        return (f"In {year}, {name} across {n} areas ({unit_name}) was highest in {self.names[hi]} "
+                f"({self.fmt(v[hi])} {u}) and lowest in {self.names[lo]} ({self.fmt(v[lo])} {u}); the "
+                f"median was {self.fmt(med)} {u}. Colours show {len(self.colors)} classes.")
+
+    def table(self) -> dict:
+        """The same numbers as a table: one row per area, one column per year."""
+        order = sorted(range(len(self.fids)), key=lambda i: self.names[i] or self.codes[i])
+        return {"years": self.years,
+                "rows": [{"code": self.codes[i], "name": self.names[i],
+                          "values": [self.fmt(self.values[y][i]) for y in self.years]} for i in order]}
+
+    def document(self, lang: str) -> dict:
+        """Everything the live page needs (no geometry: that comes from the vector tiles)."""
+        return {
+            "id": self.spec.id, "version": self.version, "lang": lang,
+            "title": self.title(lang), "description": self.description(lang),
+            "indicator": self.indicator.model_dump(include={"id", "name_ko", "name_en", "unit",
+                                                           "polarity", "source", "data_version"}),
+            "unit": self.unit.id, "layer": self.layer.id,
+            "overlays": [{"layer": o.id, "color": s.color,
+                          "title": (s.title.get(lang) if s.title else (o.title_ko if lang == "ko" and
+                                                                       o.title_ko else o.title))}
+                         for o, s in zip(self.overlays, self.spec.overlays)],
+            "basemap": self.spec.basemap,
+            "years": self.years, "year": self.year, "bounds": self.bounds,
+            "areas": [{"fid": f, "code": c, "name": n} for f, c, n in zip(self.fids, self.codes, self.names)],
+            "values": {str(y): [None if math.isnan(x) else x for x in self.values[y].tolist()]
+                       for y in self.years},
+            "classes": {str(y): self.class_index(y) for y in self.years},
+            "colors": self.colors, "no_data_color": NO_DATA, "palette_kind": self.palette_kind,
+            "method": self.spec.classification.method,
+            "legend": {str(y): self.legend(y, lang) for y in self.years},
+            "legend_title": self.legend_title(lang),
+            "summary": {str(y): self.summary(y, lang) for y in self.years},
+            "source_line": self.source_line(lang), "attribution": self.spec.attribution or "",
+            "built_at": self.built_at, "data_versions": self.data_versions,
+            "popup": self.spec.popup.model_dump(),
+        }
+
+
+def catalog_lookup(conn: psycopg.Connection) -> Lookup:
+    def lookup(layer_id: str) -> Layer:
+        layer = get_layer(conn, layer_id)
+        if layer is None:
+            raise NotFound(f"No layer '{layer_id}'.")
+        return layer
+    return lookup
+
+
+def _err(field_: str, message: str) -> SpecError:
+    return SpecError(f"The map spec is invalid: {field_}: {message}",
+                     errors=[{"field": field_, "message": message}])
+
+
+def build_map(conn: psycopg.Connection, spec: MapSpec, lookup: Lookup | None = None) -> MapData:
+    """Check ``spec`` against the data and compute everything the renderers draw."""
+    lookup = lookup or catalog_lookup(conn)
+    try:
+        ind = get_indicator(conn, spec.indicator)
+    except NotFound:
+        raise _err("indicator", f"no indicator {spec.indicator!r}; load it first "
+                   "(gis-platform indicators list shows the known ones)") from None
+    try:
+        unit = get_area_unit(conn, spec.area_unit)
+    except NotFound as exc:
+        raise _err("area_unit", exc.detail) from None
+    if spec.area_unit not in ind.units:
+        raise _err("area_unit", f"indicator {ind.id!r} has no values for {spec.area_unit!r}; it has "
+                   f"values for {ind.units or 'no area unit yet'}")
+    layer = lookup(unit.layer_id)
+    overlays = []
+    for i, o in enumerate(spec.overlays):
+        try:
+            ol = lookup(o.layer)
+        except NotFound:
+            raise _err(f"overlays.{i}.layer", f"no layer {o.layer!r}") from None
+        if ol.kind != "vector":
+            raise _err(f"overlays.{i}.layer", f"{o.layer!r} is a raster layer; overlays are vector layers")
+        overlays.append(ol)
+    values = read_values(conn, ind.id, unit.id)
+    available = sorted(set(values["year"].tolist()))
+    years = spec.years or available
+    missing = sorted(set(years) - set(available))
+    if missing:
+        raise _err("years", f"no values for {missing}; indicator {ind.id!r} has {available} for {unit.id!r}")
+    year = spec.year if spec.year is not None else years[-1]
+    if year not in years:
+        raise _err("year", f"{year} has no values; choose one of {years}")
+
+    name = sql.Identifier(unit.name_column) if unit.name_column else sql.Identifier(unit.code_column)
+    rows = conn.execute(sql.SQL(
+        "SELECT fid, {c}::text, {n}::text, ST_AsGeoJSON(geom, 5) FROM {t} ORDER BY fid").format(
+        c=sql.Identifier(unit.code_column), n=name, t=layer.table())).fetchall()
+    fids = [int(r[0]) for r in rows]
+    codes = [r[1] for r in rows]
+    names = [r[2] or r[1] for r in rows]
+    geoms = [orjson.loads(r[3]) for r in rows]
+    index = {c: i for i, c in enumerate(codes)}
+    per_year: dict[int, np.ndarray] = {}
+    for y in years:
+        arr = np.full(len(codes), np.nan)
+        sub = values[values["year"] == y]
+        pos = sub["area_code"].map(index)
+        keep = pos.notna()
+        arr[pos[keep].astype(int).to_numpy()] = sub["value"][keep].astype(float).to_numpy()
+        per_year[y] = arr
+    stacked = np.concatenate([per_year[y] for y in years])
+    signed = is_signed(stacked)
+    if spec.classification.scope == "year":
+        classes = {y: classify(per_year[y], spec.classification) for y in years}
+        k = max(c.k for c in classes.values())
+    else:
+        shared = classify(stacked, spec.classification)
+        classes = {y: shared for y in years}
+        k = shared.k
+    cols = colours(spec.palette, k, polarity=ind.polarity, signed=signed)
+    span = float(np.nanmax(stacked) - np.nanmin(stacked)) if np.isfinite(stacked).any() else 0.0
+    decimals = spec.legend.decimals if spec.legend.decimals is not None else \
+        (0 if span >= 100 else 1 if span >= 5 else 2)
+    ext = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                               "(SELECT ST_Extent(geom) AS e FROM {t}) s").format(t=layer.table())).fetchone()
+    data_versions = {"indicator": {ind.id: ind.data_version},
+                     "layers": {l.id: l.data_version for l in [layer, *overlays]}}
+    return MapData(spec, ind, unit, layer, overlays, fids, codes, names, geoms, years, year, per_year,
+                   classes, cols, palette_kind(spec.palette, signed), decimals,
+                   [float(x) for x in ext], data_versions)

@@ -1,0 +1,55 @@
+"""Map operations shared by the HTTP API, the CLI and the demo (synchronous, one connection)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+import psycopg
+
+from gis_platform.security import Principal
+from policy_maps.build import Lookup, MapData, build_map
+from policy_maps.spec import MapSpec, parse_spec
+from policy_maps.store import get_version, public_problems, publish, save_version  # noqa: F401
+
+
+def save_spec(conn: psycopg.Connection, spec: MapSpec | dict, actor: str,
+              lookup: Lookup | None = None) -> tuple[int, MapData]:
+    """Validate ``spec`` against the data, then store it as a new version."""
+    spec = spec if isinstance(spec, MapSpec) else parse_spec(spec)
+    data = build_map(conn, spec, lookup)
+    version = save_version(conn, spec, data.data_versions, actor)
+    data.version = version
+    return version, data
+
+
+def load_map(conn: psycopg.Connection, map_id: str, version: int | None, principal: Principal,
+             lookup: Lookup | None = None) -> tuple[MapData, str]:
+    """A stored map version built on the current data; returns (data, status)."""
+    mv = get_version(conn, map_id, version, principal)
+    data = build_map(conn, mv.spec, lookup)
+    data.version = mv.version
+    data.built_at = (mv.published_at or mv.created_at).isoformat(timespec="seconds")
+    status = "published" if mv.published_at is not None and mv.published_version is not None else "draft"
+    return data, status
+
+
+def cache_key(data: MapData, *parts: object) -> str:
+    """A file-name-safe key of everything that changes a rendering."""
+    raw = orjson.dumps([data.spec.id, data.version, data.data_versions, [str(p) for p in parts]],
+                       option=orjson.OPT_SORT_KEYS)
+    return f"{data.spec.id}-v{data.version}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+def cached(cache_dir: Path, name: str, make) -> bytes:
+    """Read ``name`` from the cache or make it and store it atomically."""
+    path = cache_dir / name
+    if path.exists():
+        return path.read_bytes()
+    body = make()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(body)
+    tmp.replace(path)
+    return body
