@@ -90,6 +90,17 @@ class Settings(BaseSettings):
         description="Allow catalog writes and uploads without credentials (development only).",
     )
 
+    # domains (#5): dig-safety check, cross-sections, road-works permits ------------------
+    domains_facilities_layer: str = Field(default="underground_facilities",
+                                          description="Catalog layer the dig-safety check reads.")
+    domains_roads_layer: str = Field(default="roads", description="Catalog layer of road centrelines.")
+    domains_digcheck_buffer_m: float = Field(default=3.0, description="Default search distance (m).")
+    domains_digcheck_max_buffer_m: float = 50.0
+    domains_digcheck_max_area_m2: float = Field(default=250_000.0,
+                                                description="Largest excavation area accepted (m²).")
+    domains_digcheck_max_results: int = 5_000
+    domains_cross_section_max_length_m: float = 3_000.0
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -1,0 +1,222 @@
+"""HTTP routes of the domain layers: dig-safety check, cross-sections, permits (OPEN).
+
+=========================================  ==========  ==========================================
+route                                      who         what
+=========================================  ==========  ==========================================
+``GET  /facility-kinds``                   anyone      the facility vocabulary and clearances
+``POST /dig-check``                        readers of  facilities near an excavation: JSON,
+                                           facilities  GeoJSON (``f=geojson``) or a printable
+                                                       HTML report (``f=html``)
+``POST /cross-section``                    readers of  facilities crossed by a line: JSON or
+                                           facilities  SVG (``f=svg``)
+``GET  /permits``                          anyone      permits with current status (JSON,
+                                                       GeoJSON, HTML): no applicant data
+``POST /permits``                          planner     file a permit application
+``GET  /permits/{no}``                     anyone      one permit and its full timeline
+``POST /permits/{no}/status``              planner     move it on (409 on illegal transitions)
+``GET  /permits/{no}/applicant``           planner     the applicant's personal data
+=========================================  ==========  ==========================================
+
+"Readers of facilities" are callers the catalog lets read ``domains_facilities_layer``
+(restricted: planner, operator, admin); everyone else gets the catalog's 404 "No layer",
+exactly as for a missing layer.  Dig-check and cross-section answers are ``no-store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import psycopg
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from gis_platform.deps import Db, SettingsDep
+from gis_platform.errors import InvalidParameter, Unprocessable
+from gis_platform.responses import FastJSONResponse
+from gis_platform.security import PrincipalDep
+from layers.api import RegistryDep
+from layers.domains import digcheck, permits, render, section
+from layers.domains.common import (
+    DomainSettings,
+    input_geometry,
+    read_json_body,
+    readable_rows,
+    require_permit_role,
+)
+
+router = APIRouter(tags=["domains"])
+PermitNo = Annotated[str, Path(max_length=60, description="Permit number, e.g. RW-2025-000123")]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _format(request: Request, f: str | None, allowed: tuple[str, ...]) -> str:
+    if f is not None:
+        if f not in allowed:
+            raise InvalidParameter(f"f must be one of {', '.join(allowed)}.", parameter="f")
+        return f
+    accept = request.headers.get("accept", "")
+    if "html" in allowed and "text/html" in accept:
+        return "html"
+    return allowed[0]
+
+
+@router.get("/facility-kinds", summary="Facility kinds with their dig-safety clearances")
+async def facility_kinds(db: Db) -> dict:
+    rows = await db.fetchall("SELECT code, name_ko, name_en, horizontal_clearance_m, vertical_clearance_m, "
+                             "typical_depth_m, max_depth_m, colour FROM gis_domain.facility_kinds "
+                             "ORDER BY sort_order")
+    return {"kinds": rows}
+
+
+@router.post("/dig-check", summary="Call before you dig: facilities near a planned excavation",
+             responses={400: {}, 404: {}, 413: {}, 422: {}})
+async def dig_check(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
+                    settings: SettingsDep, f: str | None = Query(None, description="json | geojson | html")):
+    """Body: ``{"geometry": <GeoJSON Polygon | LineString+width_m | Point+width_m>,
+    "depth_m": 1.2, "buffer_m": 3, "width_m": 0.8, "geometry_crs": "EPSG:5179"}``."""
+    ds = DomainSettings.of(settings)
+    layer = readable_rows(registry, ds.facilities_layer, principal)
+    fmt = _format(request, f, ("json", "geojson", "html"))
+    req = digcheck.parse_request(await read_json_body(request, settings), settings, ds)
+    result = await digcheck.run_check(db, layer, principal, req, ds)
+    if fmt == "json":
+        return FastJSONResponse(digcheck.as_json(result), headers=NO_STORE)
+    gj = digcheck.as_geojson(result)
+    if fmt == "geojson":
+        return FastJSONResponse(gj, media_type="application/geo+json", headers=NO_STORE)
+    return HTMLResponse(render.digcheck_html(result, gj), headers=NO_STORE)
+
+
+@router.post("/cross-section", summary="Facilities crossed by a line, with depth (JSON or SVG profile)",
+             responses={400: {}, 404: {}, 422: {}})
+async def cross_section(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
+                        settings: SettingsDep, f: str | None = Query(None, description="json | svg")):
+    ds = DomainSettings.of(settings)
+    layer = readable_rows(registry, ds.facilities_layer, principal)
+    fmt = _format(request, f, ("json", "svg"))
+    req = section.parse_request(await read_json_body(request, settings), settings)
+    result = await section.run_section(db, layer, principal, req, ds)
+    if fmt == "svg":
+        return Response(render.section_svg(result), media_type="image/svg+xml", headers=NO_STORE)
+    return FastJSONResponse(result, headers=NO_STORE)
+
+
+# --- permits -------------------------------------------------------------------------------------
+def _page_links(request: Request, limit: int, offset: int, matched: int) -> dict[str, str]:
+    links = {}
+    if offset > 0:
+        links["« previous"] = str(request.url.include_query_params(offset=max(0, offset - limit)))
+    if offset + limit < matched:
+        links["next »"] = str(request.url.include_query_params(offset=offset + limit))
+    links["JSON"] = str(request.url.include_query_params(f="json"))
+    links["GeoJSON"] = str(request.url.include_query_params(f="geojson"))
+    return links
+
+
+@router.get("/permits", summary="Road-works permits and where each stands (public)")
+async def list_permits(request: Request, db: Db,
+                       f: str | None = Query(None, description="json | geojson | html"),
+                       status: str | None = Query(None, max_length=20),
+                       district: str | None = Query(None, max_length=20),
+                       active: bool = Query(False, description="only approved / works under way"),
+                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000)):
+    fmt = _format(request, f, ("json", "geojson", "html"))
+    if status is not None and status not in render.STATUS_COLOURS:
+        raise InvalidParameter(f"status must be one of {', '.join(render.STATUS_COLOURS)}.", parameter="status")
+    doc = await permits.list_permits(db, status=status, district=district, active=active, limit=limit,
+                                     offset=offset)
+    if fmt == "html":
+        return HTMLResponse(render.permits_html(doc, links=_page_links(request, limit, offset,
+                                                                       doc["numberMatched"])))
+    if fmt == "geojson":
+        feats = [{"type": "Feature", "id": p["permit_no"], "geometry": p["geometry"],
+                  "properties": {k: v for k, v in p.items() if k != "geometry"}} for p in doc["permits"]]
+        return FastJSONResponse({"type": "FeatureCollection", "features": feats,
+                                 "numberMatched": doc["numberMatched"], "numberReturned": len(feats)},
+                                media_type="application/geo+json")
+    return doc
+
+
+@router.post("/permits", status_code=201, summary="File a road-works permit application (planner)",
+             responses={400: {}, 401: {}, 403: {}, 409: {}, 422: {}})
+async def create_permit(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
+                        settings: SettingsDep):
+    require_permit_role(principal)
+    doc = await read_json_body(request, settings)
+    p = permits.validate_new_permit(doc)
+    geom = input_geometry(doc, settings)
+    if geom.kind not in ("Polygon", "MultiPolygon"):
+        raise InvalidParameter(f"A permit's geometry must be a Polygon or MultiPolygon, not {geom.kind}.",
+                               parameter="geometry")
+    ds = DomainSettings.of(settings)
+
+    def run() -> str:
+        with psycopg.connect(request.app.state.conninfo) as conn, conn.transaction():
+            valid, reason, area, wkb = conn.execute(
+                psycopg.sql.SQL("SELECT ST_IsValid(g), ST_IsValidReason(g), ST_Area(g::geography), "
+                                "ST_AsBinary(g) FROM (SELECT {} AS g) s").format(geom.frag.sql),
+                geom.frag.params).fetchone()
+            if not valid:
+                raise Unprocessable(f"The permit area is not a valid polygon ({reason}).",
+                                    parameter="geometry")
+            if not area or area > ds.digcheck_max_area_m2:
+                raise Unprocessable(f"The permit area is {area or 0:,.0f} m²; it must be > 0 and at most "
+                                    f"{ds.digcheck_max_area_m2:,.0f} m².", parameter="geometry")
+            permits.ensure_active_works_layer(conn)
+            try:
+                return permits.insert_permit(conn, p, bytes(wkb), actor=principal.id,
+                                             roles=sorted(principal.roles))
+            except psycopg.errors.UniqueViolation:
+                raise permits.Conflict(f"A permit {p['permit_no']} already exists.") from None
+
+    permit_no = await asyncio.to_thread(run)
+    await registry.load()
+    return FastJSONResponse(await permits.get_permit(db, permit_no, principal), status_code=201,
+                            headers={"Location": f"/permits/{permit_no}"})
+
+
+@router.get("/permits/{permit_no}", summary="One permit with its full public timeline")
+async def get_permit(permit_no: PermitNo, request: Request, db: Db, principal: PrincipalDep,
+                     f: str | None = Query(None, description="json | html")):
+    fmt = _format(request, f, ("json", "html"))
+    doc = await permits.get_permit(db, permit_no, principal)
+    if fmt == "html":
+        doc = {**doc, "timeline": [{k: v for k, v in h.items() if k != "actor"} for h in doc["timeline"]]}
+        return HTMLResponse(render.permit_html(doc))
+    return doc
+
+
+@router.post("/permits/{permit_no}/status", summary="Move a permit to its next status (planner)",
+             responses={400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 422: {}})
+async def change_status(permit_no: PermitNo, request: Request, registry: RegistryDep,
+                        principal: PrincipalDep, db: Db, settings: SettingsDep):
+    """Body: ``{"status": "reviewed", "note": "...", "office": "..."}``."""
+    require_permit_role(principal)
+    doc = await read_json_body(request, settings)
+    unknown = sorted(set(doc) - {"status", "note", "office"})
+    if unknown:
+        raise InvalidParameter(f"Unknown fields {unknown}; expected status, note, office.", parameter="body")
+    status = doc.get("status")
+    if not isinstance(status, str) or not status:
+        raise InvalidParameter("status is required, e.g. {\"status\": \"reviewed\"}.", parameter="status")
+    note, office = doc.get("note"), doc.get("office")
+    for key, value in (("note", note), ("office", office)):
+        if value is not None and (not isinstance(value, str) or len(value) > 1000):
+            raise InvalidParameter(f"{key} must be text (at most 1000 characters).", parameter=key)
+
+    def run() -> dict:
+        with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
+            return permits.transition(conn, permit_no, status, actor=principal.id,
+                                      roles=sorted(principal.roles), office=office, note=note)
+
+    await asyncio.to_thread(run)
+    await registry.load()
+    return await permits.get_permit(db, permit_no, principal)
+
+
+@router.get("/permits/{permit_no}/applicant", summary="The applicant's personal data (planner)",
+            responses={401: {}, 403: {}, 404: {}})
+async def applicant(permit_no: PermitNo, principal: PrincipalDep, db: Db):
+    require_permit_role(principal)
+    return FastJSONResponse(await permits.get_applicant(db, permit_no), headers=NO_STORE)
