@@ -1,6 +1,8 @@
 """API keys: creation, revocation and verification.
 
 A token looks like ``gis_<id>_<secret>``.  Only an argon2 hash of the secret is stored.
+Keys are managed with ``gis-platform keys create|list|revoke`` or, by an admin, over HTTP:
+``GET /admin/keys``, ``POST /admin/keys``, ``DELETE /admin/keys/{id}`` (each one audited).
 Verifying argon2 is deliberately slow, so a verified token is remembered in memory (keyed by
 a SHA-256 of the token) for a short TTL; revocation and expiry still apply within that TTL
 because the cached entry carries ``expires_at`` and the cache is cleared on revocation in
@@ -12,15 +14,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Annotated
 
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Path, Request, Response
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, Field
 
 from gis_platform.errors import InvalidParameter, Unauthorized
-from gis_platform.security import Principal
+from gis_platform.security import Principal, PrincipalDep, require_admin
 
 ROLES = ("citizen", "staff", "planner", "operator", "admin")
 CACHE_TTL = 30.0
@@ -75,7 +80,7 @@ def _parse(token: str) -> tuple[str, str]:
 async def verify_token(db, token: str) -> Principal:
     """The principal of a bearer token; Unauthorized for unknown, revoked or expired keys."""
     digest = hashlib.sha256(token.encode()).hexdigest()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hit = _cache.get(digest)
     if hit and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > now):
         return hit[1]
@@ -96,4 +101,81 @@ async def verify_token(db, token: str) -> Principal:
     principal = Principal(id=f"key:{row['id']}:{row['name']}", roles=frozenset(row["roles"]),
                           scopes=row["scopes"] or {})
     _cache[digest] = (time.monotonic() + CACHE_TTL, principal, row["expires_at"])
+    # At most once per key per CACHE_TTL per process (verified tokens are cached).
+    await db.fetchval("UPDATE gis_meta.api_keys SET last_used_at = now() WHERE id = %s RETURNING 1",
+                      (row["id"],), read_only=False)
     return principal
+
+
+# --- the admin HTTP API ------------------------------------------------------------------------
+router = APIRouter(prefix="/admin/keys", tags=["admin"])
+_Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=500)]
+
+
+class KeyScopes(BaseModel):
+    """What a key may see beyond its roles' levels: only ever narrower."""
+
+    layers: _Names | None = None
+    owners: _Names | None = None
+    kinds: _Names | None = None
+    districts: _Names | None = None
+
+    model_config = {"extra": "forbid"}
+
+
+class KeyCreate(BaseModel):
+    """``POST /admin/keys``: a new key; the token is in the answer, once."""
+
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(min_length=1, max_length=5)
+    scopes: KeyScopes | None = None
+    expires_days: float | None = Field(default=None, gt=0, le=3650)
+
+    model_config = {"extra": "forbid"}
+
+
+def _key_doc(k: dict) -> dict:
+    return {"id": k["id"], "name": k["name"], "roles": list(k["roles"]), "scopes": k["scopes"] or {},
+            "created_at": k["created_at"], "expires_at": k["expires_at"], "revoked_at": k["revoked_at"],
+            "last_used_at": k["last_used_at"]}
+
+
+@router.get("", summary="API keys (never their secrets); admin only")
+async def admin_list_keys(request: Request, principal: PrincipalDep) -> dict:
+    import asyncio
+
+    require_admin(principal)
+    keys = await asyncio.to_thread(list_api_keys, request.app.state.conninfo)
+    return {"keys": [_key_doc(k) for k in keys]}
+
+
+@router.post("", status_code=201, summary="Create an API key; admin only (the token is shown once)")
+async def admin_create_key(body: KeyCreate, request: Request, principal: PrincipalDep) -> dict:
+    import asyncio
+    from datetime import timedelta
+
+    from gis_platform.audit import record_write
+
+    record_write(principal)
+    require_admin(principal)
+    expires = (datetime.now(UTC) + timedelta(days=body.expires_days)) if body.expires_days else None
+    scopes = body.scopes.model_dump(exclude_none=True) if body.scopes else None
+    token = await asyncio.to_thread(create_api_key, request.app.state.conninfo, body.name, body.roles,
+                                    scopes=scopes, expires_at=expires)
+    return {"id": token.split("_")[1], "token": token, "name": body.name, "roles": body.roles,
+            "scopes": scopes or {}, "expires_at": expires}
+
+
+@router.delete("/{key_id}", status_code=204, summary="Revoke an API key; admin only")
+async def admin_revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Request,
+                           principal: PrincipalDep) -> Response:
+    import asyncio
+
+    from gis_platform.audit import record_write
+    from gis_platform.errors import NotFound
+
+    record_write(principal)
+    require_admin(principal)
+    if not await asyncio.to_thread(revoke_api_key, request.app.state.conninfo, key_id):
+        raise NotFound(f"No active key '{key_id[:64]}'.")
+    return Response(status_code=204)

@@ -26,8 +26,13 @@ from gis_platform import __version__, metrics
 from gis_platform.config import Settings
 from gis_platform.db import Database, migrations, resolve_conninfo
 from gis_platform.errors import PlatformError, problem
+from gis_platform.apikeys import router as keys_admin_router
+from gis_platform.audit import AuditMiddleware
+from gis_platform.audit import router as audit_admin_router
+from gis_platform.headers import SecurityHeadersMiddleware
 from gis_platform.limits import BodyLimitMiddleware
 from gis_platform.logs import RequestLogMiddleware, configure_logging
+from gis_platform.ratelimit import RateLimitMiddleware
 from gis_platform.responses import FastJSONResponse, ProblemResponse
 
 log = logging.getLogger("gis_platform.app")
@@ -119,6 +124,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     from gis_platform.health import router as health_router
 
     app.include_router(health_router)
+    app.include_router(keys_admin_router)
+    app.include_router(audit_admin_router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     _mount_static(app)
@@ -126,6 +133,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.include_router(mod.router)
 
     # Middleware order: the last added runs first.
+    # Security headers innermost: they hash the inline scripts of the uncompressed HTML.
+    app.add_middleware(SecurityHeadersMiddleware, embed_paths=settings.embed_paths,
+                       frame_ancestors=settings.frame_ancestors)
     # Level 5: most of level 9's ratio at a fraction of its CPU (measured on feature pages).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     if settings.cors_origins:
@@ -134,6 +144,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_request_body_kb * 1024,
                        max_upload=settings.max_upload_mb * 1024 * 1024)
+    if settings.rate_limit_per_ip > 0 or settings.rate_limit_per_key > 0:
+        app.add_middleware(RateLimitMiddleware, per_ip=settings.rate_limit_per_ip,
+                           per_key=settings.rate_limit_per_key,
+                           burst_seconds=settings.rate_limit_burst_seconds)
+    app.add_middleware(AuditMiddleware, levels=settings.audit_levels,
+                       flush_seconds=settings.audit_flush_seconds,
+                       batch_rows=settings.audit_batch_rows, max_buffer=settings.audit_max_buffer)
     app.add_middleware(RequestLogMiddleware, timeout=settings.request_timeout_s)
     return app
 

@@ -156,7 +156,10 @@ def keys_create(
     name: str = typer.Option(..., help="Who or what the key is for."),
     role: list[str] = typer.Option(..., help="Role(s); repeat for several."),
     expires_days: int = typer.Option(None, help="Days until the key expires (default: never)."),
-    layers: list[str] = typer.Option(None, help="Scope: only these layers."),
+    layers: list[str] = typer.Option(None, help="Scope: only these non-public layers."),
+    owner: list[str] = typer.Option(None, help="Scope: rows of these owners only (operators)."),
+    kind: list[str] = typer.Option(None, help="Scope: rows of these facility kinds only."),
+    district: list[str] = typer.Option(None, help="Scope: rows of these district codes only."),
 ) -> None:
     """Create an API key and print its token (shown once)."""
     from datetime import datetime, timedelta, timezone
@@ -164,7 +167,8 @@ def keys_create(
     from gis_platform.apikeys import create_api_key
 
     expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
-    scopes = {"layers": list(layers)} if layers else None
+    scopes = {k: list(v) for k, v in {"layers": layers, "owners": owner, "kinds": kind,
+                                       "districts": district}.items() if v} or None
     try:
         token = create_api_key(conninfo(settings()), name, list(role), scopes=scopes, expires_at=expires)
     except PlatformError as exc:
@@ -177,9 +181,10 @@ def keys_list() -> None:
     """List API keys (never their secrets)."""
     from gis_platform.apikeys import list_api_keys
 
-    table = Table("id", "name", "roles", "expires", "revoked", "last used")
+    table = Table("id", "name", "roles", "scopes", "expires", "revoked", "last used")
     for k in list_api_keys(conninfo(settings())):
-        table.add_row(k["id"], k["name"], ",".join(k["roles"]), str(k["expires_at"] or "-"),
+        scopes = "; ".join(f"{n}={','.join(map(str, v))}" for n, v in (k["scopes"] or {}).items())
+        table.add_row(k["id"], k["name"], ",".join(k["roles"]), scopes or "-", str(k["expires_at"] or "-"),
                       str(k["revoked_at"] or "-"), str(k["last_used_at"] or "-"))
     Console().print(table)
 
@@ -192,6 +197,80 @@ def keys_revoke(key_id: str) -> None:
     if not revoke_api_key(conninfo(settings()), key_id):
         fail(f"No active key '{key_id}'.")
     console.print(f"revoked {key_id}")
+
+
+audit_app = typer.Typer(help="The audit log: who read restricted data, who changed what.",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("search")
+def audit_search(
+    principal: str = typer.Option(None, help="Actor id or key id prefix, e.g. key:ab12cd34ef56."),
+    layer: str = typer.Option(None), action: str = typer.Option(None, help="read | write"),
+    since: str = typer.Option("24h", help="30m, 2h, 7d or an ISO 8601 time."),
+    until: str = typer.Option(None, help="Same forms as --since."),
+    limit: int = typer.Option(100, min=1, max=10_000),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Search the audit log, newest first."""
+    import json
+
+    import psycopg
+
+    from gis_platform.audit import now_minus, search
+
+    try:
+        lo = now_minus(since) if since else None
+        hi = now_minus(until, "until") if until else None
+        with psycopg.connect(conninfo(settings())) as conn:
+            rows = search(conn, principal=principal, layer=layer, action=action, since=lo, until=hi,
+                          limit=limit)
+    except PlatformError as exc:
+        fail(exc.detail)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, default=str, ensure_ascii=False))
+        return
+    table = Table("at", "actor", "action", "layer", "feature", "status", "bytes", "endpoint")
+    for r in rows:
+        table.add_row(str(r["at"])[:19], r["actor"], r["action"], r["layer_id"] or "-",
+                      r["feature_id"] or "-", str(r["status"]), str(r["result_size"]),
+                      (r["endpoint"] or "")[:80])
+    Console().print(table)
+
+
+@audit_app.command("digest")
+def audit_digest(
+    factor: float = typer.Option(5.0, help="Flag when the last hour exceeds FACTOR x the baseline."),
+    min_reads: int = typer.Option(100, help="...and has at least this many restricted reads."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Principals with unusual restricted-read volume in the last hour (exit 3 if any).
+
+    Run it hourly (cron: ``5 * * * * gis-platform audit digest``; a non-zero exit mails the
+    report); the exit code lets monitoring alert on it.
+    """
+    import json
+
+    import psycopg
+
+    from gis_platform.audit import digest
+
+    with psycopg.connect(conninfo(settings())) as conn:
+        flagged = digest(conn, factor=factor, min_reads=min_reads)
+    if as_json:
+        print(json.dumps({"factor": factor, "min_reads": min_reads, "flagged": flagged}))
+    elif not flagged:
+        console.print("no unusual restricted-read volume in the last hour")
+    else:
+        table = Table("principal", "last hour", "baseline/h", "ratio", "layers", "bytes")
+        for f in flagged:
+            table.add_row(f["principal"], str(f["last_hour"]), str(f["baseline_per_hour"]),
+                          str(f["ratio"] or "new"), str(f["layers"]), str(f["bytes"]))
+        Console().print(table)
+    if flagged:
+        raise typer.Exit(3)
 
 
 @app.command("serve")

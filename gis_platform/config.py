@@ -101,7 +101,20 @@ class Settings(BaseSettings):
     domains_digcheck_max_results: int = 5_000
     domains_cross_section_max_length_m: float = 3_000.0
 
-    @field_validator("cors_origins", mode="before")
+    # security (#7) -----------------------------------------------------------------------
+    rate_limit_per_ip: float = Field(default=0, description="Requests/s per client IP (anonymous); 0 = off.")
+    rate_limit_per_key: float = Field(default=0, description="Requests/s per API key; 0 = off.")
+    rate_limit_burst_seconds: float = Field(default=2.0, description="Bucket size in seconds of the rate.")
+    audit_levels: list[str] = Field(default_factory=lambda: ["restricted"],
+                                    description="Access levels whose every read is audited.")
+    audit_flush_seconds: float = Field(default=1.0, description="Audit rows are COPYed this often.")
+    audit_batch_rows: int = Field(default=5_000, description="...or as soon as this many are queued.")
+    audit_max_buffer: int = Field(default=100_000, description="Queued rows before requests wait.")
+    embed_paths: list[str] = Field(default_factory=lambda: ["/viewer", "/maps/"],
+                                   description="HTML pages other sites may frame (map pages).")
+    frame_ancestors: str = Field(default="*", description="CSP frame-ancestors of embeddable pages.")
+
+    @field_validator("cors_origins", "audit_levels", "embed_paths", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):

@@ -20,7 +20,8 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator
 
 from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
-from gis_platform.security import Principal, can_read
+from gis_platform.audit import record_read
+from gis_platform.security import Principal, can_read_layer, row_filter
 
 log = logging.getLogger("layers.catalog")
 
@@ -270,15 +271,27 @@ class Registry:
     def all(self) -> list[Layer]:
         return sorted(self._layers.values(), key=lambda l: l.id)
 
-    def readable(self, layer_id: str, principal: Principal) -> Layer:
-        """The layer if this caller may read it; otherwise the same 404 as for a missing one."""
+    def readable(self, layer_id: str, principal: Principal, *, filtered: bool = False) -> Layer:
+        """The layer if this caller may read it; otherwise the same 404 as for a missing one.
+
+        The one access choke point (``security.can_read_layer``: roles x access level, then
+        the key's layer scope).  A read of an audited level (restricted) is noted for the
+        audit log of this request.  Callers that read the layer's *rows* must AND
+        ``security.row_filter(principal, layer)`` into their SQL and pass ``filtered=True``;
+        a caller that does not say so gets a 404 for a layer on which this principal has a
+        row filter (fail closed: no path can forget the filter).
+        """
         layer = self._layers.get(layer_id)
-        if layer is None or not can_read(principal, layer.access_level):
+        if layer is None or not can_read_layer(principal, layer):
             raise LayerNotFound(f"No layer '{layer_id}'.")
+        if not filtered and row_filter(principal, layer) is not None:
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        record_read(principal, layer)
         return layer
 
     def visible(self, principal: Principal) -> list[Layer]:
-        return [l for l in self.all() if can_read(principal, l.access_level)]
+        """Every layer this caller may see (catalog listings; metadata only, not audited)."""
+        return [l for l in self.all() if can_read_layer(principal, l)]
 
     def put(self, layer: Layer) -> None:
         """Update one record immediately (after a write in this process)."""

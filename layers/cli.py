@@ -179,6 +179,28 @@ def layers_delete(layer_id: str, yes: bool = typer.Option(False, "--yes", "-y"))
     console.print(f"deleted {layer_id}")
 
 
+@layers_app.command("publish-aggregate")
+def layers_publish_aggregate(
+    source: str = typer.Argument(..., help="The (restricted) layer to summarise."),
+    by: str = typer.Option("hex500", help="district | hex<metres> (e.g. hex500)."),
+    min_count: int = typer.Option(3, help="Suppress cells with fewer assets than this (k >= 2)."),
+    target: str = typer.Option(None, help="Id of the public layer (default: SOURCE_by_BY)."),
+    districts_layer: str = typer.Option("districts", help="Polygon layer used by --by district."),
+    title: str = typer.Option(None),
+) -> None:
+    """Publish a PUBLIC aggregate (count, length per district or hexagon) of a restricted layer."""
+    from layers.public_views import publish_aggregate
+
+    _, url = _ctx()
+    try:
+        rep = publish_aggregate(url, source, by=by, min_count=min_count, target=target,
+                                districts_layer=districts_layer, title=title)
+    except PlatformError as exc:
+        _fail(exc.detail)
+    console.print(f"published [bold]{rep.layer_id}[/] (public, {rep.mode}) from {rep.source}: "
+                  f"{rep.cells} cells, {rep.suppressed} suppressed (< {rep.min_count} assets)")
+
+
 demo_app = typer.Typer(help="The demo city (real Seoul boundaries, synthetic networks).",
                        no_args_is_help=True)
 

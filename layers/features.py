@@ -19,6 +19,7 @@ Contracts:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from gis_platform.errors import InvalidParameter
+from gis_platform.security import Principal, row_filter
 from layers.catalog import Layer
 from layers.cql import kind_of, parse_filter, to_sql
 from layers.spatial import (
@@ -203,14 +205,34 @@ def property_filter(name: str, value: str, layer: Layer) -> Frag:
     return Frag(sql.SQL("{} = %s").format(col), [typed])
 
 
-def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *,
+_NAMED = re.compile(r"%\((rf_[a-z_]+)\)s")
+
+
+def row_filter_frag(principal: Principal, layer: Layer) -> Frag | None:
+    """``security.row_filter`` as a positional :class:`Frag` (None: every row is visible)."""
+    flt = row_filter(principal, layer)
+    if flt is None:
+        return None
+    text, named = flt
+    order = _NAMED.findall(text)
+    return Frag(sql.SQL(_NAMED.sub("%s", text)), [named[n] for n in order])
+
+
+def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, principal: Principal,
                       allowed: set[str] = frozenset(), paging: bool = True) -> ItemsQuery:
-    """Validate the feature query parameters of a request (see the module docstring)."""
+    """Validate the feature query parameters of a request (see the module docstring).
+
+    The caller's row filter (``security.row_filter``) is the first condition of the query,
+    so every statement built from it (pages, features, exports, statistics) applies it.
+    """
     for key in params:
         if key not in ITEMS_PARAMS and key not in allowed and layer.attribute(key) is None:
             raise InvalidParameter(f"Unknown query parameter {key[:60]!r}.", parameter=key[:60])
     crs = parse_crs(params.get("crs"), settings, param="crs")
     q = ItemsQuery(layer=layer, crs=crs, precision=default_precision(crs, settings))
+    rows = row_filter_frag(principal, layer)
+    if rows is not None:
+        q.where.append(rows)
     if paging:
         q.limit = parse_limit(params, settings)
         q.offset = parse_int(params.get("offset"), "offset", 0, lo=0, hi=2**62)
@@ -317,9 +339,11 @@ async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
 
 
 async def fetch_feature(conn: psycopg.AsyncConnection, q: ItemsQuery, fid: int) -> str | None:
-    """One feature by id as GeoJSON text, or None."""
-    stmt = sql.SQL("SELECT {} FROM {} WHERE fid = %s").format(feature_sql(q), q.layer.table())
-    cur = await conn.execute(stmt, [fid])
+    """One feature by id as GeoJSON text, or None (also when the row filter hides it)."""
+    where = q.where_frag()
+    stmt = sql.SQL("SELECT {} FROM {} WHERE fid = %s AND {}").format(feature_sql(q), q.layer.table(),
+                                                                     where.sql)
+    cur = await conn.execute(stmt, [fid, *where.params])
     row = await cur.fetchone()
     return row[0] if row else None
 

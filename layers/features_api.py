@@ -239,7 +239,7 @@ async def items(collection_id: CollectionId, request: Request, registry: Registr
                 f: Annotated[str | None, Query(description="json (default) or html")] = None):
     layer = vector_layer(registry, collection_id, principal)
     html = wants_html(request)
-    q = parse_items_query(request.query_params, layer, settings)
+    q = parse_items_query(request.query_params, layer, settings, principal=principal)
     async with db.connection(read_only=True) as conn:
         page = await fetch_page(conn, q)
     path = f"/collections/{layer.id}/items"
@@ -264,7 +264,7 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
     layer = vector_layer(registry, collection_id, principal)
     only_params(request, {"f", "crs", "properties"})
     html = wants_html(request)
-    q = parse_items_query(request.query_params, layer, settings, paging=False)
+    q = parse_items_query(request.query_params, layer, settings, principal=principal, paging=False)
     try:
         fid = int(feature_id)
     except ValueError:

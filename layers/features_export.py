@@ -50,7 +50,8 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     layer = vector_layer(registry, collection_id, principal)
     qp = request.query_params
     fmt = parse_format(format)
-    q = parse_items_query(qp, layer, settings, paging=False, allowed={"format", "geometry", "limit"})
+    q = parse_items_query(qp, layer, settings, principal=principal, paging=False,
+                          allowed={"format", "geometry", "limit"})
     cap = getattr(settings, "features_export_max_features", None)
     limit = qp.get("limit")
     max_features = parse_int(limit, "limit", 0, lo=1, hi=int(cap) if cap else 2**62) if limit else cap

@@ -51,8 +51,12 @@ def url_with(request: Request, path: str, **changes) -> str:
 
 
 def vector_layer(registry: Registry, layer_id: str, principal: Principal) -> Layer:
-    """The readable *vector* layer ``layer_id``, or the same 404 as for a missing layer."""
-    layer = registry.readable(layer_id, principal)
+    """The readable *vector* layer ``layer_id``, or the same 404 as for a missing layer.
+
+    Feature routes apply ``security.row_filter`` (through ``parse_items_query``), hence
+    ``filtered=True``.
+    """
+    layer = registry.readable(layer_id, principal, filtered=True)
     if layer.kind != "vector" or not layer.table_name:
         raise LayerNotFound(f"No layer '{layer_id}'.")
     return layer

@@ -44,6 +44,7 @@ from layers.features import (
     fetch_page,
     parse_int,
     parse_items_query,
+    row_filter_frag,
 )
 from layers.features_http import geojson_response, items_links, link, url_with, vector_layer
 from layers.spatial import (
@@ -122,7 +123,7 @@ def _distance_prop(layer: Layer) -> str:
 async def nearest(collection_id: CollectionId, request: Request, registry: RegistryDep,
                   principal: PrincipalDep, db: Db, settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
-    q = parse_items_query(request.query_params, layer, settings, paging=False,
+    q = parse_items_query(request.query_params, layer, settings, principal=principal, paging=False,
                           allowed={"point", "geometry-crs", "limit"})
     k = parse_int(request.query_params.get("limit"), "limit", 10, lo=1,
                   hi=int(getattr(settings, "features_max_limit", 10_000)))
@@ -168,7 +169,7 @@ async def _paged(request: Request, layer: Layer, q: ItemsQuery, db, cond: Frag,
 async def _within_distance(collection_id: str, request: Request, registry: Registry, principal: Principal,
                            db, settings, doc: Any | None) -> Response:
     layer = vector_layer(registry, collection_id, principal)
-    q = parse_items_query(request.query_params, layer, settings,
+    q = parse_items_query(request.query_params, layer, settings, principal=principal,
                           allowed={"point", "geometry-crs", "distance"})
     metres = parse_distance(request.query_params.get("distance"), settings)
     g = _geometry_from(request, settings, doc)
@@ -201,7 +202,8 @@ async def within_distance_post(collection_id: CollectionId, request: Request, re
 async def intersecting(collection_id: CollectionId, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, db: Db, settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
-    q = parse_items_query(request.query_params, layer, settings, allowed={"geometry-crs"})
+    q = parse_items_query(request.query_params, layer, settings, principal=principal,
+                          allowed={"geometry-crs"})
     doc = await read_geometry_body(request, settings)
     g = _geometry_from(request, settings, doc)
     cond = Frag(sql.SQL("ST_Intersects(geom, {})").format(g.sql), g.params)
@@ -230,14 +232,18 @@ def _area_from_layer(value: str, registry: Registry, principal: Principal) -> Fr
     if not sep or not fid.strip().lstrip("-").isdigit() or len(fid) > 19:
         raise InvalidParameter("area must be <layer id>:<feature id>, e.g. districts:12.", parameter="area")
     area_layer = vector_layer(registry, layer_id.strip(), principal)
-    return Frag(sql.SQL("(SELECT geom FROM {} WHERE fid = %s)").format(area_layer.table()), [int(fid)])
+    rows = row_filter_frag(principal, area_layer)    # a hidden row is no area either
+    if rows is None:
+        return Frag(sql.SQL("(SELECT geom FROM {} WHERE fid = %s)").format(area_layer.table()), [int(fid)])
+    return Frag(sql.SQL("(SELECT geom FROM {} WHERE fid = %s AND {})").format(area_layer.table(), rows.sql),
+                [int(fid), *rows.params])
 
 
 async def _stats(collection_id: str, request: Request, registry: Registry, principal: Principal, db,
                  settings, doc: Any | None) -> Response:
     layer = vector_layer(registry, collection_id, principal)
     params = {k: v for k, v in request.query_params.items() if k not in ("bbox", "bbox-crs")}
-    q = parse_items_query(params, layer, settings, paging=False,
+    q = parse_items_query(params, layer, settings, principal=principal, paging=False,
                           allowed={"group-by", "sum", "avg", "area", "geometry-crs"})
     qp = request.query_params
     area: Frag | None = None
