@@ -114,6 +114,22 @@ class Settings(BaseSettings):
                                    description="HTML pages other sites may frame (map pages).")
     frame_ancestors: str = Field(default="*", description="CSP frame-ancestors of embeddable pages.")
 
+    # tiles (#4): overviews and the cache-hit fast path -----------------------------------
+    tile_overview_max_zoom: int = Field(
+        default=12, description="Zooms up to this one are overview zooms (few attributes, "
+        "sub-pixel features dropped); raises tile_overview_below_zoom.")
+    tile_overview_zooms: list[int] = Field(
+        default_factory=lambda: [8, 10, 11, 12, 13],
+        description="Zoom levels with a pre-generalised overview table (JSON list); a tile reads "
+        "the smallest level >= its zoom, the base table above the last one.")
+    tile_overview_min_features: int = Field(
+        default=50_000, description="Layers with at least this many features get overviews.")
+    tile_overview_auto_build: bool = Field(
+        default=True, description="Workers build missing overviews in the background.")
+    tile_overview_build_timeout_s: int = Field(default=1800, description="Per overview level.")
+    tile_fast_path: bool = Field(
+        default=True, description="Serve tile GETs through the thin ASGI route (no FastAPI DI).")
+
     @field_validator("cors_origins", "audit_levels", "embed_paths", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -34,12 +34,15 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from morecantile import TileMatrixSet
 from starlette.responses import HTMLResponse, Response
 
+from gis_platform import security
 from gis_platform.deps import SettingsDep
 from gis_platform.errors import InvalidParameter
 from gis_platform.security import Principal, PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
 from tile_server import metadata
+from tile_server.fastpath import install_fast_path
+from tile_server.overviews import OverviewManager, OverviewPlan
 from tile_server.raster import RasterSource, parse_raster_params
 from tile_server.service import TileResult, TileService
 from tile_server.sources import MVT_MEDIA_TYPE
@@ -55,12 +58,23 @@ _LAYER_LIST_RE = re.compile(r"^[a-z0-9_,\s]*$")
 
 
 async def on_startup(app: FastAPI) -> None:
-    app.state.tile_service = TileService(app.state.settings, app.state.db)
+    """The tile service, its overview manager (listening for new data versions) and the
+    cache-hit fast path (a thin route placed before FastAPI's, see ``tile_server.fastpath``)."""
+    settings = app.state.settings
+    service = TileService(settings, app.state.db)
+    app.state.tile_service = service
+    service.overviews = OverviewManager(app.state.conninfo, service.tuning,
+                                        OverviewPlan.from_settings(settings))
+    await service.overviews.start()
+    if getattr(settings, "tile_fast_path", True):
+        install_fast_path(app)
 
 
 async def on_shutdown(app: FastAPI) -> None:
     service = getattr(app.state, "tile_service", None)
     if service is not None:
+        if service.overviews is not None:
+            await service.overviews.stop()
         await service.drain()
 
 
@@ -93,8 +107,29 @@ def parse_y(segment: str) -> tuple[int, str | None]:
     return int(m.group(1)), (m.group(2) or "").lower() or None
 
 
+def row_filters(principal: Principal, layers: list[Layer]) -> dict | None:
+    """``{layer id: (condition, params, key)}`` for the layers this caller sees only part of.
+
+    The condition (``security.row_filter``, columns qualified with the tile SQL's ``src``
+    alias) is ANDed into the tile statement; the key (``security.row_filter_key``) goes into
+    the cache key and ETag, so filtered and unfiltered callers never share a tile.
+    """
+    out = {}
+    for layer in layers:
+        flt = security.row_filter(principal, layer, alias="src")
+        if flt is not None:
+            out[layer.id] = (flt[0], flt[1], security.row_filter_key(principal, layer) or "all")
+    return out or None
+
+
+def vector_source(service: TileService, layers: list[Layer], principal: Principal) -> VectorSource:
+    """A vector source over already access-checked ``layers`` for this caller."""
+    return VectorSource(layers, service.db, service.tuning, service.sql_cache,
+                        overviews=service.overviews, filters=row_filters(principal, layers))
+
+
 def resolve_layers(text: str | None, registry: Registry, principal: Principal,
-                   max_layers: int) -> list[Layer]:
+                   max_layers: int, *, filtered: bool = False) -> list[Layer]:
     """The ``layers=a,b`` list: ids checked, duplicates dropped, capped; 404 for unreadable."""
     if text is None or not text.strip():
         raise InvalidParameter("Name the layers to combine: ?layers=districts,roads")
@@ -107,7 +142,7 @@ def resolve_layers(text: str | None, registry: Registry, principal: Principal,
     if len(ids) > max_layers:
         raise InvalidParameter(f"Too many layers ({len(ids)}): one tile combines at most "
                                f"{max_layers}.")
-    layers = [registry.readable(i, principal) for i in ids]
+    layers = [registry.readable(i, principal, filtered=filtered) for i in ids]
     raster = [l.id for l in layers if l.kind != "vector"]
     if raster:
         raise InvalidParameter(f"Composite vector tiles combine vector layers only; {raster} "
@@ -167,8 +202,51 @@ async def _serve(request: Request, service: TileService, source, grid: TileMatri
     etag = service.etag_for(key)
     if _not_modified(request, etag):
         return Response(status_code=304, headers=_headers(etag, source.media_type, settings))
-    result = await service.tile(source, grid, tile, params_key=params_key, principal=principal)
+    result = await service.tile(source, grid, tile, key=key)
     return _tile_response(request, result, settings)
+
+
+# The bodies of the two tile routes, shared with the fast path (tile_server.fastpath), so
+# both answer with the same checks in the same order and the same bytes and headers.
+async def serve_collection_tile(request: Request, collection_id: str, grid: TileMatrixSet,
+                                z: int, x: int, y: str, registry: Registry, principal: Principal,
+                                service: TileService, settings, f: str | None,
+                                bidx: str | None, rescale: list[str],
+                                colormap: str | None) -> Response:
+    row, ext = parse_y(y)
+    tile = check_tile(grid, z, x, row)
+    layer = registry.readable(collection_id, principal, filtered=True)
+    fmt = (ext or f or ("mvt" if layer.kind == "vector" else "png")).lower()
+    if layer.kind == "vector":
+        if fmt not in _VECTOR_FORMATS:
+            raise InvalidParameter(f"Layer '{layer.id}' is a vector layer: ask for .mvt tiles, "
+                                   f"not {fmt!r}.")
+        source = vector_source(service, [layer], principal)
+        source.check_zoom(grid, tile)
+        return await _serve(request, service, source, grid, tile, "", principal, settings)
+    if fmt not in _RASTER_FORMATS:
+        raise InvalidParameter(f"Layer '{layer.id}' is a raster layer: ask for .png or .webp "
+                               f"tiles, not {fmt!r}.")
+    if not layer.minzoom <= tile.z <= layer.maxzoom:
+        raise TileOutsideZoomRange(f"Layer '{layer.id}' has tiles from zoom {layer.minzoom} to "
+                                   f"{layer.maxzoom}; zoom {tile.z} was asked.")
+    params = parse_raster_params(layer, fmt, bidx, rescale, colormap)
+    source = RasterSource(layer, params, settings.resolved_data_dir(), service.raster_limiter)
+    return await _serve(request, service, source, grid, tile, params.key(), principal, settings)
+
+
+async def serve_composite_tile(request: Request, grid: TileMatrixSet, z: int, x: int, y: str,
+                               registry: Registry, principal: Principal, service: TileService,
+                               settings, layers: str | None, f: str | None) -> Response:
+    row, ext = parse_y(y)
+    tile = check_tile(grid, z, x, row)
+    chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers, filtered=True)
+    fmt = (ext or f or "mvt").lower()
+    if fmt not in _VECTOR_FORMATS:
+        raise InvalidParameter(f"Composite tiles are vector tiles: ask for .mvt, not {fmt!r}.")
+    source = vector_source(service, chosen, principal)
+    source.check_zoom(grid, tile)
+    return await _serve(request, service, source, grid, tile, "", principal, settings)
 
 
 # --- tiles -------------------------------------------------------------------------------
@@ -189,26 +267,8 @@ async def collection_tile(
     rescale: Annotated[list[str], Query(description="Raster 'min,max' (repeat per band)")] = [],  # noqa: B006
     colormap: Annotated[str | None, Query(description="Raster colormap name, e.g. viridis")] = None,
 ) -> Response:
-    row, ext = parse_y(y)
-    tile = check_tile(grid, z, x, row)
-    layer = registry.readable(collectionId, principal)
-    fmt = (ext or f or ("mvt" if layer.kind == "vector" else "png")).lower()
-    if layer.kind == "vector":
-        if fmt not in _VECTOR_FORMATS:
-            raise InvalidParameter(f"Layer '{layer.id}' is a vector layer: ask for .mvt tiles, "
-                                   f"not {fmt!r}.")
-        source = VectorSource([layer], service.db, service.tuning, service.sql_cache)
-        source.check_zoom(grid, tile)
-        return await _serve(request, service, source, grid, tile, "", principal, settings)
-    if fmt not in _RASTER_FORMATS:
-        raise InvalidParameter(f"Layer '{layer.id}' is a raster layer: ask for .png or .webp "
-                               f"tiles, not {fmt!r}.")
-    if not layer.minzoom <= tile.z <= layer.maxzoom:
-        raise TileOutsideZoomRange(f"Layer '{layer.id}' has tiles from zoom {layer.minzoom} to "
-                                   f"{layer.maxzoom}; zoom {tile.z} was asked.")
-    params = parse_raster_params(layer, fmt, bidx, rescale, colormap)
-    source = RasterSource(layer, params, settings.resolved_data_dir(), service.raster_limiter)
-    return await _serve(request, service, source, grid, tile, params.key(), principal, settings)
+    return await serve_collection_tile(request, collectionId, grid, z, x, y, registry, principal,
+                                       service, settings, f, bidx, rescale, colormap)
 
 
 @router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
@@ -220,15 +280,8 @@ async def composite_tile(
     layers: Annotated[str | None, Query(description="Comma-separated vector layer ids")] = None,
     f: Annotated[str | None, Query(description="mvt (instead of the .mvt extension)")] = None,
 ) -> Response:
-    row, ext = parse_y(y)
-    tile = check_tile(grid, z, x, row)
-    chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers)
-    fmt = (ext or f or "mvt").lower()
-    if fmt not in _VECTOR_FORMATS:
-        raise InvalidParameter(f"Composite tiles are vector tiles: ask for .mvt, not {fmt!r}.")
-    source = VectorSource(chosen, service.db, service.tuning, service.sql_cache)
-    source.check_zoom(grid, tile)
-    return await _serve(request, service, source, grid, tile, "", principal, settings)
+    return await serve_composite_tile(request, grid, z, x, y, registry, principal, service,
+                                      settings, layers, f)
 
 
 # --- metadata ----------------------------------------------------------------------------

@@ -148,7 +148,7 @@ class RasterSource:
     def media_type(self) -> str:
         return MEDIA_TYPES[self.params.fmt]
 
-    def cache_parts(self) -> str:
+    def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
         return f"{self.layer.id}@{self.layer.data_version}"
 
     def path(self) -> str:

@@ -55,6 +55,8 @@ class TileService:
         self.settings = settings
         self.db = db
         self.tuning = TileTuning.from_settings(settings)
+        self._fingerprint = self.tuning.fingerprint()
+        self.overviews = None        # an OverviewManager, set by the app or the seeder
         self.sql_cache = SqlCache()
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))
@@ -75,8 +77,8 @@ class TileService:
     def key(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
             access_key: str) -> str:
         """Everything that changes the bytes, as one string."""
-        return cache_key(source.media_type, source.cache_parts(), grid.id, tile.z, tile.x, tile.y,
-                         params_key, access_key, self.tuning.fingerprint())
+        return cache_key(source.media_type, source.cache_parts(grid, tile), grid.id, tile.z,
+                         tile.x, tile.y, params_key, access_key, self._fingerprint)
 
     @staticmethod
     def etag_for(key: str) -> str:
@@ -85,13 +87,18 @@ class TileService:
 
     async def tile(self, source: TileSource, grid: TileMatrixSet, tile: Tile, *,
                    params_key: str = "", principal: Principal | None = None,
-                   access_key: str | None = None) -> TileResult:
-        """The tile from cache, or rendered once (concurrent callers share one render)."""
-        if access_key is None:
-            access_key = principal.access_key if principal is not None else "public"
-        key = self.key(source, grid, tile, params_key, access_key)
+                   access_key: str | None = None, key: str | None = None) -> TileResult:
+        """The tile from cache, or rendered once (concurrent callers share one render).
+
+        ``key``: the cache key when the caller already computed it (the routes do, for the
+        ETag), so it is built and hashed once per request.
+        """
+        if key is None:
+            if access_key is None:
+                access_key = principal.access_key if principal is not None else "public"
+            key = self.key(source, grid, tile, params_key, access_key)
         h = key_hash(key)
-        etag = self.etag_for(key)
+        etag = f'W/"{h[:32]}"'
         encoding = "gzip" if source.media_type == MVT_MEDIA_TYPE else None
         stored = self.cache.get(h)
         if stored is not None:

@@ -15,7 +15,7 @@ from morecantile import Tile, TileMatrixSet
 # Bump when the bytes a given (data version, tile, params) renders to change (new SQL,
 # new simplification...): it is part of every cache key and ETag, so a deploy of a new
 # tile format never serves tiles rendered by the old code.
-TILE_FORMAT_VERSION = 1
+TILE_FORMAT_VERSION = 2
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 
@@ -31,7 +31,7 @@ class TileTuning:
     extent: int = 4096                # MVT grid units per tile side
     buffer: int = 64                  # clip buffer, in extent units
     max_features: int = 20_000        # per layer per tile
-    overview_below_zoom: int = 12     # below this zoom: few attributes, simplified geometry
+    overview_below_zoom: int = 13     # below this zoom: few attributes, simplified geometry
     overview_attributes: int = 3      # how many attributes overview tiles keep
     min_feature_px: float = 1.0       # overview: drop lines/polygons smaller than this (256 px tiles)
     simplify_px: float = 0.5          # overview: simplification tolerance (256 px tiles)
@@ -45,7 +45,10 @@ class TileTuning:
             extent=int(getattr(settings, "tile_extent", d.extent)),
             buffer=int(getattr(settings, "tile_buffer", d.buffer)),
             max_features=int(getattr(settings, "tile_max_features", d.max_features)),
-            overview_below_zoom=int(getattr(settings, "tile_overview_below_zoom", d.overview_below_zoom)),
+            # tile_overview_max_zoom (#4) raises the band: zooms up to it are overview zooms.
+            overview_below_zoom=max(
+                int(getattr(settings, "tile_overview_below_zoom", d.overview_below_zoom)),
+                int(getattr(settings, "tile_overview_max_zoom", d.overview_below_zoom - 1)) + 1),
             overview_attributes=int(getattr(settings, "tile_overview_attributes", d.overview_attributes)),
             min_feature_px=float(getattr(settings, "tile_min_feature_px", d.min_feature_px)),
             simplify_px=float(getattr(settings, "tile_simplify_px", d.simplify_px)),
@@ -70,8 +73,9 @@ class TileSource(Protocol):
     id: str
     media_type: str
 
-    def cache_parts(self) -> str:
-        """What identifies this source's bytes: ids and data versions of its layers."""
+    def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
+        """What identifies this source's bytes: ids and data versions of its layers (and, for
+        a given tile, anything else that decides its bytes: overview level, row filter)."""
         ...
 
     def tilejson(self, grid: TileMatrixSet, base_url: str, query: str = "") -> dict:

@@ -24,11 +24,13 @@ stored column and no row is transformed before it passes the filter.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from morecantile import Tile, TileMatrixSet
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from gis_platform.errors import NotFound
@@ -82,12 +84,15 @@ def band_attributes(layer: Layer, band: str, tuning: TileTuning) -> list[str]:
     return [a.name for a in layer.attributes if a.name not in _RESERVED]
 
 
-def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
-    """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression.
+def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
+                      row_filter: str | None = None) -> sql.Composed:
+    """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its base table.
 
     Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
     filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
-    in grid units) and ``minsize`` (smallest kept feature, in degrees).
+    in grid units) and ``minsize`` (smallest kept feature, in degrees).  ``row_filter`` is the
+    caller's row condition (:func:`gis_platform.security.row_filter`, parameters already
+    renamed to this layer's namespace), ANDed into the WHERE clause.
     """
     srid = tms_srid(tms_id)
     types = {a.name: a.type for a in layer.attributes}
@@ -108,6 +113,8 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning) 
     envelope = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})").format(
         sql.Literal(srid))
     where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
+    if row_filter:
+        where.append(sql.SQL("({})").format(sql.SQL(row_filter)))
     order = sql.SQL("")
     if overview:
         # Size in degrees: length for lines, perimeter for polygons.  Both read the
@@ -133,6 +140,81 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning) 
         name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
 
 
+def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning) -> sql.Composed:
+    """One layer's MVT expression over its overview ``tiles.<table>`` (EPSG:3857, generalised).
+
+    The overview already holds only what its level ships (see :mod:`tile_server.overviews`):
+    no transform and no simplification per tile; the index filter is the buffered tile
+    envelope ``bxmin..bymax`` in EPSG:3857 and, in the overview band, the precomputed
+    ``size`` drops sub-pixel features (``minsize_m``) and orders the largest first.
+    Binds ``xmin..ymax`` (the envelope), ``bxmin..bymax`` and ``minsize_m``.
+    """
+    from tile_server.overviews import SCHEMA
+
+    types = {a.name: a.type for a in layer.attributes}
+    cols = [sql.SQL("src.fid")]
+    for name in band_attributes(layer, band, tuning):
+        ident = sql.Identifier("src", name)
+        if types.get(name, "text") in _NATIVE:
+            cols.append(sql.SQL("{} AS {}").format(ident, sql.Identifier(name)))
+        else:
+            cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
+    where = [sql.SQL("src.geom && ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")]
+    order = sql.SQL("")
+    if band == "overview" and not is_point_layer(layer):
+        where.append(sql.SQL("src.size >= %(minsize_m)s"))
+        order = sql.SQL(" ORDER BY src.size DESC")
+    inner = sql.SQL(
+        "SELECT {cols}, ST_AsMVTGeom(src.geom, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, "
+        "%(ymax)s, 3857), {extent}, {buffer}, true) AS geom FROM {table} AS src WHERE {where}"
+        "{order} LIMIT {cap}").format(
+        cols=sql.SQL(", ").join(cols), extent=sql.Literal(int(tuning.extent)),
+        buffer=sql.Literal(int(tuning.buffer)), table=sql.Identifier(SCHEMA, table),
+        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
+    return sql.SQL(
+        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, 'geom', 'fid') FROM ({inner}) AS t "
+        "WHERE t.geom IS NOT NULL), ''::bytea)").format(
+        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How one layer is read for one tile: its overview table or base table, its row filter.
+
+    ``filter_sql`` has its parameters renamed into the layer's own namespace
+    (``rf<i>_<name>``) so that two layers' filters in a composite never collide.
+    """
+
+    layer: Layer
+    overview: str | None = None            # tiles.<table>, or None: the base table
+    level: int | None = None
+    filter_sql: str | None = None
+    filter_params: tuple = ()              # ((renamed name, value), ...)
+    filter_key: str = ""
+
+    def sql_key(self) -> tuple:
+        l = self.layer
+        return (l.id, l.data_version, l.table_name, self.overview, self.filter_sql)
+
+    def cache_part(self) -> str:
+        part = f"{self.layer.id}@{self.layer.data_version}"
+        if self.overview:
+            part += f"~o{self.level}"
+        if self.filter_key:
+            part += f"~r{self.filter_key}"
+        return part
+
+
+_PARAM_RE = re.compile(r"%\((\w+)\)s")
+
+
+def namespaced_filter(index: int, condition: str, params: dict) -> tuple[str, tuple]:
+    """``condition`` with every ``%(name)s`` renamed ``%(rf<index>_name)s``, and the params."""
+    prefix = f"rf{index}_"
+    text = _PARAM_RE.sub(lambda m: f"%({prefix}{m.group(1)})s", condition)
+    return text, tuple((prefix + k, v) for k, v in sorted(params.items()))
+
+
 class SqlCache:
     """Composed statements by (layer ids and versions, grid, band, tuning); bounded LRU.
 
@@ -145,15 +227,16 @@ class SqlCache:
         self._items: OrderedDict[tuple, sql.Composed | str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def statement(self, layers: list[Layer], tms_id: str, band: str, tuning: TileTuning) -> str:
-        key = (tuple((l.id, l.data_version, l.table_name) for l in layers), tms_id, band,
-               tuning.fingerprint())
+    def statement(self, layers: list[Layer | LayerPlan], tms_id: str, band: str,
+                  tuning: TileTuning) -> str:
+        plans = [p if isinstance(p, LayerPlan) else LayerPlan(p) for p in layers]
+        key = (tuple(p.sql_key() for p in plans), tms_id, band, tuning.fingerprint())
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
-        parts = [self._part(l, tms_id, band, tuning) for l in layers]
+        parts = [self._part(p, tms_id, band, tuning) for p in plans]
         # Rendered to text once: composing a Composed into bytes on every execution cost
         # ~0.3 ms per tile.  Identifiers are already quoted by sql.Identifier here.
         stmt = (sql.SQL("SELECT ") + sql.SQL(" || ").join(parts)).as_string(None)
@@ -163,12 +246,15 @@ class SqlCache:
                 self._items.popitem(last=False)
         return stmt
 
-    def _part(self, layer: Layer, tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
-        key = ((layer.id, layer.data_version, layer.table_name), tms_id, band, tuning.fingerprint())
+    def _part(self, plan: LayerPlan, tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
+        key = (plan.sql_key(), tms_id, band, tuning.fingerprint())
         with self._lock:
             hit = self._items.get(key)
         if hit is None:
-            hit = compose_layer_sql(layer, tms_id, band, tuning)
+            if plan.overview:
+                hit = compose_overview_sql(plan.layer, plan.overview, band, tuning)
+            else:
+                hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql)
             with self._lock:
                 self._items[key] = hit
         return hit
@@ -180,8 +266,15 @@ def tile_params(grid: TileMatrixSet, tile: Tile, bounds: TileBounds, tuning: Til
     geo_w = bounds.lon_max - bounds.lon_min
     geo_h = bounds.lat_max - bounds.lat_min
     grow = 1.0 + 2.0 * tuning.buffer / tuning.extent   # the geo box includes the buffer
+    bx = bounds.width * tuning.buffer / tuning.extent
+    by = bounds.height * tuning.buffer / tuning.extent
     return {
         "xmin": bounds.xmin, "ymin": bounds.ymin, "xmax": bounds.xmax, "ymax": bounds.ymax,
+        # The buffered envelope in the grid's CRS (overview tables are filtered on it).
+        "bxmin": bounds.xmin - bx, "bymin": bounds.ymin - by,
+        "bxmax": bounds.xmax + bx, "bymax": bounds.ymax + by,
+        # One pixel in EPSG:3857 metres (overviews' precomputed sizes are in those).
+        "minsize_m": px_x * tuning.min_feature_px,
         "gxmin": bounds.lon_min, "gymin": bounds.lat_min,
         "gxmax": bounds.lon_max, "gymax": bounds.lat_max,
         "tol": px_x * tuning.simplify_px,
@@ -196,6 +289,10 @@ class VectorSource:
     """One vector layer or a composite of several, rendered by PostGIS into one MVT.
 
     ``layers`` must already be access-checked by the caller (``Registry.readable``).
+    ``overviews`` (a :class:`tile_server.overviews.OverviewManager`) lets WebMercatorQuad
+    tiles read pre-generalised tables; ``filters`` maps a layer id to the caller's row
+    condition ``(sql, params, key)``.  A layer with a row filter always reads its base table
+    (an overview has merged features and few columns: it cannot be filtered per row).
     """
 
     layers: list[Layer]
@@ -203,13 +300,39 @@ class VectorSource:
     tuning: TileTuning
     sql_cache: SqlCache
     media_type: str = MVT_MEDIA_TYPE
+    overviews: object | None = None
+    filters: dict | None = None
+    _plans: dict = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
         return ",".join(l.id for l in self.layers)
 
-    def cache_parts(self) -> str:
-        return ",".join(f"{l.id}@{l.data_version}" for l in self.layers)
+    def plan(self, grid: TileMatrixSet, z: int) -> list[LayerPlan]:
+        """How each layer is read at zoom ``z`` (memoised: the cache key and the render agree)."""
+        key = (grid.id, z)
+        hit = self._plans.get(key)
+        if hit is not None:
+            return hit
+        plans = []
+        for i, l in enumerate(self.layers):
+            f = (self.filters or {}).get(l.id)
+            if f is not None:
+                text, params = namespaced_filter(i, f[0], f[1])
+                plans.append(LayerPlan(l, filter_sql=text, filter_params=params, filter_key=f[2]))
+                continue
+            ov = None
+            if self.overviews is not None and grid.id == "WebMercatorQuad":
+                ov = self.overviews.table_for(l, z)
+            plans.append(LayerPlan(l, overview=ov[1], level=ov[0]) if ov else LayerPlan(l))
+        self._plans[key] = plans
+        return plans
+
+    def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
+        """Ids and data versions; per tile also which overview level and row filter apply."""
+        if grid is None or tile is None:
+            return ",".join(f"{l.id}@{l.data_version}" for l in self.layers)
+        return ",".join(p.cache_part() for p in self.plan(grid, tile.z))
 
     def tilejson(self, grid: TileMatrixSet, base_url: str, query: str = "") -> dict:
         from tile_server.metadata import vector_tilejson
@@ -247,12 +370,29 @@ class VectorSource:
     async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict) -> bytes:
         """The uncompressed MVT, ``b""`` when no feature falls in the tile."""
         bounds = tile_bounds(grid, tile, self.tuning.buffer / self.tuning.extent)
-        layers = self.layers_for(grid, tile, bounds)
+        layers = {l.id for l in self.layers_for(grid, tile, bounds)}
         if not layers:
             return b""
+        plans = [p for p in self.plan(grid, tile.z) if p.layer.id in layers]
         band = zoom_band(tile.z, self.tuning)
-        stmt = self.sql_cache.statement(layers, grid.id, band, self.tuning)
         values = tile_params(grid, tile, bounds, self.tuning)
+        for p in plans:
+            values.update(p.filter_params)
+        try:
+            return await self._run(self.sql_cache.statement(plans, grid.id, band, self.tuning), values)
+        except pg_errors.UndefinedTable:
+            # An overview dropped under us (superseded by a newer version): forget it and
+            # read the base tables; correct, only slower.
+            if not any(p.overview for p in plans) or self.overviews is None:
+                raise
+            for p in plans:
+                if p.overview:
+                    self.overviews.forget(p.overview)
+            base = [LayerPlan(p.layer, filter_sql=p.filter_sql, filter_params=p.filter_params,
+                              filter_key=p.filter_key) for p in plans]
+            return await self._run(self.sql_cache.statement(base, grid.id, band, self.tuning), values)
+
+    async def _run(self, stmt: str, values: dict) -> bytes:
         async with self.db.connection(read_only=True) as conn:
             # binary=True: bytea comes back raw instead of hex text (half the bytes, no decode).
             cur = await conn.execute(stmt, values, binary=True)

@@ -25,7 +25,7 @@ class CountingSource:
     def __init__(self, payload: bytes = b"\x1a\x05hello", delay: float = 0.05, fail: bool = False):
         self.payload, self.delay, self.fail, self.renders = payload, delay, fail, 0
 
-    def cache_parts(self) -> str:
+    def cache_parts(self, grid=None, tile=None) -> str:
         return "counting@1"
 
     def tilejson(self, grid, base_url, query=""):
