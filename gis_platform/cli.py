@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -197,6 +198,41 @@ def keys_revoke(key_id: str) -> None:
     if not revoke_api_key(conninfo(settings()), key_id):
         fail(f"No active key '{key_id}'.")
     console.print(f"revoked {key_id}")
+
+
+@app.command("backup")
+def backup_cmd(out: Path = typer.Argument(..., help="Archive to write (.tar).")) -> None:
+    """Back up the platform: database (pg_dump) plus rasters and map files, one archive."""
+    from gis_platform.backup import backup
+
+    s = settings()
+    try:
+        manifest = backup(s, conninfo(s), out)
+    except PlatformError as exc:
+        fail(exc.detail)
+    console.print(f"[green]backup written[/] {manifest['archive']}: {len(manifest['layers'])} "
+                  f"layers, {len(manifest['files'])} files, dump "
+                  f"{manifest['db_dump']['bytes'] / 1e6:.1f} MB")
+
+
+@app.command("restore")
+def restore_cmd(
+    archive: Path = typer.Argument(..., help="Archive written by `gis-platform backup`."),
+    force: bool = typer.Option(False, help="Replace a non-empty database (a safety backup is "
+                                           "taken first)."),
+) -> None:
+    """Restore a backup in one transaction (all or nothing); stop the servers first."""
+    from gis_platform.backup import restore
+
+    s = settings()
+    try:
+        result = restore(s, conninfo(s), archive, force=force)
+    except PlatformError as exc:
+        fail(exc.detail)
+    if result.get("safety_backup"):
+        console.print(f"previous state saved to {result['safety_backup']}")
+    console.print(f"[green]restored[/] {len(result['layers'])} layers "
+                  f"(migrations {', '.join(map(str, result['migrations']))})")
 
 
 audit_app = typer.Typer(help="The audit log: who read restricted data, who changed what.",

@@ -113,3 +113,26 @@ def test_corrupt_archive_changes_nothing(db_url, other_db, tmp_path):
     not_a_backup.write_bytes(b"hello")
     with pytest.raises(PlatformError, match="not a gis-platform backup"):
         restore(dst, other_db, not_a_backup)
+
+
+def test_cli_backup_and_restore(db_url, other_db, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    ingest_geodataframe(db_url, _points(12), "points", mode="create")
+
+    def cli(args, url):
+        env = {**os.environ, "GIS_DATABASE_URL": url, "GIS_DATA_DIR": str(tmp_path / "d")}
+        return subprocess.run([sys.executable, "-m", "gis_platform.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    r = cli(["backup", str(tmp_path / "b.tar")], db_url)
+    assert r.returncode == 0, r.stderr
+    assert "1 layers" in r.stdout + r.stderr
+    ingest_geodataframe(other_db, _points(3), "mine", mode="create")
+    r = cli(["restore", str(tmp_path / "b.tar")], other_db)
+    assert r.returncode == 1 and "--force" in r.stdout + r.stderr
+    r = cli(["restore", str(tmp_path / "b.tar"), "--force"], other_db)
+    assert r.returncode == 0, r.stderr
+    assert [l[0] for l in _state(other_db)["layers"]] == ["points"]
