@@ -279,12 +279,14 @@ class Registry:
         audit log of this request.  Callers that read the layer's *rows* must AND
         ``security.row_filter(principal, layer)`` into their SQL and pass ``filtered=True``;
         a caller that does not say so gets a 404 for a layer on which this principal has a
-        row filter (fail closed: no path can forget the filter).
+        row filter (fail closed: no path can forget the filter), and so does every reader of
+        a raster layer under a row filter (a raster has no rows to filter).
         """
         layer = self._layers.get(layer_id)
         if layer is None or not can_read_layer(principal, layer):
             raise LayerNotFound(f"No layer '{layer_id}'.")
-        if not filtered and row_filter(principal, layer) is not None:
+        # A raster has no rows to filter: a row-scoped caller gets none of it.
+        if (not filtered or layer.kind != "vector") and row_filter(principal, layer) is not None:
             raise LayerNotFound(f"No layer '{layer_id}'.")
         record_read(principal, layer)
         return layer
