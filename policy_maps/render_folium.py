@@ -68,7 +68,8 @@ _SCRIPT = """
     legend();
   });
   legend();
-  window.__policyMap = {ready: true, map: map, year: function () { return year; }};
+  window.__policyMap = {ready: true, map: map, areas: layer.getLayers().length,
+                        year: function () { return year; }};
 })();
 """
 

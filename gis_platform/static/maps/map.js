@@ -5,7 +5,9 @@ import * as maplibregl from '/static/vendor/maplibre-gl/maplibre-gl.mjs';
 
 const D = JSON.parse(document.getElementById('pm-data').textContent);
 const state = window.__policyMap = { ready: false, errors: [], year: String(D.year), t0: performance.now() };
-const fail = (m) => { state.errors.push(String(m)); };
+// Tests (and monitoring) wait on <html data-map-state>: no script evaluation needed under the CSP.
+const mark = (s) => { document.documentElement.dataset.mapState = s; };
+const fail = (m) => { state.errors.push(String(m)); mark('error'); };
 
 function colorExpr(year) {
   const cls = D.classes[year];
@@ -90,6 +92,7 @@ async function main() {
   map.once('load', () => map.once('idle', () => {
     state.ready = true;
     state.renderMs = performance.now() - state.t0;
+    if (!state.errors.length) mark('ready');
   }));
 }
 

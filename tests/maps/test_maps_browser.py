@@ -1,0 +1,101 @@
+"""Each rendering in headless Chromium: no console errors, legend present, screenshot saved."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+
+import pytest
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@contextmanager
+def chromium_page(viewport=(1024, 768)):
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    errors: list[str] = []
+    requests: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
+                viewport={"width": viewport[0], "height": viewport[1]})
+            page = ctx.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            yield page, errors, requests
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.browser
+def test_offline_folium_html_works_from_a_file_with_networking_off(anon, tmp_path, artifacts):
+    path = tmp_path / "cctv.html"
+    path.write_bytes(anon.get("/maps/cctv-new-density/map.html", params={"lang": "en"}).content)
+    with chromium_page() as (page, errors, requests):
+        page.context.set_offline(True)
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                   else route.abort())
+        page.goto(path.as_uri())
+        page.wait_for_function("window.__policyMap && window.__policyMap.ready", timeout=30_000)
+        legend = page.inner_text("#pm-legend")
+        areas = page.evaluate("window.__policyMap.areas")
+        page.select_option("#pm-year", "2014")
+        year = page.evaluate("window.__policyMap.year()")
+        page.screenshot(path=str(artifacts / "maps-folium-offline.png"))
+    assert errors == []
+    assert [u for u in requests if not u.startswith("file:")] == []
+    assert "New CCTV density" in legend and areas == 25 and year == "2014"
+
+
+@pytest.mark.browser
+def test_live_maplibre_page_draws_the_choropleth_from_our_tiles(map_world, artifacts):
+    base = map_world.server.url
+    with chromium_page() as (page, errors, requests):
+        page.goto(f"{base}/maps/bike-access-dong?lang=ko")
+        # (the pages' CSP forbids the eval behind wait_for_function: wait on an attribute)
+        page.wait_for_selector("html[data-map-state]", state="attached", timeout=60_000)
+        state = page.evaluate("({errors: window.__policyMap.errors, ms: window.__policyMap.renderMs})")
+        drawn = page.evaluate("window.__map.queryRenderedFeatures({layers: ['pm-fill']}).length")
+        overlay = page.evaluate("window.__map.queryRenderedFeatures().filter(f => f.sourceLayer === "
+                                "'bike_stations').length")
+        legend = page.inner_text("#pm-legend")
+        summary = page.inner_text("#pm-summary")
+        page.screenshot(path=str(artifacts / "maps-live-bike-access-dong.png"))
+    assert state["errors"] == [] and errors == []
+    assert drawn > 100 and overlay > 100
+    assert "따릉이 대여소 밀도" in legend and "가장 높고" in summary
+    assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
+
+
+@pytest.mark.browser
+def test_year_slider_recolours_the_live_map(map_world, artifacts):
+    with chromium_page(viewport=(390, 844)) as (page, errors, _):      # a phone
+        page.goto(f"{map_world.server.url}/maps/cctv-new-density?lang=en")
+        page.wait_for_selector("html[data-map-state=ready]", state="attached", timeout=60_000)
+        before = page.evaluate("JSON.stringify(window.__map.getPaintProperty('pm-fill', 'fill-color'))")
+        page.fill("#pm-year", "0")
+        page.dispatch_event("#pm-year", "input")
+        after = page.evaluate("JSON.stringify(window.__map.getPaintProperty('pm-fill', 'fill-color'))")
+        shown = page.inner_text("#pm-year-out")
+        page.screenshot(path=str(artifacts / "maps-live-mobile-2014.png"), full_page=True)
+    assert errors == [] and shown == "2014" and before != after
+
+
+@pytest.mark.browser
+def test_gallery_page_shows_published_maps_with_thumbnails(map_world, artifacts):
+    with chromium_page() as (page, errors, _):
+        page.goto(f"{map_world.server.url}/maps?lang=en")
+        page.wait_for_load_state("networkidle")
+        cards = page.locator("li.card").count()
+        loaded = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+        page.screenshot(path=str(artifacts / "maps-gallery.png"), full_page=True)
+    assert errors == [] and cards >= 5 and loaded >= 3
