@@ -30,7 +30,10 @@ def render_png(data: MapData, lang: str = "ko", year: int | None = None, *, widt
     from shapely.geometry import shape
 
     year = year if year is not None else data.year
-    plt.rcParams["font.family"] = _FONTS
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    plt.rcParams["font.family"] = [f for f in _FONTS if f in installed] or ["DejaVu Sans"]
     plt.rcParams["axes.unicode_minus"] = False
     colors = data.color_of(year)
     patches, facecolors = [], []
