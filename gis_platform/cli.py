@@ -387,6 +387,12 @@ def _attach_feature_commands() -> None:
         register_maps = None
     if register_maps:
         register_maps(app)
+    try:
+        from layers.domains.cli import register as register_domains
+    except ImportError:
+        register_domains = None
+    if register_domains:
+        register_domains(app)
 
 
 _attach_feature_commands()
