@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     features_export_tmp_dir: Path | None = None
     features_export_fgb_index: bool = False
 
+    # --- policy maps (#6) ---------------------------------------------------------------
+    maps_default_lang: Literal["ko", "en"] = Field(
+        default="ko", description="UI language of map pages without ?lang= or Accept-Language.")
+
     # --- write access (until the security issue adds roles) -------------------------
     allow_anonymous_writes: bool = Field(
         default=False,
