@@ -46,7 +46,7 @@ def _templates():
 
 def _lang(request: Request, lang: str | None, settings) -> str:
     return choose_lang(lang, request.headers.get("accept-language"),
-                       getattr(settings, "maps_default_lang", "ko"))
+                       settings.maps_default_lang)
 
 
 def _wants_json(request: Request, f: str | None) -> bool:
