@@ -1,4 +1,4 @@
-"""``gis-platform tiles ...``: pre-warming the tile cache.
+"""``gis-platform tiles ...``: pre-warming the tile cache, building overviews.
 
 ``gis-platform tiles seed --layer roads --zooms 10-14 --bbox 126.9,37.5,127.1,37.6`` renders
 every tile of the range into the on-disk cache the server reads (``GIS_DATA_DIR``), with the
@@ -104,15 +104,30 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
     db = Database(conninfo, settings)
     await db.open()
     service = TileService(settings, db)
+    if layers[0].kind == "vector":
+        # Overviews first (those missing for big layers), so the seeded tiles are the
+        # generalised ones the server would render, under the same cache keys.
+        from tile_server.overviews import OverviewManager, OverviewPlan, build_layer
+
+        plan = OverviewPlan.from_settings(settings)
+        built = []
+        for l in layers:
+            built += await build_layer(conninfo, l.id, service.tuning, plan)
+        service.overviews = OverviewManager(conninfo, service.tuning, plan)
+        await service.overviews.load()
+        overviews_built = len(built)
+    else:
+        overviews_built = 0
     if layers[0].kind == "raster":
         params = parse_raster_params(layers[0], "png", None, [], None)
         source = RasterSource(layers[0], params, settings.resolved_data_dir(), service.raster_limiter)
         params_key = params.key()
     else:
-        source = VectorSource(layers, db, service.tuning, service.sql_cache)
+        source = VectorSource(layers, db, service.tuning, service.sql_cache,
+                              overviews=service.overviews)
         params_key = ""
     counts = {"tiles": len(tiles), "rendered": 0, "empty": 0, "skipped": 0, "bytes": 0,
-              "access_keys": keys}
+              "access_keys": keys, "overviews_built": overviews_built}
     task = progress.add_task(f"seeding {','.join(layer_ids)}", total=len(tiles)) if progress else None
     queue: asyncio.Queue = asyncio.Queue()
     for t in tiles:
@@ -143,10 +158,87 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
     return counts
 
 
+async def build_overviews(settings, conninfo: str, layer_ids: list[str], force: bool) -> list:
+    """Build the missing overviews of ``layer_ids`` (all big vector layers if empty)."""
+    import psycopg
+
+    from layers.catalog import get_layer, list_layers
+    from tile_server.overviews import OverviewPlan, build_layer
+    from tile_server.sources import TileTuning
+
+    with psycopg.connect(conninfo) as conn:
+        if layer_ids:
+            layers = [get_layer(conn, i) for i in layer_ids]
+            missing = [i for i, l in zip(layer_ids, layers) if l is None or l.kind != "vector"]
+            if missing:
+                raise PlatformError(f"No vector layer {missing}.")
+        else:
+            layers = list_layers(conn)
+    plan = OverviewPlan.from_settings(settings)
+    tuning = TileTuning.from_settings(settings)
+    built = []
+    for layer in layers:
+        if layer_ids or plan.wants(layer):
+            built += await build_layer(conninfo, layer.id, tuning, plan, force=force or bool(layer_ids))
+    return built
+
+
+async def list_overviews_info(conninfo: str) -> list:
+    import psycopg
+
+    from tile_server.overviews import list_overviews
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        return await list_overviews(conn)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the ``tiles`` sub-commands to the platform CLI."""
     tiles_app = typer.Typer(help="Vector and raster tiles: pre-warm the cache.", no_args_is_help=True)
     app.add_typer(tiles_app, name="tiles")
+    ov_app = typer.Typer(help="Pre-generalised overview tables of big vector layers.",
+                         no_args_is_help=True)
+    tiles_app.add_typer(ov_app, name="overviews")
+
+    @ov_app.command("build")
+    def ov_build(
+        layer: list[str] = typer.Option([], "--layer", help="Layer id (repeat); default: every layer "  # noqa: B008
+                                        "over tile_overview_min_features."),
+        force: bool = typer.Option(False, help="Build even under the size threshold."),
+    ) -> None:
+        """Build the overviews missing for the layers' current data versions."""
+        from gis_platform.cli import conninfo, settings
+
+        s = settings()
+        t0 = time.perf_counter()
+        try:
+            built = asyncio.run(build_overviews(s, conninfo(s), layer, force))
+        except PlatformError as exc:
+            console.print(f"[bold red]error:[/] {exc.detail}")
+            raise typer.Exit(1) from None
+        for o in built:
+            console.print(f"  {o.layer_id} v{o.data_version} z{o.zoom}: {o.features:,} features, "
+                          f"{o.vertices:,} vertices ({o.build_ms / 1000:.1f} s) -> tiles.{o.table_name}")
+        console.print(f"[green]built[/] {len(built)} overview tables in "
+                      f"{time.perf_counter() - t0:.1f}s")
+
+    @ov_app.command("list")
+    def ov_list() -> None:
+        """The overview tables and what they hold."""
+        from gis_platform.cli import conninfo, settings
+
+        for o in asyncio.run(list_overviews_info(conninfo(settings()))):
+            print(f"{o.layer_id}\tv{o.data_version}\tz{o.zoom}\t{o.features}\t{o.vertices}\t"
+                  f"{o.source_features}\ttiles.{o.table_name}")
+
+    @ov_app.command("drop")
+    def ov_drop(layer: str = typer.Option(..., "--layer", help="Layer id.")) -> None:
+        """Drop every overview of a layer (the base table serves until they are rebuilt)."""
+        from gis_platform.cli import conninfo, settings
+        from tile_server.overviews import drop_overviews
+
+        n = asyncio.run(drop_overviews(conninfo(settings()), layer))
+        console.print(f"dropped {n} overview tables of {layer}")
 
     @tiles_app.command("seed")
     def seed(
@@ -176,4 +268,6 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[green]seeded[/] {counts['tiles']} tiles in {secs:.1f}s: {counts['rendered']} rendered, "
             f"{counts['empty']} empty, {counts['skipped']} already cached; "
-            f"{counts['bytes'] / 1e6:.1f} MB stored for access keys {counts['access_keys']}")
+            f"{counts['bytes'] / 1e6:.1f} MB stored for access keys {counts['access_keys']}"
+            + (f"; built {counts['overviews_built']} overview tables first"
+               if counts["overviews_built"] else ""))

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import re
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 
 _COLLECTION_RE = re.compile(r"^/collections/([^/]+)/tiles/([^/]+)/(\d{1,9})/(\d{1,9})/([^/]+)$")
 _COMPOSITE_RE = re.compile(r"^/tiles/([^/]+)/(\d{1,9})/(\d{1,9})/([^/]+)$")
 _MATCH = "tile_server.fastpath"
+_NO_QUERY = QueryParams()
 
 
 class TileFastRoute(BaseRoute):
@@ -70,12 +72,13 @@ class TileFastRoute(BaseRoute):
         kind, groups = scope.pop(_MATCH)
         state = self.app_ref.state
         request = Request(scope, receive)
+        # Parsing an empty query string still builds a multidict: skip it for plain tile URLs.
+        q = request.query_params if scope.get("query_string") else _NO_QUERY
         # The FastAPI routes resolve their dependencies in this order: grid, then principal.
         if kind == "collection":
             collection_id, tms_id, z, x, y = groups
             grid = get_tms(tms_id)
             principal = await get_principal(request)
-            q = request.query_params
             response = await serve_collection_tile(
                 request, collection_id, grid, int(z), int(x), y, state.registry, principal,
                 state.tile_service, state.settings, q.get("f"), q.get("bidx"),
@@ -84,7 +87,6 @@ class TileFastRoute(BaseRoute):
             tms_id, z, x, y = groups
             grid = get_tms(tms_id)
             principal = await get_principal(request)
-            q = request.query_params
             response = await serve_composite_tile(
                 request, grid, int(z), int(x), y, state.registry, principal, state.tile_service,
                 state.settings, q.get("layers"), q.get("f"))

@@ -55,7 +55,7 @@ log = logging.getLogger("tile_server.overviews")
 SCHEMA = "tiles"
 CHANNEL = "gis_tiles"
 # Bump when the overview SQL changes what an overview holds: part of every spec.
-OVERVIEW_FORMAT = 2
+OVERVIEW_FORMAT = 3
 WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
 DEFAULT_ZOOMS = (8, 10, 11, 12, 13)
 
@@ -150,7 +150,8 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     tgt = sql.Identifier(SCHEMA, target)
     if family == "point":
         # Points are not generalised: the copy saves the per-tile transform only.
-        return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}, {geom} AS geom, "
+        return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}, "
+                       "{geom}::geometry(Geometry, 3857) AS geom, "
                        "0::double precision AS size FROM {src} AS s").format(
             tgt=tgt, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
             geom=geom, src=src)
@@ -187,8 +188,8 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
             snapped=snapped, tol=sql.Literal(tol), src=src)
         keep = (sql.SQL(" WHERE {size} >= {minsize}").format(size=size, minsize=sql.Literal(minsize))
                 if band == "overview" else sql.SQL(" WHERE NOT ST_IsEmpty(g)"))
-    return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}, g AS geom, {size} AS size "
-                   "FROM ({inner}) AS m{keep}").format(
+    return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}, g::geometry(Geometry, 3857) AS geom, "
+                   "{size} AS size FROM ({inner}) AS m{keep}").format(
         tgt=tgt, attrs=attr_list, size=size, inner=inner, keep=keep)
 
 
@@ -262,7 +263,7 @@ async def build_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: Ov
                 built.append(info)
                 existing[zoom] = info.table_name
                 source = info.table_name
-            await _drop_stale(conn, layer_id, layer.data_version)
+            await _drop_stale(conn, layer_id, layer.data_version, spec)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
     return built
@@ -306,16 +307,19 @@ async def _build_level(conn: psycopg.AsyncConnection, layer: Layer, zoom: int, t
 
 
 async def _drop_stale(conn: psycopg.AsyncConnection, layer_id: str | None,
-                      keep_version: int | None) -> int:
+                      keep_version: int | None, keep_spec: str = "") -> int:
     """Drop overviews of older versions of ``layer_id`` (or, with None, of deleted layers)."""
     if layer_id is None:
         cur = await conn.execute(
             "SELECT table_name FROM tiles.overviews o WHERE NOT EXISTS "
             "(SELECT 1 FROM gis_meta.layers l WHERE l.id = o.layer_id)")
     else:
+        # Older versions at once; other specs (settings changed) after a grace period, in
+        # case workers with the old settings are still running.
         cur = await conn.execute(
-            "SELECT table_name FROM tiles.overviews WHERE layer_id = %s AND data_version <> %s",
-            (layer_id, keep_version))
+            "SELECT table_name FROM tiles.overviews WHERE layer_id = %s AND (data_version <> %s "
+            "OR (spec <> %s AND built_at < now() - interval '10 minutes'))",
+            (layer_id, keep_version, keep_spec))
     names = [r[0] for r in await cur.fetchall()]
     for name in names:
         async with conn.transaction():

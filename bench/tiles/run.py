@@ -94,9 +94,11 @@ def tile_list(db_url: str, layers, n: int, zooms: list[int], seed: int) -> list[
     for zi, z in enumerate(zooms):
         want = per_zoom if zi < len(zooms) - 1 else n - len(out)
         got, attempts = 0, 0
+        # Only layers that have tiles at z (a facility layer from z12 gives no z10 tiles).
+        here = [l for l in layers if l.minzoom <= z <= l.maxzoom] or layers
         while got < want and attempts < want * 50:
             attempts += 1
-            l = layers[attempts % len(layers)]
+            l = here[attempts % len(here)]
             if attempts % 2 and samples[l.id]:
                 lon, lat = rng.choice(samples[l.id])
                 kind = "dense"
@@ -148,20 +150,26 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
     """This server's statements, straight through psycopg (no HTTP, no cache, no gzip)."""
     from psycopg_pool import AsyncConnectionPool
 
+    from gis_platform.config import Settings
+    from tile_server.overviews import OverviewManager, OverviewPlan
     from tile_server.sources import TileTuning
     from tile_server.tms import tile_bounds
-    from tile_server.vector import SqlCache, tile_params, zoom_band
+    from tile_server.vector import SqlCache, VectorSource, tile_params, zoom_band
 
-    by_id = {l.id: l for l in layers}
-    tuning = TileTuning()
+    settings = Settings(_env_file=None)
+    tuning = TileTuning.from_settings(settings)
     cache = SqlCache()
+    # The server's own statements: the overview tables it would read, where built.
+    overviews = OverviewManager(db_url, tuning, OverviewPlan.from_settings(settings))
+    await overviews.load()
+    sources = {l.id: VectorSource([l], None, tuning, cache, overviews=overviews) for l in layers}
     async with AsyncConnectionPool(db_url, min_size=concurrency, max_size=concurrency,
                                    kwargs={"autocommit": True}) as pool:
         async def one(item):
             lid, z, x, y, _ = item
             t = morecantile.Tile(x, y, z)
             b = tile_bounds(GRID, t, tuning.buffer / tuning.extent)
-            stmt = cache.statement([by_id[lid]], GRID.id, zoom_band(z, tuning), tuning)
+            stmt = cache.statement(sources[lid].plan(GRID, z), GRID.id, zoom_band(z, tuning), tuning)
             t0 = time.perf_counter()
             async with pool.connection() as conn:
                 cur = await conn.execute(stmt, tile_params(GRID, t, b, tuning), binary=True)
@@ -170,6 +178,99 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
             return z, time.perf_counter() - t0, size, size == 0
 
         return await drive(Pass("sql floor", concurrency), tiles, concurrency, max_seconds, one)
+
+
+class RawHTTP:
+    """A minimal keep-alive HTTP/1.1 client on asyncio streams (one connection per worker).
+
+    httpx costs ~0.5-1 ms of client CPU per request, on the same 2 cores as the servers;
+    this costs a few tens of microseconds, so the servers, not the client, are measured.
+    It understands exactly what the two servers send: Content-Length or chunked bodies.
+    """
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items())
+        self.reader = self.writer = None
+
+    async def get(self, path: str) -> tuple[int, int]:
+        """(status, body bytes as sent)."""
+        for attempt in (0, 1):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                self.writer.write(f"GET {path} HTTP/1.1\r\n{self.head}\r\n".encode("latin-1"))
+                return await self._response()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _response(self) -> tuple[int, int]:
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, chunked, close = None, False, False
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            k = k.strip().lower()
+            if k == "content-length":
+                length = int(v)
+            elif k == "transfer-encoding" and "chunked" in v.lower():
+                chunked = True
+            elif k == "connection" and "close" in v.lower():
+                close = True
+        size = 0
+        if chunked:
+            while True:
+                n = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                await self.reader.readexactly(n + 2)
+                size += n
+                if n == 0:
+                    break
+        elif length:
+            await self.reader.readexactly(length)
+            size = length
+        if close:
+            self.close()
+        return status, size
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def run_raw(name: str, port: int, urls: list[tuple[int, str]], concurrency: int,
+                  max_seconds: float, token: str | None = None) -> Pass:
+    """Like :func:`run_http` with :class:`RawHTTP` clients (paths, not URLs)."""
+    headers = {"Accept-Encoding": "gzip"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    clients = [RawHTTP("127.0.0.1", port, headers) for _ in range(concurrency)]
+    free = list(clients)
+
+    async def one(item):
+        z, path = item
+        c = free.pop()
+        t0 = time.perf_counter()
+        try:
+            status, size = await c.get(path)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            c.close()
+            return None
+        finally:
+            free.append(c)
+        if status not in (200, 204):
+            return None
+        return z, time.perf_counter() - t0, size, status == 204 or size == 0
+
+    try:
+        return await drive(Pass(name, concurrency), urls, concurrency, max_seconds, one)
+    finally:
+        for c in clients:
+            c.close()
 
 
 async def run_http(name: str, urls: list[tuple[int, str]], concurrency: int, max_seconds: float,
@@ -255,6 +356,91 @@ def start_tipg(db_url: str, venv: Path, port: int, out: Path, layer_ids: list[st
                   out / "tipg.log")
 
 
+# --- wrk (warm cache, a client that is not the bottleneck) ------------------------------
+_WRK_LUA = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+wrk.headers["Accept-Encoding"] = "gzip"
+local token = os.getenv("WRK_TOKEN")
+if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+"""
+
+
+def run_wrk(name: str, port: int, paths: list[str], concurrency: int, seconds: float,
+            out: Path, token: str | None = None) -> dict | None:
+    """``wrk -t1 -c<concurrency>`` cycling through ``paths``; None if wrk is not installed."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    lua, lst = out / "wrk-paths.lua", out / "wrk-paths.txt"
+    lua.write_text(_WRK_LUA)
+    lst.write_text("\n".join(paths) + "\n")
+    env = {**os.environ, "WRK_PATHS": str(lst), "WRK_TOKEN": token or ""}
+    res = subprocess.run([exe, "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "-s", str(lua),
+                          f"http://127.0.0.1:{port}"], check=False, env=env, capture_output=True, text=True,
+                         timeout=seconds + 60)
+    text = res.stdout
+    rps = float(text.split("Requests/sec:")[1].split()[0]) if "Requests/sec:" in text else 0.0
+    p50 = next((ln.split()[1] for ln in text.splitlines() if ln.strip().startswith("50%")), "?")
+    errors = 0
+    for ln in text.splitlines():
+        if "Non-2xx or 3xx responses" in ln:
+            errors = int(ln.split(":")[1])
+    return {"pass": name, "concurrency": concurrency, "tiles_per_s": rps, "p50": p50,
+            "errors": errors, "client": "wrk -t1"}
+
+
+TRIVIAL_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def start_trivial(port: int, out: Path) -> Server:
+    """A one-function ASGI app on uvicorn: the ceiling of client + HTTP server on this box."""
+    (out / "trivial_app.py").write_text(TRIVIAL_APP)
+    argv = [str(ROOT / ".venv/bin/uvicorn"), "--app-dir", str(out), "trivial_app:app", "--host",
+            "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    return Server(argv, {}, f"http://127.0.0.1:{port}/", out / "trivial.log")
+
+
+BANDS = (("z10-12", 10, 12), ("z13", 13, 13), ("z14-16", 14, 16))
+
+
+def by_band(tiles: list[tuple]) -> list[tuple[str, list[tuple]]]:
+    """The tile list split by zoom band (each band a pass of its own, so each is cold)."""
+    out = []
+    for name, lo, hi in BANDS:
+        band = [t for t in tiles if lo <= t[1] <= hi]
+        if band:
+            out.append((name, band))
+    return out
+
+
+def combine(name: str, concurrency: int, parts: list[Pass]) -> Pass:
+    """One pass made of the band passes (tiles/s over the sum of their wall times)."""
+    res = Pass(name, concurrency)
+    for p in parts:
+        res.latencies += p.latencies
+        res.sizes += p.sizes
+        res.errors += p.errors
+        res.empty += p.empty
+        res.wall += p.wall
+        res.truncated |= p.truncated
+        for z, v in p.by_zoom.items():
+            res.by_zoom.setdefault(z, []).extend(v)
+    return res
+
+
 # --- main ------------------------------------------------------------------------------
 def print_table(rows: list[dict]) -> None:
     head = f"{'pass':<12}{'conc':>5}{'tiles':>7}{'tiles/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean B':>10}{'empty':>7}{'err':>5}"
@@ -272,6 +458,35 @@ def print_table(rows: list[dict]) -> None:
             f"{r['p50_ms_by_zoom'].get(z, float('nan')):>8.1f}" for z in zooms))
 
 
+def band_table(bands: list[dict]) -> None:
+    """Per zoom band: tiles/s, p50, mean bytes of every pass, and the targets' ratios."""
+    head = f"{'band':<8}{'pass':<12}{'conc':>5}{'tiles':>7}{'tiles/s':>10}{'p50 ms':>9}{'mean B':>10}{'err':>5}"
+    print(head)
+    print("-" * len(head))
+    for r in bands:
+        print(f"{r['band']:<8}{r['pass']:<12}{r['concurrency']:>5}{r['tiles']:>7}{r['tiles_per_s']:>10.1f}"
+              f"{r['p50_ms']:>9.1f}{r['mean_bytes']:>10.0f}{r['errors']:>5}"
+              + ("  (stopped at time cap)" if r["truncated"] else ""))
+
+
+def ratios(bands: list[dict], concs: list[int]) -> list[str]:
+    out = []
+    for c in concs:
+        for band, _, _ in BANDS:
+            by = {r["pass"]: r for r in bands if r["concurrency"] == c and r["band"] == band}
+            cold, tipg, floor = by.get("ours cold"), by.get("tipg"), by.get("sql floor")
+            if not cold:
+                continue
+            parts = [f"c={c} {band}:"]
+            if tipg and tipg["tiles_per_s"]:
+                parts.append(f"ours cold {cold['tiles_per_s'] / tipg['tiles_per_s']:.2f}x TiPg tiles/s")
+            if floor and floor["p50_ms"]:
+                parts.append(f"p50 ours cold / floor {cold['p50_ms'] / floor['p50_ms']:.2f}")
+            parts.append(f"mean tile {cold['mean_bytes'] / 1000:.0f} KB")
+            out.append(" ".join(parts))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db-url", required=True)
@@ -280,8 +495,11 @@ def main() -> None:
     ap.add_argument("--zooms", default="10-16")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--max-seconds", type=float, default=180, help="time cap of each pass")
+    ap.add_argument("--warm-seconds", type=float, default=10, help="duration of each wrk pass")
     ap.add_argument("--tipg-venv", default=str(ROOT / ".venv-bench-tipg"))
     ap.add_argument("--skip-tipg", action="store_true")
+    ap.add_argument("--no-overviews", action="store_true",
+                    help="do not build overviews first (measure the base tables)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=str(ROOT / "bench/out"))
     args = ap.parse_args()
@@ -296,49 +514,117 @@ def main() -> None:
     tiles = tile_list(args.db_url, layers, args.tiles, zooms, args.seed)
     print(f"{len(tiles)} tiles over {ids}, zooms {zooms[0]}-{zooms[-1]} "
           f"({sum(t[4] == 'dense' for t in tiles)} dense, {sum(t[4] == 'sparse' for t in tiles)} sparse)")
+    print(f"machine: {os.cpu_count()} cores shared by client, servers and PostgreSQL; "
+          f"load average before the run {os.getloadavg()[0]:.2f}")
+
+    overview_info = []
+    if not args.no_overviews:
+        from gis_platform.config import Settings
+        from tile_server.overviews import OverviewPlan, build_layer
+        from tile_server.sources import TileTuning
+
+        settings = Settings(_env_file=None)
+        t0 = time.perf_counter()
+        for l in layers:
+            built = asyncio.run(build_layer(args.db_url, l.id, TileTuning.from_settings(settings),
+                                            OverviewPlan.from_settings(settings)))
+            overview_info += [o.__dict__ for o in built]
+        print(f"overviews: {len(overview_info)} tables built in {time.perf_counter() - t0:.1f}s "
+              "(already built ones are kept)")
 
     rows: list[dict] = []
+    bands: list[dict] = []
+    warm: list[dict] = []
     from gis_platform.apikeys import create_api_key
 
     token = create_api_key(args.db_url, "bench-tiles", ["planner"])
     # Warm PostgreSQL's buffers once so no contender pays for the first disk reads.
     asyncio.run(run_sql_floor(args.db_url, layers, tiles, 4, args.max_seconds))
+
+    def banded(name: str, c: int, run) -> None:
+        parts = []
+        for band, items in by_band(tiles):
+            p = run(items)
+            p.name = name
+            parts.append(p)
+            bands.append({**p.summary(), "band": band})
+        rows.append(combine(name, c, parts).summary())
+
     for c in concs:
-        rows.append(asyncio.run(run_sql_floor(args.db_url, layers, tiles, c, args.max_seconds)).summary())
+        banded("sql floor", c, lambda items, c=c: asyncio.run(
+            run_sql_floor(args.db_url, layers, items, c, args.max_seconds)))
         if not args.skip_tipg:
             port = free_port()
             srv = start_tipg(args.db_url, Path(args.tipg_venv), port, out, ids)
             try:
-                urls = [(z, f"http://127.0.0.1:{port}/collections/gis_data.{l}/tiles/WebMercatorQuad/{z}/{x}/{y}")
-                        for l, z, x, y, _ in tiles]
-                asyncio.run(run_http("warmup", urls[:20], 1, 60))   # TiPg builds its catalog lazily
-                rows.append(asyncio.run(run_http("tipg", urls, c, args.max_seconds)).summary())
+                def tipg_urls(items, port=port):
+                    return [(z, f"/collections/gis_data.{l}/tiles/WebMercatorQuad/{z}/{x}/{y}")
+                            for l, z, x, y, _ in items]
+                # TiPg builds its catalog lazily: a few requests first.
+                asyncio.run(run_raw("warmup", port, tipg_urls(tiles[:20]), 1, 60))
+                banded("tipg", c, lambda items, c=c, port=port: asyncio.run(
+                    run_raw("tipg", port, tipg_urls(items), c, args.max_seconds)))
             finally:
                 srv.stop()
         data_dir = Path(tempfile.mkdtemp(prefix="bench-tiles-"))
         port = free_port()
         srv = start_ours(args.db_url, data_dir, port, out)
         try:
-            urls = [(z, f"http://127.0.0.1:{port}/collections/{l}/tiles/WebMercatorQuad/{z}/{x}/{y}.mvt")
-                    for l, z, x, y, _ in tiles]
-            rows.append(asyncio.run(run_http("ours cold", urls, c, args.max_seconds, token)).summary())
-            rows.append(asyncio.run(run_http("ours warm", urls, c, args.max_seconds, token)).summary())
+            def our_urls(items):
+                return [(z, f"/collections/{l}/tiles/WebMercatorQuad/{z}/{x}/{y}.mvt")
+                        for l, z, x, y, _ in items]
+            banded("ours cold", c, lambda items, c=c, port=port: asyncio.run(
+                run_raw("ours cold", port, our_urls(items), c, args.max_seconds, token)))
+            banded("ours warm", c, lambda items, c=c, port=port: asyncio.run(
+                run_raw("ours warm", port, our_urls(items), c, args.max_seconds, token)))
+            w = run_wrk("ours warm", port, [u for _, u in our_urls(tiles)], c, args.warm_seconds,
+                        out, token)
+            if w:
+                warm.append(w)
+                h = run_wrk("ours /health", port, ["/health"], c, args.warm_seconds, out)
+                warm.append(h)
         finally:
             srv.stop()
             shutil.rmtree(data_dir, ignore_errors=True)
+    # The client's own ceiling: the same clients against a one-function ASGI app on uvicorn.
+    port = free_port()
+    srv = start_trivial(port, out)
+    try:
+        for c in concs:
+            w = run_wrk("trivial app", port, ["/"], c, args.warm_seconds, out)
+            if w:
+                warm.append(w)
+            p = asyncio.run(run_raw("raw client", port, [(0, "/")] * 3000, c, args.max_seconds))
+            warm.append({"pass": "trivial app", "concurrency": c, "client": "bench RawHTTP",
+                         "tiles_per_s": p.summary()["tiles_per_s"],
+                         "p50": f"{p.summary()['p50_ms']:.2f}ms", "errors": p.errors})
+    finally:
+        srv.stop()
 
     print()
     print_table(rows)
     print()
+    band_table(bands)
+    print()
+    print(f"{'warm / ceiling':<16}{'client':<15}{'conc':>5}{'req/s':>10}{'p50':>10}{'err':>5}")
+    for w in warm:
+        print(f"{w['pass']:<16}{w['client']:<15}{w['concurrency']:>5}{w['tiles_per_s']:>10.0f}"
+              f"{w['p50']:>10}{w['errors']:>5}")
+    print()
+    for line in ratios(bands, concs):
+        print(line)
     for c in concs:
         by = {r["pass"]: r for r in rows if r["concurrency"] == c}
         if "tipg" in by and by["tipg"]["tiles_per_s"]:
             base = by["tipg"]["tiles_per_s"]
-            print(f"concurrency {c}: ours cold {by['ours cold']['tiles_per_s'] / base:.2f}x TiPg, "
+            print(f"concurrency {c} (all zooms): ours cold {by['ours cold']['tiles_per_s'] / base:.2f}x TiPg, "
                   f"ours warm {by['ours warm']['tiles_per_s'] / base:.1f}x TiPg, "
                   f"sql floor {by['sql floor']['tiles_per_s'] / base:.2f}x TiPg; "
                   f"bytes ours/TiPg {by['ours cold']['mean_bytes'] / max(by['tipg']['mean_bytes'], 1):.2f}")
-    (out / "tiles.json").write_text(json.dumps({"tiles": len(tiles), "layers": ids, "rows": rows}, indent=2))
+    print(f"load average after the run {os.getloadavg()[0]:.2f}")
+    (out / "tiles.json").write_text(json.dumps({"tiles": len(tiles), "layers": ids, "rows": rows,
+                                                "bands": bands, "warm": warm,
+                                                "overviews_built": overview_info}, indent=2))
 
 
 if __name__ == "__main__":
