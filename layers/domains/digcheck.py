@@ -240,6 +240,10 @@ def classify(dist: float, hclr: float, vertical: float | None, vclr: float) -> t
     return "low", reasons
 
 
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def facility_entry(row: dict, depth_m: float) -> dict:
     """One reported facility (JSON-ready) from a query row."""
     top = row.get("depth_min_m")
@@ -248,8 +252,8 @@ def facility_entry(row: dict, depth_m: float) -> dict:
     return {
         "fid": row["fid"], "kind": row["kind"], "kind_ko": row.get("kind_ko") or row["kname_ko"],
         "kind_en": row["kname_en"], "owner": row.get("owner"),
-        "diameter_mm": row.get("diameter_mm"), "material": row.get("material"),
-        "status": row.get("status"), "install_year": row.get("install_year"),
+        "diameter_mm": _int(row.get("diameter_mm")), "material": row.get("material"),
+        "status": row.get("status"), "install_year": _int(row.get("install_year")),
         "accuracy_class": row.get("accuracy_class"),
         "depth_min_m": top, "depth_max_m": row.get("depth_max_m"),
         "horizontal_distance_m": row["dist"], "horizontal_clearance_m": row["hclr"],

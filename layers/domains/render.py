@@ -53,7 +53,7 @@ def page(title: str, body: str, *, map_script: str = "", crumbs: str = "") -> st
     crumbs = crumbs or '<a href="/">Home</a>'
     tail = f'<script src="{LEAFLET_JS}"></script><script>{map_script}</script>' if map_script else ""
     return (f'<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">{head_map}'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">{head_map}'
             f"<style>{_STYLE}</style></head><body><header>{crumbs}</header>"
             f"<main><h1>{esc(title)}</h1>{body}</main>{tail}</body></html>")
 

@@ -80,7 +80,8 @@ ORDER BY station_m, f.fid LIMIT %(limit)s""").format(
 
     crossings = [{
         "fid": r["fid"], "kind": r["kind"], "kind_ko": r["kind_ko"] or r["kname_ko"],
-        "kind_en": r["kname_en"], "owner": r["owner"], "diameter_mm": r["diameter_mm"],
+        "kind_en": r["kname_en"], "owner": r["owner"],
+        "diameter_mm": None if r["diameter_mm"] is None else int(r["diameter_mm"]),
         "depth_min_m": r["depth_min_m"], "depth_max_m": r["depth_max_m"], "material": r["material"],
         "status": r["status"], "station_m": r["station_m"], "offset_m": r["offset_m"],
         "colour": r["colour"]} for r in rows]

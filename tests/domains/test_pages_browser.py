@@ -1,0 +1,80 @@
+"""The printable dig-check report and the OPEN permit pages in headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+
+from tests.domains.conftest import excavation_lonlat
+from tests.domains.test_permits import APPLICANT, application, assert_private
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+def _serve(html: str):
+    return lambda route: route.fulfill(status=200, body=html, content_type="text/html")
+
+
+def open_pages(base: str, pages: list[tuple[str, str | None, str]], artifacts) -> list[dict]:
+    """Load each (name, html or None, url) page; returns what the browser saw."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    seen = []
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
+                viewport={"width": 1100, "height": 900})
+            for name, html, url in pages:
+                page = ctx.new_page()
+                errors: list[str] = []
+                requests: list[str] = []
+                page.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+                page.on("request", lambda r, q=requests: q.append(r.url))
+                if html is not None:
+                    # The report comes from a POST: serve its HTML at a same-origin URL.
+                    page.route(url, _serve(html))
+                page.goto(url)
+                page.wait_for_function("window.__reportReady || window.__mapReady", timeout=30_000)
+                paths = page.evaluate("document.querySelectorAll('.leaflet-overlay-pane path').length")
+                text = page.content()
+                page.screenshot(path=str(artifacts / f"domains-{name}.png"), full_page=True)
+                seen.append({"errors": errors, "requests": requests, "paths": paths, "text": text})
+                page.close()
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return seen
+
+
+@pytest.mark.browser
+def test_report_and_permit_pages_render_without_console_errors(dom_server, dc, planner, artifacts):
+    base = dom_server.url
+    report = dc.post("/dig-check?f=html", json={"geometry": excavation_lonlat(), "depth_m": 1.0},
+                     headers=planner)
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "CONFLICT" in report.text and "서울도시가스" in report.text
+    no = dc.post("/permits", json=application(), headers=planner).json()["permit_no"]
+    for s in ("reviewed", "approved"):
+        dc.post(f"/permits/{no}/status", json={"status": s}, headers=planner)
+    seen = open_pages(base, [
+        ("dig-report", report.text, f"{base}/__report"),
+        ("permits", None, f"{base}/permits?f=html"),
+        ("permit", None, f"{base}/permits/{no}?f=html"),
+    ], artifacts)
+    for s in seen:
+        assert s["errors"] == [], s["errors"]
+        assert all(u.startswith(base) for u in s["requests"]), s["requests"]
+    # the report map draws the area and the 7 facilities; the permit maps their polygon
+    assert seen[0]["paths"] == 8
+    assert seen[1]["paths"] == 1 and seen[2]["paths"] == 1
+    for s in seen[1:]:
+        assert_private(s["text"])
+        assert APPLICANT["name"] not in s["text"]
+    assert "검토완료" in seen[2]["text"] and "허가" in seen[2]["text"]
