@@ -41,7 +41,8 @@ async def list_layers(registry: RegistryDep, principal: PrincipalDep) -> dict:
 
 @router.get("/layers/{layer_id}", tags=["catalog"], summary="One catalog record")
 async def get_layer(layer_id: str, registry: RegistryDep, principal: PrincipalDep) -> dict:
-    return registry.readable(layer_id, principal).public_dict()
+    # metadata only (no rows): a row-scoped caller may see the record
+    return registry.readable(layer_id, principal, filtered=True).public_dict()
 
 
 def _safe_suffix(filename: str | None) -> str:
