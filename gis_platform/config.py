@@ -123,9 +123,10 @@ class Settings(BaseSettings):
         default=12, description="Zooms up to this one are overview zooms (few attributes, "
         "sub-pixel features dropped); raises tile_overview_below_zoom.")
     tile_overview_zooms: list[int] = Field(
-        default_factory=lambda: [8, 10, 11, 12, 13],
+        default_factory=lambda: [8, 10, 11, 12, 13, 16],
         description="Zoom levels with a pre-generalised overview table (JSON list); a tile reads "
-        "the smallest level >= its zoom, the base table above the last one.")
+        "the smallest level >= its zoom, the base table above the last one; levels >= 14 are "
+        "full-resolution EPSG:3857 copies.")
     tile_overview_min_features: int = Field(
         default=50_000, description="Layers with at least this many features get overviews.")
     tile_overview_auto_build: bool = Field(

@@ -21,6 +21,9 @@ from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning
 from tile_server.vector import SqlCache
 
 GZIP_LEVEL = 6
+# Big tiles (z12-z14 of dense layers, 200-500 KB raw) at level 3: measured ~2x faster than
+# level 6 for ~6 % more bytes; a cold tile's compression was a third of its SQL time.
+GZIP_LEVEL_LARGE = 3
 _THREAD_COMPRESS_BYTES = 64 * 1024
 
 
@@ -44,7 +47,8 @@ class TileResult:
 
 def gzip_bytes(data: bytes) -> bytes:
     # wbits=31: a gzip container (header + CRC), what Content-Encoding: gzip means.
-    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    level = GZIP_LEVEL if len(data) <= _THREAD_COMPRESS_BYTES else GZIP_LEVEL_LARGE
+    c = zlib.compressobj(level, zlib.DEFLATED, 31)
     return c.compress(data) + c.flush()
 
 
