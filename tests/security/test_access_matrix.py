@@ -34,10 +34,10 @@ def expected_allowed(who: str | None, layer: str, what: str) -> bool:
     if LAYERS[layer] not in readable_levels(Principal(id="x", roles=roles)):
         return False
     # The operator key is scoped to owner KT: its row filter applies to the non-public layers.
-    # Feature and tile routes apply it; a caller that has not declared it applies it (the
-    # catalog record and TileJSON routes) fails closed with the same 404.
+    # Feature and tile routes apply it; the catalog record is metadata only (no rows); a
+    # route that has not declared it (TileJSON) fails closed with the same 404.
     if who == "operator" and LAYERS[layer] != "public":
-        return what not in ("catalog record", "tilejson", "composite tilejson")
+        return what not in ("tilejson", "composite tilejson")
     return True
 
 
