@@ -53,10 +53,7 @@ def require_permit_role(principal: Principal) -> None:
 
 def readable_rows(registry, layer_id: str, principal: Principal):
     """Resolve a layer whose rows we read (we AND ``row_filter`` in ourselves)."""
-    try:
-        return registry.readable(layer_id, principal, filtered=True)
-    except TypeError:   # a registry without per-row filters
-        return registry.readable(layer_id, principal)
+    return registry.readable(layer_id, principal, filtered=True)
 
 
 def row_filter_sql(principal: Principal, layer) -> tuple[sql.Composable, dict]:
