@@ -44,6 +44,7 @@ from tile_server import metadata
 from tile_server.fastpath import install_fast_path
 from tile_server.overviews import OverviewManager, OverviewPlan
 from tile_server.raster import RasterSource, parse_raster_params
+from tile_server.reader import TileReader
 from tile_server.service import TileResult, TileService
 from tile_server.sources import MVT_MEDIA_TYPE
 from tile_server.tms import DEFAULT_TMS, check_tile, get_tms
@@ -63,6 +64,8 @@ async def on_startup(app: FastAPI) -> None:
     settings = app.state.settings
     service = TileService(settings, app.state.db)
     app.state.tile_service = service
+    service.reader = TileReader(settings.read_database_url or app.state.conninfo, settings)
+    await service.reader.open()
     service.overviews = OverviewManager(app.state.conninfo, service.tuning,
                                         OverviewPlan.from_settings(settings))
     await service.overviews.start()
@@ -76,6 +79,8 @@ async def on_shutdown(app: FastAPI) -> None:
         if service.overviews is not None:
             await service.overviews.stop()
         await service.drain()
+        if service.reader is not None:
+            await service.reader.close()
 
 
 # ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, one
@@ -125,7 +130,8 @@ def row_filters(principal: Principal, layers: list[Layer]) -> dict | None:
 def vector_source(service: TileService, layers: list[Layer], principal: Principal) -> VectorSource:
     """A vector source over already access-checked ``layers`` for this caller."""
     return VectorSource(layers, service.db, service.tuning, service.sql_cache,
-                        overviews=service.overviews, filters=row_filters(principal, layers))
+                        overviews=service.overviews, filters=row_filters(principal, layers),
+                        reader=service.reader)
 
 
 def resolve_layers(text: str | None, registry: Registry, principal: Principal,

@@ -56,7 +56,7 @@ log = logging.getLogger("tile_server.overviews")
 SCHEMA = "tiles"
 CHANNEL = "gis_tiles"
 # Bump when the overview SQL changes what an overview holds: part of every spec.
-OVERVIEW_FORMAT = 3
+OVERVIEW_FORMAT = 4
 WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
 DEFAULT_ZOOMS = (8, 10, 11, 12, 13, 16)
 # Levels from this zoom on are full-resolution copies (EPSG:3857, snapped to their own MVT

@@ -61,6 +61,7 @@ class TileService:
         self.tuning = TileTuning.from_settings(settings)
         self._fingerprint = self.tuning.fingerprint()
         self.overviews = None        # an OverviewManager, set by the app or the seeder
+        self.reader = None           # a TileReader (the app), else statements use db
         self.sql_cache = SqlCache()
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))

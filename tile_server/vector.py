@@ -302,6 +302,7 @@ class VectorSource:
     media_type: str = MVT_MEDIA_TYPE
     overviews: object | None = None
     filters: dict | None = None
+    reader: object | None = None    # a tile_server.reader.TileReader (else db.connection)
     _plans: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -393,6 +394,8 @@ class VectorSource:
             return await self._run(self.sql_cache.statement(base, grid.id, band, self.tuning), values)
 
     async def _run(self, stmt: str, values: dict) -> bytes:
+        if self.reader is not None:
+            return await self.reader.fetch_bytes(stmt, values)
         async with self.db.connection(read_only=True) as conn:
             # binary=True: bytea comes back raw instead of hex text (half the bytes, no decode).
             cur = await conn.execute(stmt, values, binary=True)

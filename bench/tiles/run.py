@@ -442,14 +442,32 @@ def combine(name: str, concurrency: int, parts: list[Pass]) -> Pass:
 
 
 # --- main ------------------------------------------------------------------------------
-def print_table(rows: list[dict]) -> None:
-    head = f"{'pass':<12}{'conc':>5}{'tiles':>7}{'tiles/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean B':>10}{'empty':>7}{'err':>5}"
+_COLUMNS = {  # title, width, format, key
+    "band": ("band", -8, "", "band"), "pass": ("pass", -12, "", "pass"),
+    "conc": ("conc", 5, "", "concurrency"), "tiles": ("tiles", 7, "", "tiles"),
+    "tps": ("tiles/s", 10, ".1f", "tiles_per_s"), "p50": ("p50 ms", 9, ".1f", "p50_ms"),
+    "p95": ("p95 ms", 9, ".1f", "p95_ms"), "p99": ("p99 ms", 9, ".1f", "p99_ms"),
+    "bytes": ("mean B", 10, ".0f", "mean_bytes"), "empty": ("empty", 7, "", "empty"),
+    "err": ("err", 5, "", "errors"),
+}
+
+
+def table(rows: list[dict], cols: list[str]) -> None:
+    """Print ``rows`` as fixed-width columns (``cols``: keys of _COLUMNS)."""
+    def cell(text, width, fmt=""):
+        v = format(text, fmt)
+        return v.ljust(-width) if width < 0 else v.rjust(width)
+
+    head = "".join(cell(_COLUMNS[c][0], _COLUMNS[c][1]) for c in cols)
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['pass']:<12}{r['concurrency']:>5}{r['tiles']:>7}{r['tiles_per_s']:>10.1f}"
-              f"{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['mean_bytes']:>10.0f}"
-              f"{r['empty']:>7}{r['errors']:>5}" + ("  (stopped at time cap)" if r["truncated"] else ""))
+        print("".join(cell(r[_COLUMNS[c][3]], _COLUMNS[c][1], _COLUMNS[c][2]) for c in cols)
+              + ("  (stopped at time cap)" if r["truncated"] else ""))
+
+
+def print_table(rows: list[dict]) -> None:
+    table(rows, ["pass", "conc", "tiles", "tps", "p50", "p95", "p99", "bytes", "empty", "err"])
     zooms = sorted({z for r in rows for z in r["p50_ms_by_zoom"]})
     print()
     print(f"{'p50 ms by zoom':<17}" + "".join(f"{'z' + str(z):>8}" for z in zooms))
@@ -459,14 +477,8 @@ def print_table(rows: list[dict]) -> None:
 
 
 def band_table(bands: list[dict]) -> None:
-    """Per zoom band: tiles/s, p50, mean bytes of every pass, and the targets' ratios."""
-    head = f"{'band':<8}{'pass':<12}{'conc':>5}{'tiles':>7}{'tiles/s':>10}{'p50 ms':>9}{'mean B':>10}{'err':>5}"
-    print(head)
-    print("-" * len(head))
-    for r in bands:
-        print(f"{r['band']:<8}{r['pass']:<12}{r['concurrency']:>5}{r['tiles']:>7}{r['tiles_per_s']:>10.1f}"
-              f"{r['p50_ms']:>9.1f}{r['mean_bytes']:>10.0f}{r['errors']:>5}"
-              + ("  (stopped at time cap)" if r["truncated"] else ""))
+    """Per zoom band: tiles/s, p50, mean bytes of every pass."""
+    table(bands, ["band", "pass", "conc", "tiles", "tps", "p50", "bytes", "err"])
 
 
 def ratios(bands: list[dict], concs: list[int]) -> list[str]:

@@ -23,7 +23,7 @@ def test_disk_cache_writes_whole_files_and_leaves_no_temporaries(tmp_path):
     h = key_hash("k")
     disk.put(h, b"tile-bytes")
     assert disk.get(h) == b"tile-bytes"
-    assert disk.path(h).parent.parent.parent == tmp_path
+    assert disk.path(h).parent.parent == tmp_path
     assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 
