@@ -204,10 +204,24 @@ def delete_layer(conn: psycopg.Connection, layer_id: str) -> Layer:
         layer = get_layer(conn, layer_id, for_update=True)
         if layer is None:
             raise LayerNotFound(f"No layer '{layer_id}'.")
+        refuse_if_view(conn, layer, "deleted")
         if layer.table_name:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(layer.table()))
         conn.execute("DELETE FROM gis_meta.layers WHERE id = %s", (layer_id,))
     return layer
+
+
+def refuse_if_view(conn: psycopg.Connection, layer: Layer, action: str) -> None:
+    """A layer backed by a view (e.g. ``active_works``, maintained from the permits) is
+    derived data: it cannot be deleted, replaced or appended to through the catalog."""
+    if not layer.table_name:
+        return
+    row = conn.execute("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE n.nspname = %s AND c.relname = %s",
+                       (DATA_SCHEMA, layer.table_name)).fetchone()
+    if row and row[0] in ("v", "m"):
+        raise Conflict(f"Layer '{layer.id}' is a view maintained by the platform from other "
+                       f"data; it cannot be {action}. Change its source data instead.")
 
 
 def ensure_new_id(conn: psycopg.Connection, layer_id: str) -> None:

@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from gis_platform.errors import Conflict, IngestError, LayerNotFound
-from layers.catalog import DATA_SCHEMA, Layer, ensure_new_id, get_layer
+from layers.catalog import DATA_SCHEMA, Layer, ensure_new_id, get_layer, refuse_if_view
 from layers.ingest.prepare import Prepared
 
 _COPY_TYPES = {"text": "text", "bigint": "int8", "integer": "int4", "double precision": "float8",
@@ -108,6 +108,7 @@ def write_layer(conn: psycopg.Connection, prepared: Prepared, layer_id: str, *, 
                 raise LayerNotFound(f"No layer '{layer_id}' to replace; use mode 'create'.")
             if existing.kind != "vector":
                 raise IngestError(f"Layer '{layer_id}' is a raster layer; replace it with a raster.")
+            refuse_if_view(conn, existing, "replaced")
             stage = f"_stage_{secrets.token_hex(4)}"
             _create_table(conn, stage, prepared)
             _copy(conn, stage, prepared, 1, progress)
@@ -125,6 +126,7 @@ def write_layer(conn: psycopg.Connection, prepared: Prepared, layer_id: str, *, 
                 raise LayerNotFound(f"No layer '{layer_id}' to append to; use mode 'create'.")
             if existing.kind != "vector":
                 raise IngestError(f"Layer '{layer_id}' is a raster layer; cannot append vectors.")
+            refuse_if_view(conn, existing, "appended to")
             table = existing.table_name
             _check_append(existing, prepared)
             start = conn.execute(sql.SQL("SELECT coalesce(max(fid), 0) + 1 FROM {}").format(

@@ -218,3 +218,22 @@ def test_demo_permits_are_deterministic_idempotent_and_follow_the_rules(dom_db, 
     with psycopg.connect(dom_db) as conn:
         again = conn.execute("SELECT permit_no, status, purpose FROM gis_domain.permits ORDER BY 1").fetchall()
     assert again == first
+
+
+def test_the_active_works_view_cannot_be_deleted_or_replaced(dc, planner, permit_no, dom_db):
+    """It is derived from the permits: a clear 409, and the layer stays as it was."""
+    import geopandas as gpd
+    import shapely
+
+    from gis_platform.errors import Conflict
+    from layers.ingest import ingest_geodataframe
+
+    r = dc.delete("/layers/active_works", headers=planner)
+    assert r.status_code == 409 and "maintained by the platform" in r.json()["detail"]
+    gdf = gpd.GeoDataFrame({"x": [1]}, geometry=[shapely.box(127.0, 37.5, 127.001, 37.501)],
+                           crs="EPSG:4326")
+    for mode in ("replace", "append"):
+        with pytest.raises(Conflict, match="cannot be"):
+            ingest_geodataframe(dom_db, gdf, "active_works", mode=mode)
+    assert dc.get("/collections/active_works/items").status_code == 200
+    assert "active_works" in {c["id"] for c in dc.get("/collections").json()["collections"]}
