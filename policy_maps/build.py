@@ -73,7 +73,7 @@ class MapData:
         c = self.classes[year]
         rows = []
         for i, (lo, hi) in enumerate(zip(c.lower_bounds(), c.bins)):
-            label = f"{self.fmt(lo)} – {self.fmt(hi)}"
+            label = self._class_label(i, lo, hi)
             count = int((c.yb[self._slice(year)] == i).sum())
             rows.append({"color": self.colors[i], "label": label, "count": count})
         missing = int(np.isnan(self.values[year]).sum())
@@ -81,6 +81,21 @@ class MapData:
             rows.append({"color": NO_DATA, "label": "자료 없음" if lang == "ko" else "No data",
                          "count": missing})
         return rows
+
+    def _class_label(self, i: int, lo: float, hi: float) -> str:
+        """'lo – hi'; for counts (whole numbers) the whole numbers a class holds: a class
+        (0, 1] of counts is just "1", not "0.0 – 1.0"."""
+        if self.decimals == 0 and self._integral():
+            first = math.ceil(lo) if i == 0 else math.floor(lo) + 1
+            last = math.floor(hi)
+            if first >= last:
+                return self.fmt(float(last))
+            return f"{self.fmt(float(first))} – {self.fmt(float(last))}"
+        return f"{self.fmt(lo)} – {self.fmt(hi)}"
+
+    def _integral(self) -> bool:
+        vals = np.concatenate([v[np.isfinite(v)] for v in self.values.values()])
+        return bool(vals.size) and bool(np.all(vals == np.round(vals)))
 
     def _slice(self, year: int) -> slice:
         """Where this year's values sit in the classified array (all years are stacked)."""
@@ -247,8 +262,10 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, lookup: Lookup | None = N
         k = shared.k
     cols = colours(spec.palette, k, polarity=ind.polarity, signed=signed)
     span = float(np.nanmax(stacked) - np.nanmin(stacked)) if np.isfinite(stacked).any() else 0.0
+    finite = stacked[np.isfinite(stacked)]
+    integral = bool(finite.size) and bool(np.all(finite == np.round(finite)))
     decimals = spec.legend.decimals if spec.legend.decimals is not None else \
-        (0 if span >= 100 else 1 if span >= 5 else 2)
+        (0 if integral or span >= 100 else 1 if span >= 5 else 2)
     ext = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
                                "(SELECT ST_Extent(geom) AS e FROM {t}) s").format(t=layer.table())).fetchone()
     data_versions = {"indicator": {ind.id: ind.data_version},

@@ -114,3 +114,17 @@ def test_png_and_offline_html_carry_title_legend_and_source(anon):
     # nothing to fetch: no script, stylesheet, image or frame from another host (links are fine)
     assert not re.findall(r'<(?:script|link|img|iframe)[^>]*(?:src|href)\s*=\s*["\']?(?:https?:)?//', html)
     assert "cdn.jsdelivr" not in html and "L.geoJSON" in html
+
+
+def test_count_maps_label_classes_with_whole_numbers_that_do_not_overlap(anon):
+    """Counts per hexagon: classes read "0", "1", "3 – 4"..., never "0.0 – 1.0"."""
+    doc = anon.get("/maps/bike-hex-500m/data.json").json()
+    rows = doc["legend"][str(doc["year"])]
+    ranges = []
+    for row in rows:
+        assert "." not in row["label"], row
+        parts = [int(p.replace(",", "")) for p in row["label"].split(" – ")]
+        ranges.append((parts[0], parts[-1]))
+    for (_, prev_last), (first, last) in zip(ranges, ranges[1:]):
+        assert first == prev_last + 1 and last >= first
+    assert sum(r["count"] for r in rows) == len(doc["areas"])
