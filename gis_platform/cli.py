@@ -358,6 +358,9 @@ def up(
         loader = _demo_loader()
         if loader is not None:
             loader(s, url, scale=scale, only_if_empty=True, console=console)
+    base = f"http://{host or s.host}:{port or s.port}"
+    console.print(f"[bold]open[/] {base}/maps  (policy map gallery) · {base}/permits  (road works) "
+                  f"· {base}/collections  (OGC API) · {base}/viewer?layers=districts,roads")
     serve(host=host, port=port, workers=None)
 
 

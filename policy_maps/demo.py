@@ -143,5 +143,5 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
         for spec in MAPS:
             version, _ = save_spec(conn, spec, "demo")
             publish(conn, spec["id"], version, SYSTEM)
-    say(f"policy maps ready in {time.perf_counter() - t0:.1f} s: http://{settings.host}:{settings.port}/maps")
+    say(f"policy maps ready in {time.perf_counter() - t0:.1f} s (gallery: /maps)")
     return {"hex_500m": hexes["cells"], "policy_maps": len(MAPS)}
