@@ -401,7 +401,11 @@ class OverviewManager:
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute("SELECT * FROM gis_meta.layers WHERE kind = 'vector'")
                 layers = [Layer.model_validate(r) for r in await cur.fetchall()]
-            await _drop_stale(conn, None, None)
+            await _drop_stale(conn, None, None)          # layers deleted
+            have = {layer_id for layer_id, _ in self._tables}
+            for layer in layers:                          # re-ingested under the threshold
+                if layer.id in have and not self.plan.wants(layer):
+                    await _drop_stale(conn, layer.id, layer.data_version, self.spec)
         built: list[OverviewInfo] = []
         for layer in layers:
             if not self.plan.wants(layer):

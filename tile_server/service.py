@@ -20,9 +20,10 @@ from tile_server.cache import TileCache, cache_key, key_hash
 from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning
 from tile_server.vector import SqlCache
 
-GZIP_LEVEL = 6
-# Big tiles (z12-z14 of dense layers, 200-500 KB raw) at level 3: measured ~2x faster than
-# level 6 for ~6 % more bytes; a cold tile's compression was a third of its SQL time.
+# Level 4 (small tiles) and 3 (over 64 KB raw: z12-z14 of dense layers): measured 2-3x
+# faster than level 6 for 3-6 % more bytes; at level 6 a cold z15 tile spent as long in
+# gzip as in its SQL.
+GZIP_LEVEL = 4
 GZIP_LEVEL_LARGE = 3
 _THREAD_COMPRESS_BYTES = 64 * 1024
 
