@@ -61,3 +61,29 @@ def test_seed_rejects_a_malformed_zoom_range_and_unknown_layers(city, tile_setti
     assert bad.exit_code != 0 and "zooms" in bad.output
     missing = run_cli(["tiles", "seed", "--layer", "nope", "--zooms", "10"], env)
     assert missing.exit_code == 1 and "nope" in missing.output
+
+
+def test_seed_builds_missing_overviews_first_and_the_server_hits_the_seeded_tiles(city, tile_settings):
+    import psycopg
+
+    settings = tile_settings(tile_overview_min_features=10, tile_overview_auto_build=False)
+    env = {"GIS_DATABASE_URL": city, "GIS_DATA_DIR": str(settings.data_dir),
+           "GIS_TILE_OVERVIEW_MIN_FEATURES": "10"}
+    res = run_cli(["tiles", "seed", "--layer", "roads", "--zooms", "10-11", "--bbox", BBOX], env)
+    assert res.exit_code == 0, res.output
+    assert "overview tables first" in res.output
+    with psycopg.connect(city) as conn:
+        zooms = [r[0] for r in conn.execute(
+            "SELECT zoom FROM tiles.overviews WHERE layer_id = 'roads' ORDER BY zoom")]
+    assert zooms == [8, 10, 11, 12, 13, 16]
+    srv = start_server(settings)
+    try:
+        cache = srv.app.state.tile_service.cache
+        with srv.client() as c:
+            t = WM.tile(STUB_LON, STUB_LAT, 11)
+            r = c.get(f"/collections/roads/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
+            assert r.status_code == 200
+        # The seeded tile was rendered from the overview, under the key the server uses.
+        assert cache.hits_disk == 1 and cache.misses == 0
+    finally:
+        srv.stop()
