@@ -12,6 +12,20 @@ WM = morecantile.tms.get("WebMercatorQuad")
 BBOX = "126.97,37.56,126.99,37.57"
 
 
+def serve_one(settings, z: int) -> tuple[int, int]:
+    """Start a server, get one roads tile at zoom ``z``: (disk cache hits, misses)."""
+    srv = start_server(settings)
+    try:
+        cache = srv.app.state.tile_service.cache
+        with srv.client() as c:
+            t = WM.tile(STUB_LON, STUB_LAT, z)
+            r = c.get(f"/collections/roads/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
+            assert r.status_code == 200
+        return cache.hits_disk, cache.misses
+    finally:
+        srv.stop()
+
+
 def run_cli(args, env):
     from gis_platform.cli import app
 
@@ -32,16 +46,7 @@ def test_seed_renders_the_range_and_the_server_answers_from_disk(city, tile_sett
     again = run_cli(["tiles", "seed", "--layer", "roads", "--zooms", "12-14", "--bbox", BBOX], env)
     assert f"{expected} already cached" in again.output
 
-    srv = start_server(settings)
-    try:
-        cache = srv.app.state.tile_service.cache
-        with srv.client() as c:
-            t = WM.tile(STUB_LON, STUB_LAT, 14)
-            r = c.get(f"/collections/roads/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
-            assert r.status_code == 200
-        assert cache.hits_disk == 1 and cache.misses == 0
-    finally:
-        srv.stop()
+    assert serve_one(settings, 14) == (1, 0)
 
 
 def test_seed_of_a_restricted_layer_stores_it_only_for_callers_who_may_read_it(city, tile_settings):
@@ -76,14 +81,5 @@ def test_seed_builds_missing_overviews_first_and_the_server_hits_the_seeded_tile
         zooms = [r[0] for r in conn.execute(
             "SELECT zoom FROM tiles.overviews WHERE layer_id = 'roads' ORDER BY zoom")]
     assert zooms == [8, 10, 11, 12, 13, 16]
-    srv = start_server(settings)
-    try:
-        cache = srv.app.state.tile_service.cache
-        with srv.client() as c:
-            t = WM.tile(STUB_LON, STUB_LAT, 11)
-            r = c.get(f"/collections/roads/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
-            assert r.status_code == 200
-        # The seeded tile was rendered from the overview, under the key the server uses.
-        assert cache.hits_disk == 1 and cache.misses == 0
-    finally:
-        srv.stop()
+    # The seeded tile was rendered from the overview, under the key the server uses.
+    assert serve_one(settings, 11) == (1, 0)
