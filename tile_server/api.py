@@ -181,16 +181,24 @@ def _not_modified(request: Request, etag: str) -> bool:
     return strip(etag) in {strip(t) for t in header.split(",")}
 
 
-def _headers(etag: str, media_type: str, settings) -> dict[str, str]:
-    headers = {"ETag": etag, "Cache-Control": getattr(settings, "tile_cache_control",
-                                                      "public, max-age=3600")}
-    if media_type == MVT_MEDIA_TYPE:
-        headers["Vary"] = "Accept-Encoding"
+def _headers(etag: str, media_type: str, settings, private: bool = False) -> dict[str, str]:
+    control = getattr(settings, "tile_cache_control", "public, max-age=3600")
+    vary = ["Accept-Encoding"] if media_type == MVT_MEDIA_TYPE else []
+    if private:
+        # A tile of an internal or restricted layer: only the caller's own browser may keep
+        # it; no shared cache (CDN, proxy, nginx) may store it or hand it to someone else.
+        parts = [p.strip() for p in control.split(",") if p.strip() and p.strip() != "public"]
+        control = ", ".join(["private", *[p for p in parts if not p.startswith("s-maxage")]])
+        vary += ["Authorization", "X-API-Key"]
+    headers = {"ETag": etag, "Cache-Control": control}
+    if vary:
+        headers["Vary"] = ", ".join(vary)
     return headers
 
 
-def _tile_response(request: Request, result: TileResult, settings) -> Response:
-    headers = _headers(result.etag, result.media_type, settings)
+def _tile_response(request: Request, result: TileResult, settings,
+                   private: bool = False) -> Response:
+    headers = _headers(result.etag, result.media_type, settings, private)
     if result.empty:
         return Response(status_code=204, headers=headers)
     body = result.body
@@ -203,13 +211,15 @@ def _tile_response(request: Request, result: TileResult, settings) -> Response:
 
 
 async def _serve(request: Request, service: TileService, source, grid: TileMatrixSet, tile,
-                 params_key: str, principal: Principal, settings) -> Response:
+                 params_key: str, principal: Principal, settings, layers: list[Layer]) -> Response:
     key = service.key(source, grid, tile, params_key, principal.access_key)
     etag = service.etag_for(key)
+    private = any(l.access_level != "public" for l in layers)
     if _not_modified(request, etag):
-        return Response(status_code=304, headers=_headers(etag, source.media_type, settings))
+        return Response(status_code=304,
+                        headers=_headers(etag, source.media_type, settings, private))
     result = await service.tile(source, grid, tile, key=key)
-    return _tile_response(request, result, settings)
+    return _tile_response(request, result, settings, private)
 
 
 # The bodies of the two tile routes, shared with the fast path (tile_server.fastpath), so
@@ -229,7 +239,8 @@ async def serve_collection_tile(request: Request, collection_id: str, grid: Tile
                                    f"not {fmt!r}.")
         source = vector_source(service, [layer], principal)
         source.check_zoom(grid, tile)
-        return await _serve(request, service, source, grid, tile, "", principal, settings)
+        return await _serve(request, service, source, grid, tile, "", principal, settings,
+                            [layer])
     if fmt not in _RASTER_FORMATS:
         raise InvalidParameter(f"Layer '{layer.id}' is a raster layer: ask for .png or .webp "
                                f"tiles, not {fmt!r}.")
@@ -238,7 +249,8 @@ async def serve_collection_tile(request: Request, collection_id: str, grid: Tile
                                    f"{layer.maxzoom}; zoom {tile.z} was asked.")
     params = parse_raster_params(layer, fmt, bidx, rescale, colormap)
     source = RasterSource(layer, params, settings.resolved_data_dir(), service.raster_limiter)
-    return await _serve(request, service, source, grid, tile, params.key(), principal, settings)
+    return await _serve(request, service, source, grid, tile, params.key(), principal, settings,
+                        [layer])
 
 
 async def serve_composite_tile(request: Request, grid: TileMatrixSet, z: int, x: int, y: str,
@@ -252,7 +264,7 @@ async def serve_composite_tile(request: Request, grid: TileMatrixSet, z: int, x:
         raise InvalidParameter(f"Composite tiles are vector tiles: ask for .mvt, not {fmt!r}.")
     source = vector_source(service, chosen, principal)
     source.check_zoom(grid, tile)
-    return await _serve(request, service, source, grid, tile, "", principal, settings)
+    return await _serve(request, service, source, grid, tile, "", principal, settings, chosen)
 
 
 # --- tiles -------------------------------------------------------------------------------
@@ -304,7 +316,7 @@ async def tile_matrix_set(grid: TmsDep) -> dict:
 @router.get("/collections/{collectionId}/tiles", summary="Tilesets of a layer (OGC API Tiles)")
 async def collection_tilesets(request: Request, collectionId: str, registry: RegistryDep,
                               principal: PrincipalDep, settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal)
+    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
     base = base_url(request, settings)
     return metadata.tilesets_list([layer], base, f"{base}/collections/{layer.id}/tiles")
 
@@ -313,7 +325,7 @@ async def collection_tilesets(request: Request, collectionId: str, registry: Reg
 async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,
                              registry: RegistryDep, principal: PrincipalDep,
                              settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal)
+    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
     base = base_url(request, settings)
     href = f"{base}/collections/{layer.id}/tiles/{grid.id}"
     return metadata.tileset([layer], grid, base, href, f"{href}/tilejson.json")
@@ -328,7 +340,7 @@ async def collection_tilejson(
     bidx: str | None = None, rescale: Annotated[list[str], Query()] = [],  # noqa: B006
     colormap: str | None = None,
 ) -> dict:
-    layer = registry.readable(collectionId, principal)
+    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
     base = base_url(request, settings)
     if layer.kind == "vector":
         return metadata.vector_tilejson([layer], grid, base, service.tuning)
@@ -342,7 +354,7 @@ async def collection_tilejson(
             summary="A minimal MapLibre style showing this layer (no glyphs needed)")
 async def collection_style(request: Request, collectionId: str, registry: RegistryDep,
                            principal: PrincipalDep, settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal)
+    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
     return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings))
 
 
@@ -358,7 +370,8 @@ def _dataset_layers(layers: str | None, registry: Registry, principal: Principal
                 f"{len(visible)} vector layers are available; choose at most "
                 f"{service.tuning.max_layers} with ?layers=a,b.")
         return visible
-    return resolve_layers(layers, registry, principal, service.tuning.max_layers)
+    # metadata only (no rows): a row-scoped caller may read it
+    return resolve_layers(layers, registry, principal, service.tuning.max_layers, filtered=True)
 
 
 # Declared before /tiles/{tileMatrixSetId} so that 'style.json' is not taken for a grid id.
@@ -372,7 +385,7 @@ async def composite_style(request: Request, registry: RegistryDep, principal: Pr
     if len(ids) > service.tuning.max_layers:
         raise InvalidParameter(f"Too many layers ({len(ids)}): a style shows at most "
                                f"{service.tuning.max_layers}.")
-    chosen = [registry.readable(i, principal) for i in ids]
+    chosen = [registry.readable(i, principal, filtered=True) for i in ids]  # metadata
     return metadata.style(chosen, get_tms(DEFAULT_TMS), base_url(request, settings))
 
 
@@ -401,7 +414,8 @@ async def dataset_tileset(request: Request, grid: TmsDep, registry: RegistryDep,
 async def composite_tilejson(request: Request, grid: TmsDep, registry: RegistryDep,
                              principal: PrincipalDep, service: TileServiceDep,
                              settings: SettingsDep, layers: str | None = None) -> dict:
-    chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers)
+    chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers,
+                            filtered=True)  # metadata
     return metadata.vector_tilejson(chosen, grid, base_url(request, settings), service.tuning)
 
 

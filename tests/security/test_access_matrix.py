@@ -34,10 +34,7 @@ def expected_allowed(who: str | None, layer: str, what: str) -> bool:
     if LAYERS[layer] not in readable_levels(Principal(id="x", roles=roles)):
         return False
     # The operator key is scoped to owner KT: its row filter applies to the non-public layers.
-    # Feature and tile routes apply it; the catalog record is metadata only (no rows); a
-    # route that has not declared it (TileJSON) fails closed with the same 404.
-    if who == "operator" and LAYERS[layer] != "public":
-        return what not in ("tilejson", "composite tilejson")
+    # Feature and tile routes apply it; the catalog record and TileJSON are metadata (no rows).
     return True
 
 
@@ -122,3 +119,26 @@ def test_composite_tile_with_a_hidden_layer_is_the_missing_layer_404(world):
         assert r.status_code == 404 and "facilities" in r.json()["detail"]
         m = c.get(f"/tiles/WebMercatorQuad/{Z}/{X}/{Y}.mvt", params={"layers": "parks,nothing_here"})
         assert r.json()["detail"] == m.json()["detail"].replace("nothing_here", "facilities")
+
+
+def test_tiles_of_non_public_layers_are_never_stored_by_shared_caches(world):
+    """A restricted tile is `private` and varies on the credentials; a public one is public."""
+    checked = set()
+    with world.client("planner") as c:
+        for layer, level in LAYERS.items():
+            r = c.get(f"/collections/{layer}/tiles/WebMercatorQuad/{Z}/{X}/{Y}.mvt")
+            if r.status_code not in (200, 204):
+                continue
+            checked.add(level)
+            control = r.headers["cache-control"]
+            if level == "public":
+                assert "public" in control and "private" not in control, (layer, control)
+            else:
+                assert control.startswith("private") and "public" not in control, (layer, control)
+                assert "Authorization" in r.headers["vary"], (layer, r.headers.get("vary"))
+                again = c.get(f"/collections/{layer}/tiles/WebMercatorQuad/{Z}/{X}/{Y}.mvt",
+                              headers={"If-None-Match": r.headers["etag"]})
+                assert again.status_code == 304 and again.headers["cache-control"] == control
+        r = c.get(f"/tiles/WebMercatorQuad/{Z}/{X}/{Y}.mvt", params={"layers": "parks,facilities"})
+        assert r.headers["cache-control"].startswith("private")
+    assert checked >= {"public", "internal", "restricted"}
