@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     features_export_max_features: int | None = None
     features_export_tmp_dir: Path | None = None
     features_export_fgb_index: bool = False
+    features_fast_route: bool = Field(
+        default=True, description="Serve GET /collections/{id}/items through a thin route "
+        "in front of FastAPI's (same body, same responses; less per-request overhead).")
 
     # --- policy maps (#6) ---------------------------------------------------------------
     maps_default_lang: Literal["ko", "en"] = Field(

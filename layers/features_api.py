@@ -237,6 +237,12 @@ async def items(collection_id: CollectionId, request: Request, registry: Registr
                 filter_crs: Annotated[str | None, Query(alias="filter-crs",
                                                         description=_ITEMS_QUERY_DOC["filter-crs"])] = None,
                 f: Annotated[str | None, Query(description="json (default) or html")] = None):
+    return await serve_items(request, collection_id, registry, principal, db, settings)
+
+
+async def serve_items(request: Request, collection_id: str, registry, principal, db,
+                      settings) -> Response:
+    """The body of the items route, shared with its fast route (:func:`on_startup`)."""
     layer = vector_layer(registry, collection_id, principal)
     html = wants_html(request)
     q = parse_items_query(request.query_params, layer, settings, principal=principal)
@@ -288,3 +294,28 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
 
 router.include_router(features_spatial.router)
 router.include_router(features_export.router)
+
+
+# --- the fast route for GET /collections/{id}/items ----------------------------------------
+# Small pages are dominated by framework cost (route matching, dependency injection and the
+# validation of a dozen optional query parameters that parse_items_query reads again from
+# request.query_params anyway); see gis_platform.fastroute.  Ids outside this pattern (or
+# longer than CollectionId allows) fall through to the FastAPI route above.
+_ITEMS_PATH = r"^/collections/([A-Za-z0-9_\-]{1,200})/items$"
+
+
+async def _fast_items(request: Request, groups: tuple) -> Response:
+    from gis_platform.security import get_principal
+
+    state = request.app.state
+    principal = await get_principal(request)
+    return await serve_items(request, groups[0], state.registry, principal, state.db,
+                             state.settings)
+
+
+async def on_startup(app) -> None:
+    from gis_platform.fastroute import FastGetRoute, install
+
+    if app.state.settings.features_fast_route:
+        install(app, FastGetRoute("features_items", _ITEMS_PATH, _fast_items,
+                                  prefix="/collections/"))

@@ -24,6 +24,20 @@ from gis_platform.config import Settings
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
 
+# A connection used successfully less than this long ago is handed out without the
+# round-trip health check (a busy server would otherwise pay one per request).  If the
+# database went away in between, that request fails with a clean 503 and the pool drops the
+# broken connection; idle connections are still checked, so after a restart service resumes
+# by itself.
+RECENT_S = 2.0
+
+
+async def _check_unless_recent(conn: psycopg.AsyncConnection) -> None:
+    if time.monotonic() - getattr(conn, "_gis_used", 0.0) < RECENT_S:
+        return
+    await AsyncConnectionPool.check_connection(conn)
+
+
 class Database:
     """Owns the read/write pool (and an optional read-replica pool)."""
 
@@ -35,7 +49,7 @@ class Database:
         self.pool = AsyncConnectionPool(
             conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
             kwargs=kwargs, timeout=settings.pool_timeout, open=False,
-            check=AsyncConnectionPool.check_connection, name="gis-rw",
+            check=_check_unless_recent, name="gis-rw",
             # Give up a failed (re)connection at once instead of backing off: the next
             # request makes a new one, so service resumes as soon as the DB is back.
             reconnect_timeout=0,
@@ -45,7 +59,7 @@ class Database:
             self.read_pool = AsyncConnectionPool(
                 read_conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
                 kwargs=kwargs, timeout=settings.pool_timeout, open=False,
-                check=AsyncConnectionPool.check_connection, name="gis-ro", reconnect_timeout=0)
+                check=_check_unless_recent, name="gis-ro", reconnect_timeout=0)
 
     async def open(self) -> None:
         # wait=False: the app starts (and /health answers) even if the DB is not up yet;
@@ -70,6 +84,7 @@ class Database:
                 metrics.DB_WAIT.observe(held - t0)
                 try:
                     yield conn
+                    conn._gis_used = time.monotonic()
                 finally:
                     metrics.DB_HOLD.observe(time.perf_counter() - held)
         except PoolTimeout as exc:

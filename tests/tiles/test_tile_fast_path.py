@@ -58,6 +58,7 @@ def answer(client, url, **headers):
 def test_the_fast_route_is_installed_first_only_when_enabled(pair):
     fast, slow = pair
     assert isinstance(fast.app.router.routes[0], TileFastRoute)
+    assert sum(isinstance(r, TileFastRoute) for r in fast.app.router.routes) == 2
     assert not any(isinstance(r, TileFastRoute) for r in slow.app.router.routes)
 
 
