@@ -30,7 +30,8 @@ def run_load(city: City, args) -> dict:
     asyncio.run(drive(city.url, reqs[:3000], 4, args.warmup))
     rows, best = [], None
     for c in args.steps:
-        st = asyncio.run(drive(city.url, reqs, c, args.step_seconds, verify=True))
+        st = asyncio.run(drive(city.url, reqs, c, args.step_seconds, verify=True,
+                                verify_every=args.verify_every))
         row = {"concurrency": c, "requests": len(st.latencies), "rps": round(st.rps, 1),
                "p50_ms": round(st.pct(50), 1), "p95_ms": round(st.pct(95), 1),
                "p99_ms": round(st.pct(99), 1), "errors": st.errors, "corrupt": st.corrupt,
@@ -63,13 +64,14 @@ def run_soak(city: City, args) -> dict:
                     samples[p].append((time.monotonic() - t0, m))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def main():
         stop = asyncio.Event()
         task = asyncio.create_task(sampler(stop))
-        st = await drive(city.url, reqs, args.concurrency, total, verify=True)
+        st = await drive(city.url, reqs, args.concurrency, total, verify=True,
+                         verify_every=args.verify_every)
         stop.set()
         await task
         return st
@@ -102,6 +104,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--warmup-s", type=float, default=60, help="soak: ignore memory before this")
+    ap.add_argument("--verify-every", type=int, default=25,
+                    help="decode every Nth 200 body (tiles as MVT) to check it is intact")
     ap.add_argument("--bound-mb", type=float, default=64, help="soak: allowed RSS growth/worker")
     args = ap.parse_args()
 
