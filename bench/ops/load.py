@@ -89,7 +89,7 @@ def run_soak(city: City, args) -> dict:
             "requests": len(st.latencies), "rps": round(st.rps, 1),
             "p50_ms": round(st.pct(50), 1), "p95_ms": round(st.pct(95), 1),
             "p99_ms": round(st.pct(99), 1), "errors": st.errors, "corrupt": st.corrupt,
-            "bound_mb": args.bound_mb, "workers": workers, "ok": ok}
+            "bound_mb": args.bound_mb, "worker_memory": workers, "ok": ok}
 
 
 def main() -> None:
