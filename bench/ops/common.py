@@ -311,6 +311,7 @@ async def drive(url: str, requests: list[tuple[str, str]], concurrency: int, sec
                 kind, path = requests[idx % len(requests)]
                 idx += 1
                 t0 = time.perf_counter()
+                sent = time.monotonic()   # the timeline records when a request was *sent*
                 try:
                     r = await client.get(path)
                     body = r.content
@@ -319,11 +320,11 @@ async def drive(url: str, requests: list[tuple[str, str]], concurrency: int, sec
                             not check_body(kind, r.status_code, r.headers, body):
                         st.corrupt += 1
                     if timeline is not None:
-                        timeline.append((time.monotonic(), r.status_code))
+                        timeline.append((sent, r.status_code))
                 except httpx.HTTPError:
                     st.transport_errors += 1
                     if timeline is not None:
-                        timeline.append((time.monotonic(), 0))
+                        timeline.append((sent, 0))
                     await asyncio.sleep(0.05)
 
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
