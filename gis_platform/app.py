@@ -23,12 +23,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_platform import __version__, metrics
-from gis_platform.config import Settings
-from gis_platform.db import Database, migrations, resolve_conninfo
-from gis_platform.errors import PlatformError, problem
 from gis_platform.apikeys import router as keys_admin_router
 from gis_platform.audit import AuditMiddleware
 from gis_platform.audit import router as audit_admin_router
+from gis_platform.config import Settings
+from gis_platform.db import Database, migrations, resolve_conninfo
+from gis_platform.errors import PlatformError, problem
 from gis_platform.headers import SecurityHeadersMiddleware
 from gis_platform.limits import BodyLimitMiddleware
 from gis_platform.logs import RequestLogMiddleware, configure_logging

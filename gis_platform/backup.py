@@ -125,7 +125,7 @@ def backup(settings, conninfo: str, out: Path) -> dict:
         files = _data_files(data_dir)
         manifest = {
             "format": FORMAT, "platform_version": __version__, "data_dir": str(data_dir),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **summary,
             "db_dump": {"bytes": dump.stat().st_size, "sha256": _sha256(dump)},
             "files": [{"path": str(p.relative_to(data_dir)), "bytes": p.stat().st_size,

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import typer
@@ -163,11 +164,11 @@ def keys_create(
     district: list[str] = typer.Option(None, help="Scope: rows of these district codes only."),
 ) -> None:
     """Create an API key and print its token (shown once)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from gis_platform.apikeys import create_api_key
 
-    expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     scopes = {k: list(v) for k, v in {"layers": layers, "owners": owner, "kinds": kind,
                                        "districts": district}.items() if v} or None
     try:

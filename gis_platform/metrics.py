@@ -118,7 +118,7 @@ async def _sampler(app, every: float) -> None:
     while True:
         try:
             sample(app)
-        except Exception:  # noqa: BLE001 - metrics must never take the app down
+        except Exception:  # metrics must never take the app down
             log.debug("metrics sample failed", exc_info=True)
         await asyncio.sleep(every)
 

@@ -19,8 +19,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator
 
-from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
 from gis_platform.audit import record_read
+from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
 from gis_platform.security import Principal, can_read_layer, row_filter
 
 log = logging.getLogger("layers.catalog")

@@ -28,7 +28,6 @@ import pandas as pd
 import psycopg
 import pyogrio
 import shapely
-from pyproj import Transformer
 
 from gis_platform.errors import ConfigurationError, InvalidParameter
 from layers.catalog import get_layer

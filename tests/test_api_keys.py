@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -47,6 +47,6 @@ def test_valid_key_is_accepted_and_revocation_applies(client, db_url):
 
 def test_expired_key_gets_401(client, db_url):
     token = create_api_key(db_url, "temp", ["planner"],
-                           expires_at=datetime.now(timezone.utc) - timedelta(minutes=1))
+                           expires_at=datetime.now(UTC) - timedelta(minutes=1))
     r = client.get("/layers", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "expired" in r.json()["detail"]

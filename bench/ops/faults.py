@@ -30,7 +30,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
 from common import City, drive, machine_note, mixed_requests, page_paths
 
 OUT = Path(__file__).resolve().parent

@@ -23,7 +23,6 @@ from gis_platform import metrics
 from gis_platform.config import Settings
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
-
 # A connection used successfully less than this long ago is handed out without the
 # round-trip health check (a busy server would otherwise pay one per request).  If the
 # database went away in between, that request fails with a clean 503 and the pool drops the

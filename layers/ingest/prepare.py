@@ -158,7 +158,7 @@ def prepare(gdf: gpd.GeoDataFrame, *, srid: int = 4326, crs: str | int | None = 
     if not src_crs.equals(target):
         try:
             gdf = gdf.to_crs(target)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise IngestError(f"Cannot transform from {describe(src_crs)} to EPSG:{srid}: {exc}") from exc
     geoms = shapely.force_2d(np.asarray(gdf.geometry.values, dtype=object))
     if not np.all(np.isfinite(shapely.bounds(geoms))):

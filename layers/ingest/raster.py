@@ -49,7 +49,7 @@ def _raster_info(path: Path) -> dict:
 
 def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "create",
                   crs: str | int | None = None, metadata: dict | None = None,
-                  data_dir: Path) -> "IngestReport":  # noqa: F821
+                  data_dir: Path) -> IngestReport:  # noqa: F821
     """Convert ``path`` to a COG and register it as raster layer ``layer_id``."""
     import rasterio
     from rasterio.errors import RasterioIOError

@@ -133,7 +133,7 @@ def read_vector(path: Path, *, layer: str | None = None, encoding: str | None = 
     except (DataSourceError, DataLayerError, RuntimeError, ValueError) as exc:
         raise IngestError(f"Cannot read {path.name}: {_gdal_message(exc)}. The file may be "
                           "corrupt or truncated.") from exc
-    except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds; none may become a 500
+    except Exception as exc:  # GDAL raises many kinds; none may become a 500
         raise IngestError(f"Cannot read {path.name}: {_gdal_message(exc)}") from exc
     if encoding:
         notes.append(f"attributes decoded as {encoding}")

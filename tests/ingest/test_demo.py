@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
-
 from gis_platform.config import Settings
 from layers import demo
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -11,7 +10,6 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from pyproj import Transformer
 
 from layers.ingest import ingest_file, ingest_geodataframe
 from layers.ingest.prepare import normalise_names

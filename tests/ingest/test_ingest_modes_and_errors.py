@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import geopandas as gpd
 import psycopg
@@ -12,8 +11,7 @@ import pytest
 import shapely
 
 from gis_platform.errors import Conflict, IngestError, InvalidParameter, LayerNotFound
-from layers.ingest import ingest_file, ingest_geodataframe
-from layers.ingest import writer
+from layers.ingest import ingest_file, ingest_geodataframe, writer
 
 
 def pts(n: int, start: int = 0, **cols) -> gpd.GeoDataFrame:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import psycopg
 import pytest
 from pyproj import Geod
 
