@@ -63,7 +63,14 @@ def _chip(label: str, colour: str) -> str:
 
 
 # --- dig-safety report -------------------------------------------------------------------------
-_DIG_MAP_JS = """(function(){
+# Context under the map from the platform's own public layers: asks the catalog first, so a
+# platform without that layer shows no context rather than a 404 in the console.
+_CONTEXT_JS = """function contextLayer(id,query){
+ return fetch('/collections?f=json').then(function(r){return r.ok?r.json():{collections:[]}})
+  .then(function(c){if(!c.collections.some(function(x){return x.id===id}))return null;
+   return fetch('/collections/'+id+'/items?f=json&'+query).then(function(r){return r.ok?r.json():null})})}
+"""
+_DIG_MAP_JS = _CONTEXT_JS + """(function(){
 var d=JSON.parse(document.getElementById('dig-data').textContent);
 var map=L.map('map',{attributionControl:false});
 var area=L.geoJSON(d.excavation,{style:{color:'#000',weight:2,dashArray:'4 3',fillColor:'#f1c40f',fillOpacity:.35}}).addTo(map);
@@ -72,7 +79,11 @@ L.geoJSON(d.features,{style:function(f){return {color:colours[f.properties.risk]
  pointToLayer:function(f,ll){return L.circleMarker(ll,{radius:6,color:colours[f.properties.risk]})},
  onEachFeature:function(f,l){var p=f.properties;l.bindTooltip(p.kind_ko+' / '+(p.owner||'')+' / '+p.horizontal_distance_m+' m / '+p.risk)}}).addTo(map);
 map.fitBounds(area.getBounds().pad(0.6),{maxZoom:20});
-window.__reportReady=true;})();"""
+// context: road centrelines around the excavation, from the platform's own public layer
+var bb=area.getBounds().pad(2),q=[bb.getWest(),bb.getSouth(),bb.getEast(),bb.getNorth()].map(function(v){return v.toFixed(6)}).join(',');
+contextLayer('roads','limit=500&bbox='+q).then(function(g){if(g){var rl=L.geoJSON(g,{interactive:false,
+  style:{color:'#95a5a6',weight:6,opacity:.5,className:'context'}}).addTo(map);rl.bringToBack()}}).catch(function(){})
+ .then(function(){window.__reportReady=true});})();"""
 
 
 def digcheck_html(result: dict, geojson: dict) -> str:
@@ -173,13 +184,20 @@ def section_svg(result: dict, *, width: int = 960, height: int = 420) -> str:
 
 
 # --- permits (OPEN) -------------------------------------------------------------------------------
-_PERMITS_MAP_JS = """(function(){
+_PERMITS_MAP_JS = _CONTEXT_JS + """(function(){
 var d=JSON.parse(document.getElementById('permit-data').textContent);
 var map=L.map('map',{attributionControl:false});
+var ctx=L.layerGroup().addTo(map);
 var lyr=L.geoJSON(d.features,{style:function(f){return {color:d.colours[f.properties.status]||'#333',weight:2,fillOpacity:.35}},
- onEachFeature:function(f,l){l.bindTooltip(f.properties.permit_no+' · '+f.properties.status_ko)}}).addTo(map);
+ onEachFeature:function(f,l){l.bindTooltip(f.properties.permit_no+' · '+f.properties.status_ko);
+  // a dot at the centre, so a 20 m trench is visible at city scale
+  if(l.getBounds){L.circleMarker(l.getBounds().getCenter(),{radius:4,weight:1,color:'#fff',fillOpacity:.9,
+   fillColor:d.colours[f.properties.status]||'#333'}).bindTooltip(f.properties.permit_no+' · '+f.properties.status_ko).addTo(map)}}}).addTo(map);
 var b=lyr.getBounds();if(b.isValid()){map.fitBounds(b,{maxZoom:18})}else{map.setView([37.55,126.98],11)}
-window.__mapReady=true;})();"""
+// context: the district outlines from the platform's own public layer (if it has one)
+contextLayer('districts','limit=100').then(function(g){if(g){L.geoJSON(g,{interactive:false,
+  style:{color:'#7f8c8d',weight:1,fill:false,className:'context'}}).addTo(ctx)}}).catch(function(){})
+ .then(function(){window.__mapReady=true});})();"""
 
 
 def _permit_row(p: dict) -> str:
