@@ -67,3 +67,27 @@ async def _too_large(send, path: str, limit: int) -> None:
                             (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def read_json_body(request, limit_bytes: int, *, what: str = "a JSON object"):
+    """A posted JSON body, parsed, with actionable 4xx errors: over ``limit_bytes`` (by the
+    declared length or while streaming) is 413; empty or malformed is 400."""
+    import orjson
+
+    from gis_platform.errors import InvalidParameter
+
+    too_large = f"The request body is larger than {limit_bytes // 1024} KB."
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit_bytes:
+        raise PayloadTooLarge(too_large)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit_bytes:
+            raise PayloadTooLarge(too_large)
+    if not bytes(body).strip():
+        raise InvalidParameter(f"Post {what} as the request body.", parameter="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidParameter("The request body is not valid JSON.", parameter="body") from None

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from psycopg import sql
 
+from gis_platform import limits
 from gis_platform.deps import Db, SettingsDep
-from gis_platform.errors import InvalidParameter, PayloadTooLarge
+from gis_platform.errors import InvalidParameter
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import Principal, PrincipalDep
 from layers.api import RegistryDep
@@ -83,22 +83,8 @@ def parse_distance(value: str | None, settings) -> float:
 
 async def read_geometry_body(request: Request, settings) -> Any:
     """The posted GeoJSON (geometry, Feature or ``{"geometry": ...}``) as parsed JSON."""
-    limit = int(getattr(settings, "max_request_body_kb", 1024)) * 1024
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The posted geometry is larger than {limit // 1024} KB.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The posted geometry is larger than {limit // 1024} KB.")
-    if not body.strip():
-        raise InvalidParameter("Post a GeoJSON geometry (or Feature) as the request body.",
-                               parameter="body")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidParameter("The request body is not valid JSON.", parameter="body") from None
+    doc = await limits.read_json_body(request, int(settings.max_request_body_kb) * 1024,
+                                      what="a GeoJSON geometry (or Feature)")
     if isinstance(doc, dict) and "geometry" in doc and doc.get("type") != "Feature":
         doc = doc["geometry"]
     return doc

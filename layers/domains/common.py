@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-import orjson
 import shapely
 from fastapi import Request
 from psycopg import sql
 
-from gis_platform.errors import Forbidden, InvalidParameter, PayloadTooLarge, Unauthorized
+from gis_platform import limits
+from gis_platform.errors import Forbidden, InvalidParameter, Unauthorized
 from gis_platform.security import Principal, row_filter
 from layers.spatial import CrsRef, Frag, geometry_sql, parse_crs, shape_from_geojson
 
@@ -66,18 +66,7 @@ def row_filter_sql(principal: Principal, layer) -> tuple[sql.Composable, dict]:
 
 async def read_json_body(request: Request, settings) -> dict:
     """The request body as a JSON object, size-limited, with actionable errors."""
-    limit = int(getattr(settings, "max_request_body_kb", 1024)) * 1024
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit // 1024} KB.")
-    if not body.strip():
-        raise InvalidParameter("Post a JSON object as the request body.", parameter="body")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidParameter("The request body is not valid JSON.", parameter="body") from None
+    doc = await limits.read_json_body(request, int(settings.max_request_body_kb) * 1024)
     if not isinstance(doc, dict):
         raise InvalidParameter("The request body must be a JSON object.", parameter="body")
     return doc
