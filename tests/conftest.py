@@ -9,6 +9,7 @@ missing database is an error, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -82,15 +83,24 @@ def template_db(admin_url: str) -> str:
     return name
 
 
+@contextlib.contextmanager
+def scratch_database(admin_url: str, template_db: str, prefix: str = "t_") -> Iterator[str]:
+    """A fresh, migrated database of its own (a copy of the template), dropped afterwards."""
+    name = prefix + uuid.uuid4().hex[:12]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        yield _url_for(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def db_url(admin_url: str, template_db: str) -> Iterator[str]:
     """A fresh, migrated database for this test alone."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield _url_for(admin_url, name)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_url, template_db) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ Tests must not change these layers; a test that needs other data makes its own d
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,11 @@ from pathlib import Path
 import geopandas as gpd
 import httpx
 import numpy as np
-import psycopg
 import pytest
 import shapely
 
 from gis_platform.config import Settings
-from tests.conftest import SHARED_DATA, LiveServer, _url_for, start_server
+from tests.conftest import SHARED_DATA, LiveServer, scratch_database, start_server
 
 BIKES_CSV = SHARED_DATA / "seoul-public-bicycle" / "public" / "data" / "seoul_public_bicycle.csv"
 DISTRICTS = SHARED_DATA / "southkorea-seoul-maps" / "juso" / "2015" / "json" / "seoul_municipalities_geo_simple.json"
@@ -92,20 +90,16 @@ def _ingest_all(db_url: str) -> gpd.GeoDataFrame:
 def feature_world(admin_url: str, template_db: str, tmp_path_factory) -> Iterator[FeatureWorld]:
     from gis_platform.apikeys import create_api_key
 
-    name = "feat_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    db_url = _url_for(admin_url, name)
-    mains = _ingest_all(db_url)
-    token = create_api_key(db_url, "planner-test", ["planner"])
-    data_dir: Path = tmp_path_factory.mktemp("features-data")
-    server = start_server(Settings(database_url=db_url, data_dir=data_dir, _env_file=None, pool_timeout=3.0))
-    try:
-        yield FeatureWorld(db_url, server, token, mains)
-    finally:
-        server.stop()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_url, template_db, "feat_") as db_url:
+        mains = _ingest_all(db_url)
+        token = create_api_key(db_url, "planner-test", ["planner"])
+        data_dir: Path = tmp_path_factory.mktemp("features-data")
+        server = start_server(Settings(database_url=db_url, data_dir=data_dir, _env_file=None,
+                                       pool_timeout=3.0))
+        try:
+            yield FeatureWorld(db_url, server, token, mains)
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -3,17 +3,15 @@ published maps, in a database of its own, served by a live server; and a planner
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from gis_platform.config import Settings
-from tests.conftest import LiveServer, _url_for, start_server
+from tests.conftest import LiveServer, scratch_database, start_server
 
 
 @dataclass
@@ -33,21 +31,16 @@ def map_world(admin_url: str, template_db: str, tmp_path_factory) -> Iterator[Ma
     from gis_platform.apikeys import create_api_key
     from gis_platform.demo import load_demo
 
-    name = "maps_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    db_url = _url_for(admin_url, name)
-    data_dir: Path = tmp_path_factory.mktemp("maps-data")
-    settings = Settings(database_url=db_url, data_dir=data_dir, _env_file=None, pool_timeout=3.0)
-    counts = load_demo(settings, db_url, scale="small", only_if_empty=True)
-    token = create_api_key(db_url, "planner-maps", ["planner"])
-    server = start_server(settings)
-    try:
-        yield MapWorld(db_url, server, token, counts)
-    finally:
-        server.stop()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_url, template_db, "maps_") as db_url:
+        data_dir: Path = tmp_path_factory.mktemp("maps-data")
+        settings = Settings(database_url=db_url, data_dir=data_dir, _env_file=None, pool_timeout=3.0)
+        counts = load_demo(settings, db_url, scale="small", only_if_empty=True)
+        token = create_api_key(db_url, "planner-maps", ["planner"])
+        server = start_server(settings)
+        try:
+            yield MapWorld(db_url, server, token, counts)
+        finally:
+            server.stop()
 
 
 @pytest.fixture

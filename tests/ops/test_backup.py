@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tarfile
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,18 +14,15 @@ from gis_platform.backup import backup, read_manifest, restore
 from gis_platform.config import Settings
 from gis_platform.errors import PlatformError
 from layers.ingest import ingest_file, ingest_geodataframe
+from tests.conftest import scratch_database
 from tests.ingest.test_ingest_http_cli_raster import make_geotiff
 
 
 @pytest.fixture
 def other_db(admin_url, template_db):
     """A second fresh database (same cluster) to restore into."""
-    name = "r_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_url, template_db, "r_") as url:
+        yield url
 
 
 def _points(n: int) -> gpd.GeoDataFrame:

@@ -13,7 +13,6 @@ Layers:
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ import pytest
 import shapely
 
 from gis_platform.config import Settings
-from tests.conftest import SHARED_DATA, LiveServer, _url_for, start_server
+from tests.conftest import SHARED_DATA, LiveServer, scratch_database, start_server
 
 DISTRICTS = SHARED_DATA / "southkorea-seoul-maps" / "juso" / "2015" / "json" / "seoul_municipalities_geo_simple.json"
 OWNERS = ("KT", "한국전력공사", "서울도시가스")
@@ -107,29 +106,25 @@ def _build(db_url: str, tmp: Path) -> gpd.GeoDataFrame:
 def world(admin_url: str, template_db: str, tmp_path_factory) -> Iterator[SecurityWorld]:
     from gis_platform.apikeys import create_api_key, revoke_api_key
 
-    name = "sec_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    db_url = _url_for(admin_url, name)
-    tmp = tmp_path_factory.mktemp("security")
-    fac = _build(db_url, tmp)
-    tokens = {role: create_api_key(db_url, f"{role}-test", [role]) for role in ROLES}
-    tokens["operator"] = create_api_key(db_url, "operator-kt", ["operator"], scopes={"owners": ["KT"]})
-    tokens["planner_scoped"] = create_api_key(db_url, "planner-scoped", ["planner"],
-                                              scopes={"layers": ["survey_points"]})
-    tokens["expired"] = create_api_key(db_url, "old", ["planner"],
-                                       expires_at=datetime.now(UTC) - timedelta(seconds=1))
-    tokens["revoked"] = create_api_key(db_url, "gone", ["planner"])
-    revoke_api_key(db_url, tokens["revoked"].split("_")[1])
-    settings = Settings(database_url=db_url, data_dir=tmp / "data", _env_file=None, pool_timeout=3.0,
-                        audit_flush_seconds=0.2)
-    server = start_server(settings)
-    try:
-        yield SecurityWorld(db_url, server, tokens, fac)
-    finally:
-        server.stop()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_url, template_db, "sec_") as db_url:
+        tmp = tmp_path_factory.mktemp("security")
+        fac = _build(db_url, tmp)
+        tokens = {role: create_api_key(db_url, f"{role}-test", [role]) for role in ROLES}
+        tokens["operator"] = create_api_key(db_url, "operator-kt", ["operator"],
+                                            scopes={"owners": ["KT"]})
+        tokens["planner_scoped"] = create_api_key(db_url, "planner-scoped", ["planner"],
+                                                  scopes={"layers": ["survey_points"]})
+        tokens["expired"] = create_api_key(db_url, "old", ["planner"],
+                                           expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        tokens["revoked"] = create_api_key(db_url, "gone", ["planner"])
+        revoke_api_key(db_url, tokens["revoked"].split("_")[1])
+        settings = Settings(database_url=db_url, data_dir=tmp / "data", _env_file=None,
+                            pool_timeout=3.0, audit_flush_seconds=0.2)
+        server = start_server(settings)
+        try:
+            yield SecurityWorld(db_url, server, tokens, fac)
+        finally:
+            server.stop()
 
 
 LEAKS = ("traceback", "select ", "gis_data", "psycopg", "sqlstate", 'file "/')
