@@ -50,6 +50,7 @@ class MapData:
     decimals: int
     bounds: list[float]
     data_versions: dict
+    integral: bool = False          # every value a whole number (counts): whole-number labels
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     version: int | None = None
 
@@ -85,17 +86,13 @@ class MapData:
     def _class_label(self, i: int, lo: float, hi: float) -> str:
         """'lo – hi'; for counts (whole numbers) the whole numbers a class holds: a class
         (0, 1] of counts is just "1", not "0.0 – 1.0"."""
-        if self.decimals == 0 and self._integral():
+        if self.decimals == 0 and self.integral:
             first = math.ceil(lo) if i == 0 else math.floor(lo) + 1
             last = math.floor(hi)
             if first >= last:
                 return self.fmt(float(last))
             return f"{self.fmt(float(first))} – {self.fmt(float(last))}"
         return f"{self.fmt(lo)} – {self.fmt(hi)}"
-
-    def _integral(self) -> bool:
-        vals = np.concatenate([v[np.isfinite(v)] for v in self.values.values()])
-        return bool(vals.size) and bool(np.all(vals == np.round(vals)))
 
     def _slice(self, year: int) -> slice:
         """Where this year's values sit in the classified array (all years are stacked)."""
@@ -272,4 +269,4 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, lookup: Lookup | None = N
                      "layers": {l.id: l.data_version for l in [layer, *overlays]}}
     return MapData(spec, ind, unit, layer, overlays, fids, codes, names, geoms, years, year, per_year,
                    classes, cols, palette_kind(spec.palette, signed), decimals,
-                   [float(x) for x in ext], data_versions)
+                   [float(x) for x in ext], data_versions, integral=integral)

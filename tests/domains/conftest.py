@@ -9,8 +9,6 @@ water/sewer/telecom 1.0 m, gas 2.0 m (vertical 0.6), power/heating 1.5 m (vertic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import geopandas as gpd
 import httpx
 import pytest
@@ -19,7 +17,7 @@ from pyproj import Transformer
 from shapely.geometry import LineString, box
 
 from layers.ingest import ingest_geodataframe
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer
 
 X0, Y0 = 953_000.0, 1_952_000.0          # UTM-K, near Seoul City Hall
 TO_LONLAT = Transformer.from_crs(5179, 4326, always_xy=True)
@@ -75,16 +73,14 @@ def dom_db(db_url: str) -> str:
 
 
 @pytest.fixture
-def dom_server(dom_db: str, make_settings) -> Iterator[LiveServer]:
-    srv = start_server(make_settings())
-    yield srv
-    srv.stop()
+def dom_server(dom_db: str, server: LiveServer) -> LiveServer:
+    """The platform's test server, started after the domain layers are in (argument order)."""
+    return server
 
 
 @pytest.fixture
-def dc(dom_server: LiveServer) -> Iterator[httpx.Client]:
-    with dom_server.client() as c:
-        yield c
+def dc(dom_server: LiveServer, client: httpx.Client) -> httpx.Client:
+    return client
 
 
 @pytest.fixture
