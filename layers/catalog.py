@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from gis_platform.audit import record_read
 from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
 from gis_platform.security import Principal, can_read_layer, row_filter
+from layers.selection import parse as parse_selection
 
 log = logging.getLogger("layers.catalog")
 
@@ -184,6 +185,7 @@ def update_layer(conn: psycopg.Connection, layer_id: str, patch: LayerUpdate) ->
                     a["unit"] = units[a["name"]]
             changes["schema"] = psycopg.types.json.Jsonb(schema)
         if "default_style" in changes and changes["default_style"] is not None:
+            parse_selection(changes["default_style"], [(a.name, a.type) for a in layer.attributes])
             changes["default_style"] = psycopg.types.json.Jsonb(changes["default_style"])
         if not changes:
             return layer

@@ -137,6 +137,9 @@ def layers_set(
     access: str = typer.Option(None, help="public | internal | restricted"),
     minzoom: int = typer.Option(None), maxzoom: int = typer.Option(None),
     keyword: list[str] = typer.Option(None, help="Keywords (replaces the list)."),
+    style: str = typer.Option(None, help="The layer's default style as JSON (replaces it), e.g. "
+                              '\'{"color": "#d62728", "feature_minzoom": {"field": "road_class", '
+                              '"values": {"arterial": 0}, "default": 14}}\''),
 ) -> None:
     """Change a layer's metadata."""
     import psycopg
@@ -148,6 +151,13 @@ def layers_set(
     values = {"title": title, "title_ko": title_ko, "description": description, "licence": licence,
               "attribution": attribution, "access_level": access, "minzoom": minzoom,
               "maxzoom": maxzoom, "keywords": keyword or None}
+    if style is not None:
+        try:
+            values["default_style"] = json.loads(style)
+        except json.JSONDecodeError as exc:
+            _fail(f"--style is not JSON: {exc}")
+        if not isinstance(values["default_style"], dict):
+            _fail("--style must be a JSON object, e.g. '{\"color\": \"#d62728\"}'")
     try:
         patch = LayerUpdate(**{k: v for k, v in values.items() if v is not None})
         with psycopg.connect(url, autocommit=True) as conn:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from morecantile import TileMatrixSet
 
+from layers import selection
 from layers.catalog import Layer
 from tile_server.sources import TileTuning
 from tile_server.tms import geographic_bounds, tms_ids, tms_srid
@@ -120,10 +121,19 @@ def vector_tilejson(layers: list[Layer], grid: TileMatrixSet, base: str, tuning:
     """TileJSON 3.0 for one vector layer or a composite.
 
     ``vector_layers[].fields`` lists every attribute of the detail zooms; below
-    ``overview_below_zoom`` tiles carry only ``overview_fields`` (an extension key).
+    ``overview_below_zoom`` tiles carry only ``overview_fields`` (an extension key).  A layer
+    that selects features by class (:mod:`layers.selection`) states its rule in
+    ``feature_minzoom`` (another extension key), so a client knows why alleys are missing
+    at z12.
     """
     doc = _tilejson_common(layers, grid, vector_tiles_url(layers, grid, base))
-    doc["vector_layers"] = [{
+    doc["vector_layers"] = [_vector_layer(l, grid, tuning) for l in layers]
+    doc["overview_below_zoom"] = tuning.overview_below_zoom
+    return doc
+
+
+def _vector_layer(l: Layer, grid: TileMatrixSet, tuning: TileTuning) -> dict:
+    entry = {
         "id": l.id,
         "description": l.title,
         "minzoom": max(grid.minzoom, l.minzoom),
@@ -131,9 +141,11 @@ def vector_tilejson(layers: list[Layer], grid: TileMatrixSet, base: str, tuning:
         "fields": _fields(l),
         "overview_fields": band_attributes(l, "overview", tuning),
         "geometry_type": l.geometry_type,
-    } for l in layers]
-    doc["overview_below_zoom"] = tuning.overview_below_zoom
-    return doc
+    }
+    rule = selection.for_layer(l)
+    if rule is not None:
+        entry["feature_minzoom"] = rule.model_dump(exclude_none=True)
+    return entry
 
 
 def raster_tilejson(layer: Layer, grid: TileMatrixSet, base: str, fmt: str, query: str = "") -> dict:

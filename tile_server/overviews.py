@@ -13,7 +13,10 @@ below and at ``L`` need:
   lines instead of vanishing segment by segment), and features under ``tile_min_feature_px``
   at ``L`` dropped; at detail-band levels every feature and attribute, generalised only;
 * a ``size`` column (length, or perimeter, in metres of EPSG:3857) so the per-tile
-  sub-pixel filter and "largest first" order cost nothing, and a GiST index.
+  sub-pixel filter and "largest first" order cost nothing, and a GiST index;
+* for a layer that selects features by class (:mod:`layers.selection`), a ``minzoom``
+  column (the zoom each row shows from) and only the rows shown at or below ``L``: at z12
+  the demo roads' level holds arterials and collectors, a quarter of the vertices.
 
 Levels come from ``tile_overview_zooms`` (default 8, 10, 11, 12, 13, 16): a tile at zoom
 ``z`` reads the smallest level ``L >= z``; above the last level the base table is read.
@@ -48,6 +51,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from layers import selection
 from layers.catalog import Layer
 from tile_server.sources import TileTuning
 
@@ -56,7 +60,7 @@ log = logging.getLogger("tile_server.overviews")
 SCHEMA = "tiles"
 CHANNEL = "gis_tiles"
 # Bump when the overview SQL changes what an overview holds: part of every spec.
-OVERVIEW_FORMAT = 4
+OVERVIEW_FORMAT = 5
 WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
 DEFAULT_ZOOMS = (8, 10, 11, 12, 13, 16)
 # Levels from this zoom on are full-resolution copies (EPSG:3857, snapped to their own MVT
@@ -153,13 +157,24 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     cols = [sql.Identifier(a) for a in attrs]
     attr_list = sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols)
     tgt = sql.Identifier(SCHEMA, target)
+    # Selection by class (layers.selection): each row keeps the zoom it shows from, and a
+    # level holds only the rows shown at or below it.
+    rule = selection.for_layer(layer)
+    mz = sql.SQL("")
+    mz_sel = sql.SQL("")
+    src_where = sql.SQL("")
+    if rule is not None:
+        expr = rule.expression("s") if source is None else sql.SQL("s.minzoom")
+        mz_sel = sql.SQL(", {}::smallint AS minzoom").format(expr)
+        src_where = sql.SQL(" WHERE {} <= {}").format(expr, sql.Literal(int(zoom)))
+        mz = sql.SQL(", minzoom")
     if family == "point":
         # Points are not generalised: the copy saves the per-tile transform only.
-        return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}, "
+        return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}{mz_sel}, "
                        "{geom}::geometry(Geometry, 3857) AS geom, "
-                       "0::double precision AS size FROM {src} AS s").format(
+                       "0::double precision AS size FROM {src} AS s{src_where}").format(
             tgt=tgt, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
-            geom=geom, src=src)
+            geom=geom, src=src, mz_sel=mz_sel, src_where=src_where)
     size = sql.SQL("ST_Perimeter(g)" if family == "polygon" else "ST_Length(g)")
     snapped = sql.SQL("ST_SnapToGrid({geom}, {grid})").format(geom=geom, grid=sql.Literal(grid))
     if band == "overview" and family == "line":
@@ -171,38 +186,41 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         # Snapped to whole pixels of this level: segments that share a pixel row collapse
         # into one (ST_Union dissolves the duplicates), stubs shorter than a pixel vanish.
         snapped = sql.SQL("ST_SnapToGrid({geom}, {grid})").format(geom=geom, grid=sql.Literal(px))
-        a = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols)
+        names = [*cols, sql.Identifier("minzoom")] if rule is not None else cols
+        a = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in names)
+        a_src = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols) + mz_sel
         inner = sql.SQL(
             "SELECT min(p.fid) AS fid{pattrs}, ST_Simplify(ST_Collect(p.g), {tol}) AS g FROM ("
             " SELECT m.fid{mattrs}, (ST_Dump(m.g)).geom AS g FROM ("
             "  SELECT min(s.fid) AS fid{a}, ST_LineMerge(ST_Union(s.g)) AS g"
-            "  FROM (SELECT s.fid{a}, (ST_Dump({snapped})).geom AS g FROM {src} AS s) AS s"
-            "  WHERE NOT ST_IsEmpty(s.g)"
+            "  FROM (SELECT s.fid{a_src}, (ST_Dump({snapped})).geom AS g FROM {src} AS s{src_where})"
+            "  AS s WHERE NOT ST_IsEmpty(s.g)"
             "  GROUP BY floor(ST_XMin(s.g) / {cell}), floor(ST_YMin(s.g) / {cell}){a}) AS m"
             ") AS p WHERE ST_Length(p.g) >= {minsize} GROUP BY p.fid{pattrs}").format(
-            a=a, pattrs=sql.SQL("").join(sql.SQL(", p.{}").format(c) for c in cols),
-            mattrs=sql.SQL("").join(sql.SQL(", m.{}").format(c) for c in cols),
+            a=a, a_src=a_src, src_where=src_where,
+            pattrs=sql.SQL("").join(sql.SQL(", p.{}").format(c) for c in names),
+            mattrs=sql.SQL("").join(sql.SQL(", m.{}").format(c) for c in names),
             tol=sql.Literal(tol), snapped=snapped, src=src, cell=sql.Literal(cell),
             minsize=sql.Literal(minsize))
         keep = sql.SQL(" WHERE NOT ST_IsEmpty(g)")
     elif zoom >= FULL_RESOLUTION_FROM:
         # A full-resolution copy: transformed and snapped to the MVT grid of ``zoom`` (which
         # ST_AsMVTGeom applies anyway at that zoom), nothing simplified or dropped.
-        inner = sql.SQL("SELECT s.fid{attrs}, {snapped} AS g FROM {src} AS s").format(
+        inner = sql.SQL("SELECT s.fid{attrs}{mz_sel}, {snapped} AS g FROM {src} AS s{src_where}").format(
             attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
-            snapped=snapped, src=src)
+            snapped=snapped, src=src, mz_sel=mz_sel, src_where=src_where)
         keep = sql.SQL(" WHERE NOT ST_IsEmpty(g)")
     else:
         # One row per feature; at overview-band levels sub-pixel features are dropped.
-        inner = sql.SQL("SELECT s.fid{attrs}, ST_Simplify({snapped}, {tol}, true) AS g "
-                        "FROM {src} AS s").format(
+        inner = sql.SQL("SELECT s.fid{attrs}{mz_sel}, ST_Simplify({snapped}, {tol}, true) AS g "
+                        "FROM {src} AS s{src_where}").format(
             attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
-            snapped=snapped, tol=sql.Literal(tol), src=src)
+            snapped=snapped, tol=sql.Literal(tol), src=src, mz_sel=mz_sel, src_where=src_where)
         keep = (sql.SQL(" WHERE {size} >= {minsize}").format(size=size, minsize=sql.Literal(minsize))
                 if band == "overview" else sql.SQL(" WHERE NOT ST_IsEmpty(g)"))
-    return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}, g::geometry(Geometry, 3857) AS geom, "
+    return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}{mz}, g::geometry(Geometry, 3857) AS geom, "
                    "{size} AS size FROM ({inner}) AS m{keep}").format(
-        tgt=tgt, attrs=attr_list, size=size, inner=inner, keep=keep)
+        tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
 
 
 @dataclass(frozen=True)

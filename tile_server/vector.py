@@ -34,6 +34,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from gis_platform.errors import NotFound
+from layers import selection
 from layers.catalog import Layer
 from tile_server.sources import MVT_MEDIA_TYPE, TileTuning
 from tile_server.tms import TileBounds, intersects, tile_bounds, tms_srid
@@ -85,14 +86,15 @@ def band_attributes(layer: Layer, band: str, tuning: TileTuning) -> list[str]:
 
 
 def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
-                      row_filter: str | None = None) -> sql.Composed:
+                      row_filter: str | None = None, select: bool = False) -> sql.Composed:
     """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its base table.
 
     Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
     filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
     in grid units) and ``minsize`` (smallest kept feature, in degrees).  ``row_filter`` is the
     caller's row condition (:func:`gis_platform.security.row_filter`, parameters already
-    renamed to this layer's namespace), ANDed into the WHERE clause.
+    renamed to this layer's namespace), ANDed into the WHERE clause.  ``select``: apply the
+    layer's selection by class (:mod:`layers.selection`) against the bound zoom ``z``.
     """
     srid = tms_srid(tms_id)
     types = {a.name: a.type for a in layer.attributes}
@@ -115,6 +117,9 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
     where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
     if row_filter:
         where.append(sql.SQL("({})").format(sql.SQL(row_filter)))
+    rule = selection.for_layer(layer) if select else None
+    if rule is not None:
+        where.append(sql.SQL("{} <= %(z)s").format(rule.expression("src")))
     order = sql.SQL("")
     if overview:
         # Size in degrees: length for lines, perimeter for polygons.  Both read the
@@ -140,14 +145,17 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
         name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
 
 
-def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning) -> sql.Composed:
+def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning,
+                         select: bool = False) -> sql.Composed:
     """One layer's MVT expression over its overview ``tiles.<table>`` (EPSG:3857, generalised).
 
     The overview already holds only what its level ships (see :mod:`tile_server.overviews`):
     no transform and no simplification per tile; the index filter is the buffered tile
     envelope ``bxmin..bymax`` in EPSG:3857 and, in the overview band, the precomputed
     ``size`` drops sub-pixel features (``minsize_m``) and orders the largest first.
-    Binds ``xmin..ymax`` (the envelope), ``bxmin..bymax`` and ``minsize_m``.
+    Binds ``xmin..ymax`` (the envelope), ``bxmin..bymax`` and ``minsize_m``; with ``select``
+    (the layer selects by class and ``z`` is below its last class zoom) also ``z``, against
+    the overview's precomputed ``minzoom`` column.
     """
     from tile_server.overviews import SCHEMA
 
@@ -160,6 +168,8 @@ def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning
         else:
             cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
     where = [sql.SQL("src.geom && ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")]
+    if select:
+        where.append(sql.SQL("src.minzoom <= %(z)s"))
     order = sql.SQL("")
     if band == "overview" and not is_point_layer(layer):
         where.append(sql.SQL("src.size >= %(minsize_m)s"))
@@ -191,10 +201,11 @@ class LayerPlan:
     filter_sql: str | None = None
     filter_params: tuple = ()              # ((renamed name, value), ...)
     filter_key: str = ""
+    select: bool = False                   # apply the layer's selection by class at this zoom
 
     def sql_key(self) -> tuple:
         l = self.layer
-        return (l.id, l.data_version, l.table_name, self.overview, self.filter_sql)
+        return (l.id, l.data_version, l.table_name, self.overview, self.filter_sql, self.select)
 
     def cache_part(self) -> str:
         part = f"{self.layer.id}@{self.layer.data_version}"
@@ -252,9 +263,10 @@ class SqlCache:
             hit = self._items.get(key)
         if hit is None:
             if plan.overview:
-                hit = compose_overview_sql(plan.layer, plan.overview, band, tuning)
+                hit = compose_overview_sql(plan.layer, plan.overview, band, tuning, plan.select)
             else:
-                hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql)
+                hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql,
+                                        plan.select)
             with self._lock:
                 self._items[key] = hit
         return hit
@@ -269,6 +281,7 @@ def tile_params(grid: TileMatrixSet, tile: Tile, bounds: TileBounds, tuning: Til
     bx = bounds.width * tuning.buffer / tuning.extent
     by = bounds.height * tuning.buffer / tuning.extent
     return {
+        "z": tile.z,
         "xmin": bounds.xmin, "ymin": bounds.ymin, "xmax": bounds.xmax, "ymax": bounds.ymax,
         # The buffered envelope in the grid's CRS (overview tables are filtered on it).
         "bxmin": bounds.xmin - bx, "bymin": bounds.ymin - by,
@@ -317,15 +330,19 @@ class VectorSource:
             return hit
         plans = []
         for i, l in enumerate(self.layers):
+            rule = selection.for_layer(l)
+            select = rule is not None and z < rule.max_zoom
             f = (self.filters or {}).get(l.id)
             if f is not None:
                 text, params = namespaced_filter(i, f[0], f[1])
-                plans.append(LayerPlan(l, filter_sql=text, filter_params=params, filter_key=f[2]))
+                plans.append(LayerPlan(l, filter_sql=text, filter_params=params, filter_key=f[2],
+                                       select=select))
                 continue
             ov = None
             if self.overviews is not None and grid.id == "WebMercatorQuad":
                 ov = self.overviews.table_for(l, z)
-            plans.append(LayerPlan(l, overview=ov[1], level=ov[0]) if ov else LayerPlan(l))
+            plans.append(LayerPlan(l, overview=ov[1], level=ov[0], select=select) if ov
+                         else LayerPlan(l, select=select))
         self._plans[key] = plans
         return plans
 
@@ -390,7 +407,7 @@ class VectorSource:
                 if p.overview:
                     self.overviews.forget(p.overview)
             base = [LayerPlan(p.layer, filter_sql=p.filter_sql, filter_params=p.filter_params,
-                              filter_key=p.filter_key) for p in plans]
+                              filter_key=p.filter_key, select=p.select) for p in plans]
             return await self._run(self.sql_cache.statement(base, grid.id, band, self.tuning), values)
 
     async def _run(self, stmt: str, values: dict) -> bytes:

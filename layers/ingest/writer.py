@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from gis_platform.errors import Conflict, IngestError, LayerNotFound
 from layers.catalog import DATA_SCHEMA, Layer, ensure_new_id, get_layer, refuse_if_view
 from layers.ingest.prepare import Prepared
+from layers.selection import parse as parse_selection
 
 _COPY_TYPES = {"text": "text", "bigint": "int8", "integer": "int4", "double precision": "float8",
                "boolean": "bool", "date": "date", "timestamp": "timestamp",
@@ -175,6 +176,7 @@ def _upsert_catalog(conn, layer_id, table, prepared, existing, metadata, count, 
                     mode):
     meta = {k: metadata[k] for k in _META_FIELDS if metadata.get(k) is not None}
     if "default_style" in meta:
+        parse_selection(meta["default_style"], [(a["name"], a["type"]) for a in schema])
         meta["default_style"] = Jsonb(meta["default_style"])
     if existing is None:
         meta.setdefault("title", layer_id.replace("_", " ").title())
