@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     tile_max_features: int = Field(default=20_000, description="Per layer per tile.")
     tile_overview_below_zoom: int = Field(default=12, description="Below it: few attributes, simplified.")
     tile_overview_attributes: int = 3
+    tile_detail_from_zoom: int = Field(
+        default=15, description="From this zoom tiles carry every attribute; from the overview "
+        "band up to it, the layer's mid attributes (default_style.mid_attributes).")
+    tile_mid_attributes: int = Field(default=6, description="Attributes of mid-band tiles "
+                                     "when the layer's style names none.")
     tile_min_feature_px: float = 1.0
     tile_simplify_px: float = 0.5
     tile_max_layers: int = 10

@@ -120,8 +120,9 @@ def vector_tilejson(layers: list[Layer], grid: TileMatrixSet, base: str, tuning:
                     query: str = "") -> dict:
     """TileJSON 3.0 for one vector layer or a composite.
 
-    ``vector_layers[].fields`` lists every attribute of the detail zooms; below
-    ``overview_below_zoom`` tiles carry only ``overview_fields`` (an extension key).  A layer
+    ``vector_layers[].fields`` lists every attribute of the detail zooms (from
+    ``detail_from_zoom``); below ``overview_below_zoom`` tiles carry only
+    ``overview_fields``, and in between ``mid_fields`` (extension keys).  A layer
     that selects features by class (:mod:`layers.selection`) states its rule in
     ``feature_minzoom`` (another extension key), so a client knows why alleys are missing
     at z12.
@@ -129,6 +130,7 @@ def vector_tilejson(layers: list[Layer], grid: TileMatrixSet, base: str, tuning:
     doc = _tilejson_common(layers, grid, vector_tiles_url(layers, grid, base))
     doc["vector_layers"] = [_vector_layer(l, grid, tuning) for l in layers]
     doc["overview_below_zoom"] = tuning.overview_below_zoom
+    doc["detail_from_zoom"] = tuning.detail_from_zoom
     return doc
 
 
@@ -140,6 +142,7 @@ def _vector_layer(l: Layer, grid: TileMatrixSet, tuning: TileTuning) -> dict:
         "maxzoom": min(grid.maxzoom, l.maxzoom),
         "fields": _fields(l),
         "overview_fields": band_attributes(l, "overview", tuning),
+        "mid_fields": band_attributes(l, "mid", tuning),
         "geometry_type": l.geometry_type,
     }
     rule = selection.for_layer(l)

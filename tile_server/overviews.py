@@ -143,6 +143,9 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
 
     band = zoom_band(zoom, tuning)
     attrs = band_attributes(layer, band, tuning)
+    if band == "mid":
+        # a mid level may also serve overview-band zooms below it: keep their attributes too
+        attrs += [a for a in band_attributes(layer, "overview", tuning) if a not in attrs]
     px = pixel_m(zoom)
     grid = px * 256 / tuning.extent            # the MVT grid of zoom ``zoom``
     tol = px * tuning.simplify_px

@@ -15,7 +15,7 @@ from morecantile import Tile, TileMatrixSet
 # Bump when the bytes a given (data version, tile, params) renders to change (new SQL,
 # new simplification...): it is part of every cache key and ETag, so a deploy of a new
 # tile format never serves tiles rendered by the old code.
-TILE_FORMAT_VERSION = 2
+TILE_FORMAT_VERSION = 3
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 
@@ -33,6 +33,9 @@ class TileTuning:
     max_features: int = 20_000        # per layer per tile
     overview_below_zoom: int = 13     # below this zoom: few attributes, simplified geometry
     overview_attributes: int = 3      # how many attributes overview tiles keep
+    detail_from_zoom: int = 15        # from this zoom every attribute; below it (and from
+                                      # overview_below_zoom) the layer's "mid" attributes
+    mid_attributes: int = 6           # how many attributes mid-band tiles keep
     min_feature_px: float = 1.0       # overview: drop lines/polygons smaller than this (256 px tiles)
     simplify_px: float = 0.5          # overview: simplification tolerance (256 px tiles)
     max_layers: int = 10              # layers in one composite tile
@@ -50,6 +53,8 @@ class TileTuning:
                 int(getattr(settings, "tile_overview_below_zoom", d.overview_below_zoom)),
                 int(getattr(settings, "tile_overview_max_zoom", d.overview_below_zoom - 1)) + 1),
             overview_attributes=int(getattr(settings, "tile_overview_attributes", d.overview_attributes)),
+            detail_from_zoom=int(getattr(settings, "tile_detail_from_zoom", d.detail_from_zoom)),
+            mid_attributes=int(getattr(settings, "tile_mid_attributes", d.mid_attributes)),
             min_feature_px=float(getattr(settings, "tile_min_feature_px", d.min_feature_px)),
             simplify_px=float(getattr(settings, "tile_simplify_px", d.simplify_px)),
             max_layers=int(getattr(settings, "tile_max_layers", d.max_layers)),
@@ -59,6 +64,7 @@ class TileTuning:
         """A short string that changes whenever a setting that shapes tile bytes changes."""
         return (f"f{TILE_FORMAT_VERSION}e{self.extent}b{self.buffer}m{self.max_features}"
                 f"o{self.overview_below_zoom}a{self.overview_attributes}"
+                f"d{self.detail_from_zoom}i{self.mid_attributes}"
                 f"p{self.min_feature_px:g}s{self.simplify_px:g}")
 
 

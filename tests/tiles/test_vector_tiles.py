@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from tests.conftest import start_server
-from tests.tiles.conftest import STUB_LAT, STUB_LON, decode
+from tests.tiles.conftest import STUB_LAT, STUB_LON, decode, wait_for
 
 WM = morecantile.tms.get("WebMercatorQuad")
 
@@ -69,6 +69,30 @@ def test_overview_zoom_keeps_only_a_few_attributes(tc):
     assert high_props == {"name", "road_class", "lanes", "width_m", "surface", "managed_by"}
     # name and class first (the label-like hints), then the first catalogued one.
     assert low_props == {"name", "road_class", "lanes"}
+
+
+def test_mid_zooms_carry_the_mid_attributes_and_detail_zooms_every_one(city, tile_settings):
+    srv = start_server(tile_settings(tile_mid_attributes=2, tile_detail_from_zoom=15))
+    try:
+        with srv.client() as c:
+            def props(z):
+                tile = decode(c.get(tile_url("roads", WM.tile(STUB_LON, STUB_LAT, z))).content)
+                return {k for f in tile["roads"]["features"] for k in f["properties"]}
+            assert props(11) == {"name", "road_class", "lanes"}           # overview band
+            assert props(13) == props(14) == {"name", "road_class"}         # mid: 2, hints first
+            assert props(15) == {"name", "road_class", "lanes", "width_m", "surface", "managed_by"}
+            tj = c.get("/collections/roads/tiles/WebMercatorQuad/tilejson.json").json()
+            assert tj["vector_layers"][0]["mid_fields"] == ["name", "road_class"]
+            assert tj["detail_from_zoom"] == 15
+        # a layer names its own mid attributes in its style
+        with psycopg.connect(city, autocommit=True) as conn:
+            from layers.catalog import LayerUpdate, update_layer
+
+            update_layer(conn, "roads", LayerUpdate(default_style={"mid_attributes": ["lanes", "surface"]}))
+        with srv.client() as c:
+            assert wait_for(lambda: props(14) == {"lanes", "surface"}, 15)
+    finally:
+        srv.stop()
 
 
 def test_sub_pixel_features_are_dropped_at_overview_zooms_and_kept_when_zoomed_in(tc):
