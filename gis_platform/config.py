@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         default=12, description="Zooms up to this one are overview zooms (few attributes, "
         "sub-pixel features dropped); raises tile_overview_below_zoom.")
     tile_overview_zooms: list[int] = Field(
-        default_factory=lambda: [8, 10, 11, 12, 13, 16],
+        default_factory=lambda: [8, 10, 11, 12, 13, 14, 16],
         description="Zoom levels with a pre-generalised overview table (JSON list); a tile reads "
         "the smallest level >= its zoom, the base table above the last one; levels >= 14 are "
         "full-resolution EPSG:3857 copies.")
@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     tile_overview_auto_build: bool = Field(
         default=True, description="Workers build missing overviews in the background.")
     tile_overview_build_timeout_s: int = Field(default=1800, description="Per overview level.")
+    tile_pool_min_size: int = Field(
+        default=4, description="Tile-read connections each worker opens at startup.")
     tile_fast_path: bool = Field(
         default=True, description="Serve tile GETs through the thin ASGI route (no FastAPI DI).")
 

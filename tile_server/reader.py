@@ -26,9 +26,17 @@ class TileReader:
     def __init__(self, conninfo: str, settings) -> None:
         self.settings = settings
         kwargs = {"options": f"-c statement_timeout={int(settings.statement_timeout_ms)}",
-                  "connect_timeout": 5, "autocommit": True}
+                  "connect_timeout": 5, "autocommit": True,
+                  # A handful of statement texts (per layer set, zoom band and overview
+                  # level) serve every tile: prepare each on its first use rather than
+                  # planning it five times per connection first (psycopg's default).
+                  "prepare_threshold": 0}
+        max_size = int(settings.pool_max_size)
+        # Connections opened at startup (in the background): the first burst of a map
+        # view - a dozen tiles at once - must not wait for a dozen connection handshakes.
+        min_size = max(1, min(max_size, int(getattr(settings, "tile_pool_min_size", 4))))
         self.pool = AsyncConnectionPool(
-            conninfo, min_size=1, max_size=int(settings.pool_max_size), kwargs=kwargs,
+            conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs,
             timeout=float(settings.pool_timeout), open=False, name="gis-tiles",
             reconnect_timeout=0)
 

@@ -112,8 +112,8 @@ def test_overviews_are_built_in_the_background_for_layers_over_the_threshold(cit
     try:
         rows = wait_for(lambda: [r for r in overview_rows(city) if r[0] == "pipes"] or None, 60)
         rows = wait_for(lambda: (r := [r for r in overview_rows(city) if r[0] == "pipes"])
-                        and len(r) == 6 and r, 60)
-        assert [r[2] for r in rows] == [8, 10, 11, 12, 13, 16]
+                        and len(r) == 7 and r, 60)
+        assert [r[2] for r in rows] == [8, 10, 11, 12, 13, 14, 16]
         assert {r[1] for r in rows} == {data_version(city, "pipes")}
         # Small layers (roads: 45 features, districts, facilities) stay on their base tables.
         assert {r[0] for r in overview_rows(city)} == {"pipes"}
