@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
-import uuid
 
 import orjson
 
@@ -76,7 +76,7 @@ class RequestLogMiddleware:
             if key == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
                 break
-        request_id = request_id or uuid.uuid4().hex[:16]
+        request_id = request_id or os.urandom(8).hex()   # 16 hex digits, as uuid4().hex[:16] gave
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
         status = {"code": 500, "bytes": 0, "started": False}
@@ -112,18 +112,19 @@ class RequestLogMiddleware:
             path = scope.get("path", "")
             metrics.observe_request(path, scope.get("method", ""), status["code"], seconds,
                                     status["bytes"])
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope.get("method"),
-                    "path": path,
-                    "status": status["code"],
-                    "bytes": status["bytes"],
-                    "ms": round(seconds * 1000, 2),
-                    "client": (scope.get("client") or ("", 0))[0],
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status["code"],
+                        "bytes": status["bytes"],
+                        "ms": round(seconds * 1000, 2),
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                )
 
 
 async def _timed_out(send, path: str, timeout: float) -> None:

@@ -14,6 +14,11 @@ Workloads (sequential requests from one client, after a warm-up):
 * ``sql floor`` — the same page query in PostGIS (count + features built with
   ``ST_AsGeoJSON`` and aggregated into one text) over psycopg, no HTTP.
 
+Every timed request goes through :class:`bench.rawhttp.RawHTTP` (a keep-alive HTTP/1.1
+client costing tens of microseconds; httpx cost ~0.5-1 ms of client CPU per request on the
+cores the servers share).  The ceiling printed below the table is the same client against a
+one-function ASGI app on uvicorn, and against our ``/health``: what HTTP alone costs here.
+
 Prints p50/p95 (ms), features/s and the ratios ours/TiPg and ours/floor.  TiPg runs from
 its own virtualenv (``--tipg-venv``, default ``.venv-bench-tipg``); without it the TiPg
 column is left empty.  Nothing here is a test: it measures and prints.
@@ -22,6 +27,7 @@ column is left empty.  Nothing here is a test: it measures and prints.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
@@ -32,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import httpx
 import psycopg
@@ -39,6 +46,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[2]
 TIPG_MAX = 100_000      # TiPg builds the whole response in memory: cap its export
 sys.path.insert(0, str(ROOT))
+from bench.rawhttp import RawHTTP  # the shared benchmark client (after the sys.path line)
 
 
 def free_port() -> int:
@@ -122,6 +130,7 @@ def pick_boxes(db_url: str, table: str, extent: list[float], targets=(10, 100, 1
 class Server:
     def __init__(self, name: str, cmd: list[str], env: dict, url: str, ready_path: str) -> None:
         self.name, self.url = name, url
+        self.port = int(url.rsplit(":", 1)[1])
         self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
         try:
@@ -167,6 +176,14 @@ def start_ours(db_url: str) -> Server:
     return Server("ours", cmd, env, f"http://127.0.0.1:{port}", "/collections")
 
 
+def start_trivial() -> Server:
+    """A one-function ASGI app on uvicorn (:func:`bench.rawhttp.trivial_app`): the ceiling."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "rawhttp:trivial_app",
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    return Server("trivial", cmd, {}, f"http://127.0.0.1:{port}", "/")
+
+
 def start_tipg(db_url: str, venv: Path) -> Server | None:
     uvicorn = venv / "bin" / "uvicorn"
     if not uvicorn.exists() or subprocess.run([str(venv / "bin" / "python"), "-c", "import tipg"],
@@ -202,16 +219,32 @@ def pct(times: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] * 1000
 
 
-def http_items(client: httpx.Client, url: str, params: dict, encoding: str):
-    """One request, body fully read; features counted without parsing the JSON (the client's
-    parse time is not the server's)."""
-    headers = {"Accept-Encoding": encoding, "Accept": "application/geo+json"}
+def timed_http(loop: asyncio.AbstractEventLoop, port: int, path: str, params: dict, encoding: str,
+               n: int, warmup: int = 3) -> tuple[list[float], int]:
+    """Time ``n`` GETs of ``path?params`` with :class:`RawHTTP` (one kept-alive connection).
 
-    def run() -> int:
-        r = client.get(url, params=params, headers=headers)
-        r.raise_for_status()
-        return r.content.count(b'"type":"Feature"')
-    return run
+    Only request and response are timed: the body is read as sent; gunzipping (for both
+    servers alike) and counting the features happen after the clock stops, without parsing
+    the JSON (the client's work is not the server's).
+    """
+    client = RawHTTP("127.0.0.1", port, {"Accept-Encoding": encoding, "Accept": "application/geo+json"})
+    target = path + ("?" + urlencode(params, quote_via=quote) if params else "")
+
+    async def run() -> tuple[list[float], int]:
+        times = []
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            reply = await client.fetch(target)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+            if reply.status != 200:
+                raise RuntimeError(f"GET {target} -> {reply.status}: {reply.decoded()[:300]!r}")
+        return times, reply.decoded().count(b'"type":"Feature"')
+
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        client.close()
 
 
 def sql_floor(db_url: str, table: str, where: str, params: list, limit: int,
@@ -291,6 +324,7 @@ def main() -> None:
     if not args.db_url:
         raise SystemExit("give --db-url or --scratch")
     servers: list[Server] = []
+    loop = None
     try:
         if args.generate:
             generate_lines(args.db_url, args.layer, args.generate)
@@ -316,7 +350,8 @@ def main() -> None:
         cql = f"{text_col} = '{common}' AND {num_col} >= {median}"
 
         results = []
-        client = httpx.Client(timeout=120)
+        client = httpx.Client(timeout=120)      # exports only; every timed request goes by RawHTTP
+        loop = asyncio.new_event_loop()
         floor_where = ("geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
                        "ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
         floor_cql = (sql.SQL("{} = %s AND {} >= %s").format(sql.Identifier(text_col), sql.Identifier(num_col))
@@ -330,13 +365,21 @@ def main() -> None:
         for name, params, floor in workloads:
             for encoding in ("identity", "gzip"):
                 row = {"name": f"{name} {encoding[:4]}"}
-                row["ours"] = timed(http_items(client, f"{ours.url}/collections/{args.layer}/items", params,
-                                               encoding), args.runs)
+                row["ours"] = timed_http(loop, ours.port, f"/collections/{args.layer}/items", params,
+                                         encoding, args.runs)
                 if tipg:
-                    row["tipg"] = timed(http_items(client, f"{tipg.url}/collections/{tipg_id}/items", params,
-                                                   encoding), args.runs)
+                    row["tipg"] = timed_http(loop, tipg.port, f"/collections/{tipg_id}/items", params,
+                                             encoding, args.runs)
                 row["floor"] = timed(floor, args.runs)
                 results.append(row)
+        # What HTTP alone costs on this box: the same client against a one-function ASGI app
+        # on uvicorn, and against our /health (the whole middleware stack, no database).
+        trivial = start_trivial()
+        servers.append(trivial)
+        ceiling = [("trivial ASGI app on uvicorn", timed_http(loop, trivial.port, "/", {}, "identity",
+                                                              args.runs * 5)),
+                   ("ours GET /health", timed_http(loop, ours.port, "/health", {}, "identity",
+                                                   args.runs * 5))]
 
         print(f"\nCQL2 filter: {cql}")
         print(f"{'workload':<16} {'feats':>6} | {'ours p50':>9} {'p95':>7} {'feat/s':>9} | {'tipg p50':>9} {'p95':>7} |"
@@ -355,6 +398,8 @@ def main() -> None:
             else:
                 line += f"{'-':>9} {'-':>7} | {f50:>9.2f} | {'-':>9} {o50 / f50:>10.2f}"
             print(line)
+        print("\nceiling (same client, no database): "
+              + "; ".join(f"{name} p50 {pct(t, 50):.2f} ms, p95 {pct(t, 95):.2f} ms" for name, (t, _) in ceiling))
 
         print("\nexports (identity encoding; each format warmed up once, so library loading is not counted)")
         url = f"{ours.url}/collections/{args.layer}/export"
@@ -373,6 +418,8 @@ def main() -> None:
                   f"{rows / secs:>9,.0f} feat/s, server RSS {base / 1024:.0f} -> peak {peak / 1024:.0f} MB "
                   f"(+{(peak - base) / 1024:.0f})")
     finally:
+        if loop is not None:
+            loop.close()
         for s in servers:
             s.stop()
         if emb is not None:

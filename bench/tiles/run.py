@@ -39,6 +39,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from bench.rawhttp import RawHTTP  # the shared benchmark client (after the sys.path line)
 
 GRID = morecantile.tms.get("WebMercatorQuad")
 
@@ -178,68 +179,6 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
             return z, time.perf_counter() - t0, size, size == 0
 
         return await drive(Pass("sql floor", concurrency), tiles, concurrency, max_seconds, one)
-
-
-class RawHTTP:
-    """A minimal keep-alive HTTP/1.1 client on asyncio streams (one connection per worker).
-
-    httpx costs ~0.5-1 ms of client CPU per request, on the same 2 cores as the servers;
-    this costs a few tens of microseconds, so the servers, not the client, are measured.
-    It understands exactly what the two servers send: Content-Length or chunked bodies.
-    """
-
-    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
-        self.host, self.port = host, port
-        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items())
-        self.reader = self.writer = None
-
-    async def get(self, path: str) -> tuple[int, int]:
-        """(status, body bytes as sent)."""
-        for attempt in (0, 1):
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            try:
-                self.writer.write(f"GET {path} HTTP/1.1\r\n{self.head}\r\n".encode("latin-1"))
-                return await self._response()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _response(self) -> tuple[int, int]:
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length, chunked, close = None, False, False
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            k = k.strip().lower()
-            if k == "content-length":
-                length = int(v)
-            elif k == "transfer-encoding" and "chunked" in v.lower():
-                chunked = True
-            elif k == "connection" and "close" in v.lower():
-                close = True
-        size = 0
-        if chunked:
-            while True:
-                n = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                await self.reader.readexactly(n + 2)
-                size += n
-                if n == 0:
-                    break
-        elif length:
-            await self.reader.readexactly(length)
-            size = length
-        if close:
-            self.close()
-        return status, size
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 async def run_raw(name: str, port: int, urls: list[tuple[int, str]], concurrency: int,
