@@ -334,21 +334,11 @@ def run_wrk(name: str, port: int, paths: list[str], concurrency: int, seconds: f
             "errors": errors, "client": "wrk -t1"}
 
 
-TRIVIAL_APP = """
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
-    await send({"type": "http.response.body", "body": b"ok"})
-"""
-
-
 def start_trivial(port: int, out: Path) -> Server:
-    """A one-function ASGI app on uvicorn: the ceiling of client + HTTP server on this box."""
-    (out / "trivial_app.py").write_text(TRIVIAL_APP)
-    argv = [str(ROOT / ".venv/bin/uvicorn"), "--app-dir", str(out), "trivial_app:app", "--host",
-            "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    """A one-function ASGI app on uvicorn (:func:`bench.rawhttp.trivial_app`): the ceiling of
+    client + HTTP server on this box."""
+    argv = [str(ROOT / ".venv/bin/uvicorn"), "--app-dir", str(ROOT / "bench"), "rawhttp:trivial_app",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
     return Server(argv, {}, f"http://127.0.0.1:{port}/", out / "trivial.log")
 
 
