@@ -11,6 +11,7 @@ this process (other processes: at most ``CACHE_TTL`` seconds later).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -31,6 +32,8 @@ ROLES = ("citizen", "staff", "planner", "operator", "admin")
 CACHE_TTL = 30.0
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _cache: dict[str, tuple[float, Principal, datetime | None]] = {}
+# (event loop, token digest) -> the verification under way (see verify_token)
+_inflight: dict[tuple, asyncio.Future] = {}
 
 
 def create_api_key(conninfo: str, name: str, roles: list[str], *, scopes: dict | None = None,
@@ -78,12 +81,45 @@ def _parse(token: str) -> tuple[str, str]:
 
 
 async def verify_token(db, token: str) -> Principal:
-    """The principal of a bearer token; Unauthorized for unknown, revoked or expired keys."""
+    """The principal of a bearer token; Unauthorized for unknown, revoked or expired keys.
+
+    A map view sends a dozen tile requests at once with the same key: while one of them
+    verifies it, the others wait for that answer (single flight per token and event loop)
+    instead of each spending ~20 ms of argon2 - which also runs in a thread, so the event
+    loop keeps serving other requests meanwhile.
+    """
     digest = hashlib.sha256(token.encode()).hexdigest()
     now = datetime.now(UTC)
     hit = _cache.get(digest)
     if hit and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > now):
         return hit[1]
+    loop = asyncio.get_running_loop()
+    key = (loop, digest)
+    while (pending := _inflight.get(key)) is not None:
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            if not pending.cancelled():
+                raise              # this request itself was cancelled
+            # the request verifying it went away: verify here instead
+    fut: asyncio.Future = loop.create_future()
+    _inflight[key] = fut
+    try:
+        principal = await _verify(db, token, digest, now)
+        fut.set_result(principal)
+        return principal
+    except asyncio.CancelledError:
+        fut.cancel()
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+        fut.exception()            # retrieved: the waiters re-raise it, nobody else must
+        raise
+    finally:
+        _inflight.pop(key, None)
+
+
+async def _verify(db, token: str, digest: str, now: datetime) -> Principal:
     key_id, secret = _parse(token)
     row = await db.fetchone(
         "SELECT id, name, secret_hash, roles, scopes, expires_at, revoked_at "
@@ -91,7 +127,7 @@ async def verify_token(db, token: str) -> Principal:
     if row is None:
         raise Unauthorized("Unknown API key.")
     try:
-        _hasher.verify(row["secret_hash"], secret)
+        await asyncio.to_thread(_hasher.verify, row["secret_hash"], secret)
     except (VerificationError, InvalidHashError) as exc:
         raise Unauthorized("Unknown API key.") from exc
     if row["revoked_at"] is not None:
