@@ -105,10 +105,24 @@ def parse(style: dict[str, Any] | None, attributes: list[tuple[str, str]]) -> Fe
     return rule
 
 
+_parsed: dict[tuple[str, int], tuple[Any, FeatureMinzoom | None]] = {}
+
+
 def for_layer(layer) -> FeatureMinzoom | None:
     """The layer's rule, or None (also None for a stored rule that no longer fits the layer's
-    columns, e.g. after a replace dropped the field: the tiles then show every feature)."""
+    columns, e.g. after a replace dropped the field: the tiles then show every feature).
+
+    Every tile asks this; the parse is remembered per (layer id, data version) - a style
+    change is a new data version - and checked against the style it was parsed from."""
+    key = (layer.id, layer.data_version)
+    hit = _parsed.get(key)
+    if hit is not None and hit[0] == layer.default_style:
+        return hit[1]
     try:
-        return parse(layer.default_style, [(a.name, a.type) for a in layer.attributes])
+        rule = parse(layer.default_style, [(a.name, a.type) for a in layer.attributes])
     except InvalidParameter:
-        return None
+        rule = None
+    if len(_parsed) >= 1024:
+        _parsed.clear()
+    _parsed[key] = (layer.default_style, rule)
+    return rule

@@ -199,3 +199,15 @@ def test_feature_cap_limits_features_per_layer_per_tile(city, tile_settings):
             assert all(not f["properties"]["name"].startswith("골목") for f in low["roads"]["features"])
     finally:
         srv.stop()
+
+
+def test_world_edge_tiles_keep_their_buffered_box_the_right_way_round():
+    # Any x = 0 or x = 2^z - 1 tile: its buffer reaches past ±180°, which pyproj wrapped to
+    # the other side - an inverted lon/lat box that intersected no layer's extent.
+    from tile_server.tms import intersects, tile_bounds
+
+    seoul = [126.76, 37.41, 127.18, 37.70]
+    for t in (morecantile.Tile(0, 0, 0), morecantile.Tile(1, 0, 1), morecantile.Tile(3, 1, 2)):
+        b = tile_bounds(WM, t, 64 / 4096)
+        assert -180 <= b.lon_min < b.lon_max <= 180 and -90 <= b.lat_min < b.lat_max <= 90, t
+        assert intersects(seoul, b), t
