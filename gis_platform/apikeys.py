@@ -27,13 +27,13 @@ from pydantic import BaseModel, Field
 
 from gis_platform.errors import InvalidParameter, Unauthorized
 from gis_platform.security import Principal, PrincipalDep, require_admin
+from gis_platform.singleflight import SingleFlight
 
 ROLES = ("citizen", "staff", "planner", "operator", "admin")
 CACHE_TTL = 30.0
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _cache: dict[str, tuple[float, Principal, datetime | None]] = {}
-# (event loop, token digest) -> the verification under way (see verify_token)
-_inflight: dict[tuple, asyncio.Future] = {}
+_verifying = SingleFlight()       # token digest -> the verification under way
 
 
 def create_api_key(conninfo: str, name: str, roles: list[str], *, scopes: dict | None = None,
@@ -93,30 +93,7 @@ async def verify_token(db, token: str) -> Principal:
     hit = _cache.get(digest)
     if hit and hit[0] > time.monotonic() and (hit[2] is None or hit[2] > now):
         return hit[1]
-    loop = asyncio.get_running_loop()
-    key = (loop, digest)
-    while (pending := _inflight.get(key)) is not None:
-        try:
-            return await asyncio.shield(pending)
-        except asyncio.CancelledError:
-            if not pending.cancelled():
-                raise              # this request itself was cancelled
-            # the request verifying it went away: verify here instead
-    fut: asyncio.Future = loop.create_future()
-    _inflight[key] = fut
-    try:
-        principal = await _verify(db, token, digest, now)
-        fut.set_result(principal)
-        return principal
-    except asyncio.CancelledError:
-        fut.cancel()
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-        fut.exception()            # retrieved: the waiters re-raise it, nobody else must
-        raise
-    finally:
-        _inflight.pop(key, None)
+    return await _verifying.run(digest, lambda: _verify(db, token, digest, now))
 
 
 async def _verify(db, token: str, digest: str, now: datetime) -> Principal:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from morecantile import Tile, TileMatrixSet
 
 from gis_platform.security import Principal
+from gis_platform.singleflight import SingleFlight
 from tile_server.cache import TileCache, cache_key, key_hash
 from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning
 from tile_server.vector import SqlCache
@@ -73,7 +74,7 @@ class TileService:
         self.sql_cache = SqlCache()
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))
-        self._inflight: dict[str, asyncio.Future] = {}
+        self._rendering = SingleFlight()     # cache hash -> the render under way
         self._tasks: set[asyncio.Task] = set()
 
     def _background(self, coro) -> None:
@@ -116,38 +117,22 @@ class TileService:
         stored = self.cache.get(h)
         if stored is not None:
             return TileResult(stored, source.media_type, etag, encoding if stored else None)
-        while (pending := self._inflight.get(h)) is not None:
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise          # this request itself was cancelled
-                # The request rendering it went away: render it here instead.
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._inflight[h] = fut
-        try:
-            raw = await source.get_tile(grid, tile, {})
-            if encoding == "gzip" and raw:
-                body = (await asyncio.to_thread(gzip_bytes, raw)
-                        if len(raw) > _THREAD_COMPRESS_BYTES else gzip_bytes(raw))
-            else:
-                body = raw
-            # Memory now (the next request hits it); the disk write goes on in a thread
-            # after the response, so a cold tile does not wait for the file system.
-            self.cache.memory.put(h, body)
-            self._background(asyncio.to_thread(self.cache.disk.put, h, body))
-            result = TileResult(body, source.media_type, etag, encoding if body else None)
-            fut.set_result(result)
-            return result
-        except asyncio.CancelledError:
-            fut.cancel()
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()   # mark retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            self._inflight.pop(h, None)
+        return await self._rendering.run(h, lambda: self._render(source, grid, tile, h, etag,
+                                                                 encoding))
+
+    async def _render(self, source: TileSource, grid: TileMatrixSet, tile: Tile, h: str,
+                      etag: str, encoding: str | None) -> TileResult:
+        raw = await source.get_tile(grid, tile, {})
+        if encoding == "gzip" and raw:
+            body = (await asyncio.to_thread(gzip_bytes, raw)
+                    if len(raw) > _THREAD_COMPRESS_BYTES else gzip_bytes(raw))
+        else:
+            body = raw
+        # Memory now (the next request hits it); the disk write goes on in a thread
+        # after the response, so a cold tile does not wait for the file system.
+        self.cache.memory.put(h, body)
+        self._background(asyncio.to_thread(self.cache.disk.put, h, body))
+        return TileResult(body, source.media_type, etag, encoding if body else None)
 
     def store_as(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
                  access_key: str, body: bytes) -> None:
