@@ -31,8 +31,11 @@ def test_concurrent_callers_share_one_run_and_its_result():
     assert len(calls) == 3
 
 
-def test_an_error_reaches_every_waiter():
+def test_an_error_reaches_every_waiter_from_one_run():
+    calls = []
+
     async def fail():
+        calls.append(1)
         await asyncio.sleep(0.02)
         raise ValueError("bad key")
 
@@ -42,7 +45,9 @@ def test_an_error_reaches_every_waiter():
                                     return_exceptions=True)
 
     errors = asyncio.run(main())
+    assert len(errors) == 5
     assert all(isinstance(e, ValueError) and str(e) == "bad key" for e in errors)
+    assert len(calls) == 1                           # shared, not five failed runs
 
 
 def test_when_the_running_caller_is_cancelled_a_waiter_runs_it_itself():
