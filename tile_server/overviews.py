@@ -62,7 +62,7 @@ log = logging.getLogger("tile_server.overviews")
 SCHEMA = "tiles"
 CHANNEL = "gis_tiles"
 # Bump when the overview SQL changes what an overview holds: part of every spec.
-OVERVIEW_FORMAT = 5
+OVERVIEW_FORMAT = 6
 WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
 DEFAULT_ZOOMS = (8, 10, 11, 12, 13, 14, 16)
 # Levels from this zoom on are full-resolution copies (EPSG:3857, snapped to their own MVT
@@ -177,9 +177,10 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         # Points are not generalised: the copy saves the per-tile transform only.
         return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}{mz_sel}, "
                        "{geom}::geometry(Geometry, 3857) AS geom, "
-                       "0::double precision AS size FROM {src} AS s{src_where}").format(
+                       "0::double precision AS size FROM {src} AS s{src_where} ORDER BY {pos}").format(
             tgt=tgt, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
-            geom=geom, src=src, mz_sel=mz_sel, src_where=src_where)
+            geom=geom, src=src, mz_sel=mz_sel, src_where=src_where,
+            pos=sql.Literal(2 + len(cols) + (rule is not None)))   # the geom column
     size = sql.SQL("ST_Perimeter(g)" if family == "polygon" else "ST_Length(g)")
     snapped = sql.SQL("ST_SnapToGrid({geom}, {grid})").format(geom=geom, grid=sql.Literal(grid))
     if band == "overview" and family == "line":
@@ -223,8 +224,11 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
             snapped=snapped, tol=sql.Literal(tol), src=src, mz_sel=mz_sel, src_where=src_where)
         keep = (sql.SQL(" WHERE {size} >= {minsize}").format(size=size, minsize=sql.Literal(minsize))
                 if band == "overview" else sql.SQL(" WHERE NOT ST_IsEmpty(g)"))
+    # Rows written in the geometry's B-tree order (a space-filling curve): the features of
+    # one tile then sit on a few heap pages instead of one page each - a dense z16 tile
+    # read 30 pages instead of 206, and the z14-z16 SQL ran 1.2-1.3x faster (run 9).
     return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}{mz}, g::geometry(Geometry, 3857) AS geom, "
-                   "{size} AS size FROM ({inner}) AS m{keep}").format(
+                   "{size} AS size FROM ({inner}) AS m{keep} ORDER BY g").format(
         tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
 
 

@@ -162,6 +162,27 @@ def test_low_zoom_tile_reads_the_overview_fewer_features_and_vertices_same_pictu
         srv.stop()
 
 
+def test_overview_rows_are_stored_in_spatial_order(city, pipes_settings):
+    """Each level is written in the geometry's B-tree (space-filling curve) order, so the
+    rows of one tile share heap pages; the layer itself was ingested street by street."""
+    build(city, pipes_settings(tile_overview_auto_build=False))
+    tables = [r[3] for r in overview_rows(city) if r[0] == "pipes"]
+    assert len(tables) == 7
+    with psycopg.connect(city) as conn:
+        for table in tables:
+            rows, descents = conn.execute(psycopg.sql.SQL(
+                "SELECT count(*), count(*) FILTER (WHERE geom < prev) FROM (SELECT geom, "
+                "lag(geom) OVER (ORDER BY ctid) AS prev FROM tiles.{}) AS s").format(
+                psycopg.sql.Identifier(table))).fetchone()
+            assert rows > 0 and descents == 0, (table, rows, descents)
+        # ...which the base table, in ingest order, is not (so the check above can fail).
+        rows, descents = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE g < prev) FROM (SELECT "
+            "ST_Transform(geom, 3857) AS g, lag(ST_Transform(geom, 3857)) OVER (ORDER BY ctid) "
+            "AS prev FROM gis_data.pipes) AS s").fetchone()
+        assert descents > rows // 10
+
+
 def test_z14_reads_the_full_resolution_copy_same_features_as_the_base_table(city, pipes_settings):
     settings = pipes_settings(tile_overview_auto_build=False)
     build(city, settings)
