@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     tile_overview_build_timeout_s: int = Field(default=1800, description="Per overview level.")
     tile_pool_min_size: int = Field(
         default=4, description="Tile-read connections each worker opens at startup.")
+    tile_parallel_workers: int = Field(
+        default=0, ge=0, le=8,
+        description="PostgreSQL parallel workers per tile statement "
+        "(max_parallel_workers_per_gather on tile connections); 0: none.")
     tile_fast_path: bool = Field(
         default=True, description="Serve tile GETs through the thin ASGI route (no FastAPI DI).")
 

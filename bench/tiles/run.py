@@ -148,37 +148,42 @@ async def drive(res: Pass, items: list, concurrency: int, max_seconds: float, on
 
 
 async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_seconds: float) -> Pass:
-    """This server's statements, straight through psycopg (no HTTP, no cache, no gzip)."""
-    from psycopg_pool import AsyncConnectionPool
+    """This server's statements, straight through psycopg (no HTTP, no cache, no gzip).
 
+    Read through the server's own tile connections (:class:`tile_server.reader.TileReader`:
+    the same session settings and prepared statements), ``concurrency`` of them.
+    """
     from gis_platform.config import Settings
     from tile_server.overviews import OverviewManager, OverviewPlan
+    from tile_server.reader import TileReader
     from tile_server.sources import TileTuning
     from tile_server.tms import tile_bounds
     from tile_server.vector import SqlCache, VectorSource, tile_params, zoom_band
 
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None, pool_max_size=concurrency, tile_pool_min_size=concurrency)
     tuning = TileTuning.from_settings(settings)
     cache = SqlCache()
     # The server's own statements: the overview tables it would read, where built.
     overviews = OverviewManager(db_url, tuning, OverviewPlan.from_settings(settings))
     await overviews.load()
     sources = {l.id: VectorSource([l], None, tuning, cache, overviews=overviews) for l in layers}
-    async with AsyncConnectionPool(db_url, min_size=concurrency, max_size=concurrency,
-                                   kwargs={"autocommit": True}) as pool:
+    reader = TileReader(db_url, settings)
+    await reader.open()
+    await reader.pool.wait()
+    try:
         async def one(item):
             lid, z, x, y, _ = item
             t = morecantile.Tile(x, y, z)
             b = tile_bounds(GRID, t, tuning.buffer / tuning.extent)
             stmt = cache.statement(sources[lid].plan(GRID, z), GRID.id, zoom_band(z, tuning), tuning)
             t0 = time.perf_counter()
-            async with pool.connection() as conn:
-                cur = await conn.execute(stmt, tile_params(GRID, t, b, tuning), binary=True)
-                row = await cur.fetchone()
-            size = len(row[0] or b"")
+            data = await reader.fetch_bytes(stmt, tile_params(GRID, t, b, tuning))
+            size = len(data)
             return z, time.perf_counter() - t0, size, size == 0
 
         return await drive(Pass("sql floor", concurrency), tiles, concurrency, max_seconds, one)
+    finally:
+        await reader.close()
 
 
 async def run_raw(name: str, port: int, urls: list[tuple[int, str]], concurrency: int,

@@ -94,3 +94,22 @@ def test_each_access_key_gets_its_own_cache_entry_and_etag(service):
     a = asyncio.run(service.tile(src, WM, TILE, access_key="public"))
     b = asyncio.run(service.tile(src, WM, TILE, access_key="internal,public,restricted"))
     assert a.etag != b.etag and src.renders == 2
+
+
+def test_tile_connections_run_without_parallel_workers_unless_configured(db_url, tmp_path):
+    """Tile statements are short and many: by default their connections plan no parallel
+    workers (PostgreSQL's default is 2), and the setting raises it."""
+    from tile_server.reader import TileReader
+
+    async def setting(**kw) -> bytes:
+        reader = TileReader(db_url, Settings(data_dir=tmp_path, _env_file=None, **kw))
+        await reader.open()
+        try:
+            return await reader.fetch_bytes(
+                "SELECT convert_to(current_setting('max_parallel_workers_per_gather'), 'UTF8') "
+                "|| convert_to(' ' || current_setting('statement_timeout'), 'UTF8')", {})
+        finally:
+            await reader.close()
+
+    assert asyncio.run(setting(statement_timeout_ms=4000)) == b"0 4s"
+    assert asyncio.run(setting(tile_parallel_workers=3)).startswith(b"3 ")
