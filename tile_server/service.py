@@ -75,18 +75,10 @@ class TileService:
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))
         self._rendering = SingleFlight()     # cache hash -> the render under way
-        self._tasks: set[asyncio.Task] = set()
-
-    def _background(self, coro) -> None:
-        """Run ``coro`` without waiting; keep a reference so it is not garbage-collected."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for pending background disk writes (shutdown, the seeder, tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for the queued disk writes (shutdown, the seeder, tests)."""
+        await asyncio.to_thread(self.cache.disk.flush)
 
     def key(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,
             access_key: str) -> str:
@@ -128,10 +120,10 @@ class TileService:
                     if len(raw) > _THREAD_COMPRESS_BYTES else gzip_bytes(raw))
         else:
             body = raw
-        # Memory now (the next request hits it); the disk write goes on in a thread
-        # after the response, so a cold tile does not wait for the file system.
+        # Memory now (the next request hits it); the disk write is queued for the cache's
+        # writer thread, so a cold tile does not wait for the file system.
         self.cache.memory.put(h, body)
-        self._background(asyncio.to_thread(self.cache.disk.put, h, body))
+        self.cache.disk.put_later(h, body)
         return TileResult(body, source.media_type, etag, encoding if body else None)
 
     def store_as(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,

@@ -72,3 +72,27 @@ def test_sweep_brings_the_disk_store_under_budget_oldest_first(tmp_path):
     assert removed >= 10
     left = [h for h in hashes if disk.get(h) is not None]
     assert left == hashes[len(hashes) - len(left):]      # the newest survive
+
+
+def test_queued_writes_reach_the_disk_from_one_writer_thread(tmp_path):
+    disk = DiskCache(tmp_path, 10 * 1024 * 1024)
+    assert disk._writer is None                      # started by the first queued write
+    hashes = [key_hash(f"tile-{i}") for i in range(200)]
+    writers = set()
+    for i, h in enumerate(hashes):
+        disk.put_later(h, b"x" * i)
+        writers.add(disk._writer)
+    disk.flush()
+    assert all(disk.get(h) == b"x" * i for i, h in enumerate(hashes))
+    (writer,) = writers
+    assert writer.name == "tile-cache-writer" and writer.is_alive()
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    assert disk.dropped == 0
+
+
+def test_queued_writes_over_the_queue_bound_are_dropped_not_blocking(tmp_path):
+    disk = DiskCache(tmp_path, 10 * 1024 * 1024)
+    disk.queue_limit = 0                             # a writer that has fallen behind
+    disk.put_later(key_hash("c"), b"c")              # is dropped, not waited for
+    disk.flush()
+    assert disk.dropped == 1 and disk.get(key_hash("c")) is None
