@@ -117,6 +117,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # FastAPI's native OpenTelemetry is opt-in: left on, it asks the OTel API for its
+        # providers on every request (~7 % of the server's Python time on cold tiles).
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False,
+                                                       "logs": False},
     )
     app.state.settings = settings
     _install_error_handlers(app)

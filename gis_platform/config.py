@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         default=60.0, description="A request that has not started its response by then gets "
         "503 (0: no limit). Streamed exports, once started, are not cut off.")
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus /metrics.")
+    opentelemetry: bool = Field(
+        default=False, description="FastAPI's native OpenTelemetry spans, metrics and logs, "
+        "sent to the globally configured OTel providers (off: /metrics and the JSON logs).")
     graceful_shutdown_s: int = Field(default=20, description="In-flight requests get this long on stop.")
 
     # --- caches and limits ----------------------------------------------------------
