@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     pg_bin_dir: Path | None = Field(default=None, description="PostgreSQL binaries (auto).")
     pg_os_user: str = Field(default="postgres", description="OS user owning the cluster when run as root.")
     pg_port: int | None = Field(default=None, description="Port of the embedded cluster (auto: a free one).")
+    pg_shared_buffers_mb: int | None = Field(
+        default=None, ge=16,
+        description="shared_buffers of the embedded cluster (auto: a quarter of the memory "
+        "available, between 128 MB and 4 GB); applied at each start.")
     pool_min_size: int = 1
     pool_max_size: int = 10
     pool_timeout: float = Field(default=5.0, description="Seconds to wait for a connection before 503.")

@@ -51,6 +51,29 @@ def test_second_start_reuses_the_cluster_and_its_data(own_cluster: EmbeddedPostg
         assert conn.execute("SELECT sum(v) FROM keepme").fetchone()[0] >= 42
 
 
+def test_cluster_memory_is_sized_to_the_machine_at_each_start(own_cluster: EmbeddedPostgres):
+    from gis_platform.db.embedded import available_memory_bytes
+
+    def shared_buffers_mb(url: str) -> int:
+        with psycopg.connect(url) as conn:
+            return int(conn.execute("SELECT setting::bigint * current_setting('block_size')::int "
+                                    "/ 1048576 FROM pg_settings WHERE name = 'shared_buffers'"
+                                    ).fetchone()[0])
+
+    own_cluster.stop()
+    url = own_cluster.start()
+    mem_mb = available_memory_bytes() // (1024 * 1024)
+    assert shared_buffers_mb(url) == max(128, min(4096, mem_mb // 4))
+    # The setting wins, and it applies to an existing cluster at its next start.
+    own_cluster.stop()
+    sized = EmbeddedPostgres(own_cluster.settings.model_copy(update={"pg_shared_buffers_mb": 48}))
+    try:
+        assert shared_buffers_mb(sized.start()) == 48
+    finally:
+        sized.stop()
+    own_cluster.start()
+
+
 def test_cluster_recovers_after_unclean_shutdown(own_cluster: EmbeddedPostgres):
     url = own_cluster.start()
     with psycopg.connect(url, autocommit=True) as conn:

@@ -133,6 +133,34 @@ def _port_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def available_memory_bytes() -> int:
+    """Physical memory, or the cgroup's limit when that is lower (containers)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def memory_options(settings: Settings) -> str:
+    """``-c`` options sizing the embedded cluster's memory to the machine, at each start.
+
+    initdb's 128 MB (and the 256 MB written at init) hold a fraction of a city's tile
+    working set: the large demo's z14-z16 overviews alone are ~400 MB, and every page
+    missing from shared_buffers is a copy from the OS cache.  A quarter of memory for
+    shared_buffers and three quarters as the planner's cache estimate is PostgreSQL's own
+    advice for a dedicated server; ``pg_shared_buffers_mb`` overrides it.
+    """
+    mem_mb = available_memory_bytes() // (1024 * 1024)
+    buffers = settings.pg_shared_buffers_mb or max(128, min(4096, mem_mb // 4))
+    cache = max(buffers, mem_mb * 3 // 4)
+    return f"-c shared_buffers={int(buffers)}MB -c effective_cache_size={int(cache)}MB"
+
+
 class EmbeddedPostgres:
     """Lifecycle of the platform's own PostgreSQL + PostGIS cluster."""
 
@@ -303,7 +331,8 @@ class EmbeddedPostgres:
             # checks whether the recorded PID is alive and runs crash recovery from WAL.
             res = self._run([self._bin("pg_ctl"), "start", "-w", "-t", str(int(timeout)),
                              "-D", str(self.pgdata), "-l", str(self.log_file),
-                             "-o", f"-p {port}"], check=False, timeout=timeout + 30)
+                             "-o", f"-p {port} {memory_options(self.settings)}"],
+                            check=False, timeout=timeout + 30)
             if res.returncode != 0:
                 tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
                 raise ConfigurationError(
