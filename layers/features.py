@@ -11,7 +11,8 @@ Contracts:
   ``ST_AsGeoJSON`` and ``json_build_object``) and joined in Python, which avoids building a
   Python object per feature.  The page and ``numberMatched`` come from one statement (one
   snapshot), so the count and the page always agree and ``next`` links are exact; the
-  ``count(*)`` runs only when the page is full (a partial page already tells the total).
+  ``count(*)`` runs only when the page is full (a partial page already tells the total), and
+  once per condition and data version (:class:`CountCache`): the next pages reuse it.
 * Paging is ``ORDER BY <sortby...>, fid`` with ``LIMIT``/``OFFSET``: deterministic, so a
   pull that follows ``next`` links returns every feature exactly once.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -342,30 +344,90 @@ def bad_query(exc: Exception) -> InvalidParameter:
 QUERY_ERRORS = (psycopg.DataError, pg_errors.InternalError_)
 
 
+class CountCache:
+    """Exact ``numberMatched`` values by (layer, data version, condition, values); bounded LRU.
+
+    A client paging through a large filtered result (GDAL, QGIS and OWSLib follow ``next``
+    links) asks the same condition again for every page, and a full page of a selective
+    filter spends most of its time in ``count(*)``: 45 of 59 ms for 173k matching roads.
+    Any write to a layer gives it a new data version (ingest, the permit triggers, indicator
+    loads), so a count is never reused across a change, the same contract as the tile cache.
+    The row filter of the caller is part of the condition, so callers who see different
+    rows never share a count.
+    """
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, int] = OrderedDict()
+
+    @staticmethod
+    def key(layer: Layer, table: str, where: str, params: list) -> tuple | None:
+        key = (layer.id, layer.data_version, table, where, tuple(params))
+        try:
+            hash(key)
+        except TypeError:          # a value that cannot key a dict: simply not cached
+            return None
+        return key
+
+    def get(self, key: tuple | None) -> int | None:
+        if key is None:
+            return None
+        hit = self._items.get(key)
+        if hit is not None:
+            self._items.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple | None, count: int) -> None:
+        if key is None:
+            return
+        self._items[key] = count
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+COUNTS = CountCache()
+
+
 async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
                      extra: list[tuple[str, Frag]] = ()) -> Page:
     """Count and fetch one page in a single statement (one snapshot).
 
-    ``extra`` adds computed properties (e.g. a distance) after the layer's attributes.
+    ``extra`` adds computed properties (e.g. a distance) after the layer's attributes.  A
+    condition counted before on the same data version (:class:`CountCache`) is not counted
+    again: only its page is read.
     """
     where = q.where_frag()
     feat, table, order = _parts(q, extra)
     w = where.sql.as_string(None)
     feat_params = [p for _, frag in extra for p in frag.params]
-    # The page is materialised first; a partial page (or the last one) tells the exact count
-    # by itself, and only a full page pays for count(*) (CASE evaluates it lazily).
-    stmt = (f"WITH page AS MATERIALIZED (SELECT {feat} AS f FROM {table} WHERE {w} ORDER BY {order} "
-            "LIMIT %s OFFSET %s), n AS (SELECT count(*) AS c FROM page) "
-            "SELECT CASE WHEN n.c < %s AND (n.c > 0 OR %s = 0) THEN n.c + %s "
-            f"ELSE (SELECT count(*) FROM {table} WHERE {w}) END, page.f FROM n LEFT JOIN page ON true")
-    params = [*feat_params, *where.params, q.limit, q.offset, q.limit, q.offset, q.offset, *where.params]
+    count_key = COUNTS.key(q.layer, table, w, where.params)
+    known = COUNTS.get(count_key)
+    page_sql = f"SELECT {feat} AS f FROM {table} WHERE {w} ORDER BY {order} LIMIT %s OFFSET %s"
+    if known is not None:
+        stmt, params = page_sql, [*feat_params, *where.params, q.limit, q.offset]
+    else:
+        # The page is materialised first; a partial page (or the last one) tells the exact
+        # count by itself, and only a full page pays for count(*) (CASE evaluates it lazily).
+        stmt = (f"WITH page AS MATERIALIZED ({page_sql}), n AS (SELECT count(*) AS c FROM page) "
+                "SELECT CASE WHEN n.c < %s AND (n.c > 0 OR %s = 0) THEN n.c + %s "
+                f"ELSE (SELECT count(*) FROM {table} WHERE {w}) END, page.f FROM n LEFT JOIN page ON true")
+        params = [*feat_params, *where.params, q.limit, q.offset, q.limit, q.offset, q.offset,
+                  *where.params]
     try:
         cur = await conn.execute(stmt, params)
         rows = await cur.fetchall()
     except QUERY_ERRORS as exc:
         raise bad_query(exc) from None
-    matched = int(rows[0][0]) if rows else 0
-    feats = [r[1] for r in rows if r[1] is not None]
+    if known is not None:
+        matched, feats = known, [r[0] for r in rows]
+    else:
+        matched = int(rows[0][0]) if rows else 0
+        feats = [r[1] for r in rows if r[1] is not None]
+        COUNTS.put(count_key, matched)
     if q.offset > 0 and q.offset >= matched:
         raise InvalidParameter(f"offset {q.offset} is past the end: {matched} features match.",
                                parameter="offset")

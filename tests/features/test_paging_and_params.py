@@ -129,3 +129,67 @@ def test_bad_datetime_is_400(planner, value):
 
 def test_datetime_on_a_layer_without_time_column_is_400(anon):
     assert_problem(anon.get("/collections/bike_stations/items", params={"datetime": "2020-01-01"}), 400)
+
+
+def test_a_condition_is_counted_once_per_data_version_and_never_reused_after_a_write(db_url):
+    """Paging a filtered layer counts it on the first full page only; a write (new data
+    version) counts again, so numberMatched is never stale."""
+    import asyncio
+
+    import geopandas as gpd
+    import psycopg
+    from psycopg.rows import dict_row
+    from shapely.geometry import Point
+
+    from gis_platform.config import Settings
+    from gis_platform.security import ANONYMOUS
+    from layers.catalog import get_layer
+    from layers.features import COUNTS, fetch_page, parse_items_query
+    from layers.ingest import ingest_geodataframe
+
+    def points(n: int, start: int) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"kind": ["a" if i % 3 else "b" for i in range(start, start + n)]},
+                                geometry=[Point(127 + i * 1e-4, 37.5) for i in range(start, start + n)],
+                                crs="EPSG:4326")
+
+    class Spy:
+        """A real connection that also records the statements it ran."""
+
+        def __init__(self, conn):
+            self.conn, self.statements = conn, []
+
+        async def execute(self, stmt, params):
+            self.statements.append(stmt)
+            return await self.conn.execute(stmt, params)
+
+    settings = Settings(_env_file=None)
+    ingest_geodataframe(db_url, points(90, 0), "counted", metadata={"title": "Counted"})
+
+    def layer():
+        with psycopg.connect(db_url, row_factory=dict_row) as conn:
+            return get_layer(conn, "counted")
+
+    async def page(lyr, offset: int):
+        q = parse_items_query({"filter": "kind = 'a'", "limit": "10", "offset": str(offset)}, lyr,
+                              settings, principal=ANONYMOUS)
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            spy = Spy(conn)
+            result = await fetch_page(spy, q)
+        return result, spy.statements
+
+    COUNTS.clear()
+    lyr = layer()
+    first, stmts1 = asyncio.run(page(lyr, 0))
+    second, stmts2 = asyncio.run(page(lyr, 10))
+    assert first.number_matched == second.number_matched == 60
+    assert "count(*)" in stmts1[0] and "count(*)" not in stmts2[0]
+    assert [len(first.features), len(second.features)] == [10, 10]
+    # A write gives the layer a new data version: counted afresh, with the new rows.
+    ingest_geodataframe(db_url, points(30, 90), "counted", mode="append")
+    lyr2 = layer()
+    assert lyr2.data_version != lyr.data_version
+    third, stmts3 = asyncio.run(page(lyr2, 10))
+    assert third.number_matched == 80 and "count(*)" in stmts3[0]
+    # Past the end is still refused from a remembered count.
+    with pytest.raises(Exception, match="past the end"):
+        asyncio.run(page(lyr2, 80))
