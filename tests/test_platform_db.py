@@ -74,6 +74,22 @@ def test_cluster_memory_is_sized_to_the_machine_at_each_start(own_cluster: Embed
     own_cluster.start()
 
 
+def test_cluster_starts_with_its_own_configuration_when_the_sized_memory_cannot_be_mapped(
+        own_cluster: EmbeddedPostgres, monkeypatch):
+    import gis_platform.db.embedded as embedded
+
+    # Far more shared memory than this host can map (as on a strict-overcommit host).
+    monkeypatch.setattr(embedded, "memory_options", lambda settings: "-c shared_buffers=4TB")
+    own_cluster.stop()
+    url = own_cluster.start()
+    assert "shared memory" in own_cluster._log_tail()       # the first attempt failed...
+    with psycopg.connect(url) as conn:                       # ...the second one serves
+        assert conn.execute("SHOW shared_buffers").fetchone()[0] != "4TB"
+    monkeypatch.undo()
+    own_cluster.stop()
+    own_cluster.start()
+
+
 def test_cluster_recovers_after_unclean_shutdown(own_cluster: EmbeddedPostgres):
     url = own_cluster.start()
     with psycopg.connect(url, autocommit=True) as conn:

@@ -329,17 +329,27 @@ class EmbeddedPostgres:
                     os.chown(self.log_file, user.pw_uid, user.pw_gid)
             # pg_ctl copes with a stale postmaster.pid after an unclean shutdown: postgres
             # checks whether the recorded PID is alive and runs crash recovery from WAL.
-            res = self._run([self._bin("pg_ctl"), "start", "-w", "-t", str(int(timeout)),
-                             "-D", str(self.pgdata), "-l", str(self.log_file),
-                             "-o", f"-p {port} {memory_options(self.settings)}"],
-                            check=False, timeout=timeout + 30)
+            def pg_ctl_start(options: str) -> subprocess.CompletedProcess:
+                return self._run([self._bin("pg_ctl"), "start", "-w", "-t", str(int(timeout)),
+                                  "-D", str(self.pgdata), "-l", str(self.log_file),
+                                  "-o", f"-p {port} {options}"], check=False, timeout=timeout + 30)
+
+            res = pg_ctl_start(memory_options(self.settings))
+            if res.returncode != 0 and not self.settings.pg_shared_buffers_mb and \
+                    "shared memory" in self._log_tail():
+                # A host that cannot map that much shared memory (strict overcommit, a
+                # small container): start with the cluster's own configuration instead.
+                res = pg_ctl_start("")
             if res.returncode != 0:
-                tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
                 raise ConfigurationError(
-                    f"The embedded PostgreSQL did not start: {res.stderr.strip() or res.stdout.strip()}\n{tail}"
+                    f"The embedded PostgreSQL did not start: {res.stderr.strip() or res.stdout.strip()}"
+                    f"\n{self._log_tail()}"
                 )
         self._ensure_postgis()
         return self.url()
+
+    def _log_tail(self) -> str:
+        return self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
 
     def _ensure_postgis(self) -> None:
         import psycopg
