@@ -18,9 +18,10 @@ runs in a thread once enough has been written since the last one.
 A server writes its freshly rendered tiles through :meth:`DiskCache.put_later`: one writer
 thread per process drains a bounded queue, so a cold tile costs the request a queue append
 instead of a thread-pool job (an asyncio task, a future and a context copy each: together
-with ``tempfile.mkstemp``'s random names, ~15 % of the server's CPU on cold z14-z16 tiles).
-When the disk falls behind by more than the queue holds, writes are dropped (counted in
-``dropped``): the tile is still in memory and is simply rendered again later.
+with ``tempfile.mkstemp``'s random names, ~15 % of the server's profile samples on cold
+z14-z16 tiles).  When the disk falls behind by more than the queue holds (4,096 tiles or 64
+MB), writes are dropped (counted in ``dropped``): the tile is still in memory and is simply
+rendered again later.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ class DiskCache:
         self._counter_lock = threading.Lock()
         self._tmp_names = itertools.count()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.queue_limit = 4096
+        self.queue_limit = 4096                 # tiles waiting for the writer, at most...
+        self.queue_limit_bytes = 64 * 1024 * 1024   # ...and bytes
+        self._queued_bytes = 0
+        self._queued_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._writer_pid = 0
         self._writer_lock = threading.Lock()
@@ -126,20 +130,27 @@ class DiskCache:
         if self._writer_pid != os.getpid():
             self._start_writer()
         q = self._queue
-        # SimpleQueue: a C deque with no Condition to notify (queue.Queue's notify cost
-        # ~7 % of the event loop's time on cold tiles); its bound is checked here instead.
-        if q.qsize() >= self.queue_limit:
-            self.dropped += 1
-            return
+        # SimpleQueue: a C deque with no Condition to notify (queue.Queue's notify was ~7 %
+        # of the event loop's profile samples on cold tiles); its bounds are checked here.
+        with self._queued_lock:
+            if q.qsize() >= self.queue_limit or \
+                    self._queued_bytes + len(value) > self.queue_limit_bytes:
+                self.dropped += 1
+                return
+            self._queued_bytes += len(value)
         q.put((h, value))
 
-    def flush(self) -> None:
-        """Block until every write queued so far is on disk (shutdown, the seeder, tests)."""
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every write queued so far is on disk (shutdown, the seeder, tests);
+        False if that took longer than ``timeout`` seconds (a stuck disk)."""
         if self._writer_pid != os.getpid():
-            return
+            return True
         done = threading.Event()
         self._queue.put(done)               # the writer is FIFO: done is set after the rest
-        done.wait()
+        if done.wait(timeout):
+            return True
+        log.warning("tile cache writes still pending after %.0f s", timeout)
+        return False
 
     def _start_writer(self) -> None:
         with self._writer_lock:
@@ -161,6 +172,9 @@ class DiskCache:
                 self.put(*item)
             except Exception:  # noqa: BLE001 - the writer must outlive any one tile
                 log.exception("tile cache write failed")
+            finally:
+                with self._queued_lock:
+                    self._queued_bytes -= len(item[1])
 
     def put(self, h: str, value: bytes) -> None:
         """Write one tile now (blocking file I/O)."""

@@ -96,3 +96,9 @@ def test_queued_writes_over_the_queue_bound_are_dropped_not_blocking(tmp_path):
     disk.put_later(key_hash("c"), b"c")              # is dropped, not waited for
     disk.flush()
     assert disk.dropped == 1 and disk.get(key_hash("c")) is None
+    disk.queue_limit, disk.queue_limit_bytes = 4096, 10  # ...and so is more than 10 bytes
+    disk.put_later(key_hash("d"), b"d" * 11)
+    disk.put_later(key_hash("e"), b"e" * 10)
+    assert disk.flush()
+    assert disk.dropped == 2 and disk.get(key_hash("d")) is None and disk.get(key_hash("e"))
+    assert disk._queued_bytes == 0
