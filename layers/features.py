@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -359,6 +360,7 @@ class CountCache:
     def __init__(self, size: int = 2048) -> None:
         self.size = size
         self._items: OrderedDict[tuple, int] = OrderedDict()
+        self._lock = threading.Lock()       # test servers run event loops in threads
 
     @staticmethod
     def key(layer: Layer, table: str, where: str, params: list) -> tuple | None:
@@ -372,21 +374,24 @@ class CountCache:
     def get(self, key: tuple | None) -> int | None:
         if key is None:
             return None
-        hit = self._items.get(key)
-        if hit is not None:
-            self._items.move_to_end(key)
-        return hit
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
 
     def put(self, key: tuple | None, count: int) -> None:
         if key is None:
             return
-        self._items[key] = count
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = count
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
     def clear(self) -> None:
-        self._items.clear()
+        with self._lock:
+            self._items.clear()
 
 
 COUNTS = CountCache()
