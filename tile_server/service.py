@@ -25,11 +25,13 @@ from tile_server.vector import SqlCache
 # it is installed, else zlib.  Measured on the large demo's facility tiles: a 21 KB z16 tile
 # 99 us at ISA-L level 3 against 370 us at zlib level 4, a 230 KB z14 tile 0.55 ms at level
 # 2 against 4.2 ms - for 4-6 % more bytes.  zlib's level 4 / 3 had already been chosen over
-# level 6, at which a cold z15 tile spent as long in gzip as in its SQL.
+# level 6, at which a cold z15 tile spent as long in gzip as in its SQL.  ISA-L level 2
+# rather than 3 for every size: over the 300 non-empty z14-z16 tiles of the benchmark's list
+# (46 KB raw on average) p50 104 vs 148 us, mean 177 vs 245 us, for 1.6 % more bytes.
 try:
     from isal import isal_zlib as _deflate
 
-    GZIP_LEVEL, GZIP_LEVEL_LARGE = 3, 2
+    GZIP_LEVEL, GZIP_LEVEL_LARGE = 2, 2
 except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps the server working
     _deflate = zlib
     GZIP_LEVEL, GZIP_LEVEL_LARGE = 4, 3
@@ -87,24 +89,24 @@ class TileService:
                          tile.x, tile.y, params_key, access_key, self._fingerprint)
 
     @staticmethod
-    def etag_for(key: str) -> str:
+    def etag_of(h: str) -> str:
+        """The ETag of the tile whose cache key hashes to ``h``."""
         # Weak: the gzip and identity representations share it (same content, RFC 9110 8.8.1).
-        return f'W/"{key_hash(key)[:32]}"'
+        return f'W/"{h[:32]}"'
 
     async def tile(self, source: TileSource, grid: TileMatrixSet, tile: Tile, *,
                    params_key: str = "", principal: Principal | None = None,
-                   access_key: str | None = None, key: str | None = None) -> TileResult:
+                   access_key: str | None = None, h: str | None = None) -> TileResult:
         """The tile from cache, or rendered once (concurrent callers share one render).
 
-        ``key``: the cache key when the caller already computed it (the routes do, for the
-        ETag), so it is built and hashed once per request.
+        ``h``: the hash of the cache key when the caller already computed it (the routes
+        do, for the ETag), so the key is built and hashed once per request.
         """
-        if key is None:
+        if h is None:
             if access_key is None:
                 access_key = principal.access_key if principal is not None else "public"
-            key = self.key(source, grid, tile, params_key, access_key)
-        h = key_hash(key)
-        etag = f'W/"{h[:32]}"'
+            h = key_hash(self.key(source, grid, tile, params_key, access_key))
+        etag = self.etag_of(h)
         encoding = "gzip" if source.media_type == MVT_MEDIA_TYPE else None
         stored = self.cache.get(h)
         if stored is not None:
