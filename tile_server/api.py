@@ -41,6 +41,7 @@ from gis_platform.security import Principal, PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
 from tile_server import metadata
+from tile_server.cache import key_hash
 from tile_server.fastpath import install_fast_path
 from tile_server.overviews import OverviewManager, OverviewPlan
 from tile_server.raster import RasterSource, parse_raster_params
@@ -212,13 +213,13 @@ def _tile_response(request: Request, result: TileResult, settings,
 
 async def _serve(request: Request, service: TileService, source, grid: TileMatrixSet, tile,
                  params_key: str, principal: Principal, settings, layers: list[Layer]) -> Response:
-    key = service.key(source, grid, tile, params_key, principal.access_key)
-    etag = service.etag_for(key)
+    h = key_hash(service.key(source, grid, tile, params_key, principal.access_key))
+    etag = service.etag_of(h)
     private = any(l.access_level != "public" for l in layers)
     if _not_modified(request, etag):
         return Response(status_code=304,
                         headers=_headers(etag, source.media_type, settings, private))
-    result = await service.tile(source, grid, tile, key=key)
+    result = await service.tile(source, grid, tile, h=h)
     return _tile_response(request, result, settings, private)
 
 

@@ -92,6 +92,7 @@ class DiskCache:
 
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
         self.max_bytes = max(0, int(max_bytes))
         self._written = 0
         self._sweeping = threading.Lock()
@@ -110,9 +111,14 @@ class DiskCache:
     def path(self, h: str) -> Path:
         return self.root / h[:2] / h
 
+    def _dir(self, h: str) -> str:
+        # Plain strings on the per-tile paths: building two pathlib objects per probe cost
+        # more than the failed open() of a cold tile.
+        return f"{self._root}/{h[:2]}"
+
     def get(self, h: str) -> bytes | None:
         try:
-            with open(self.path(h), "rb") as f:
+            with open(f"{self._dir(h)}/{h}", "rb") as f:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
@@ -180,16 +186,17 @@ class DiskCache:
         """Write one tile now (blocking file I/O)."""
         if self.max_bytes <= 0:
             return
-        target = self.path(h)
+        folder = self._dir(h)
+        target = f"{folder}/{h}"
         # A name unique to this process and call (no random names: mkstemp's cost more
         # than the write); O_EXCL still refuses to reuse a file left by a dead process.
-        tmp = f"{target.parent}/.tmp-{os.getpid()}-{next(self._tmp_names)}"
+        tmp = f"{folder}/.tmp-{os.getpid()}-{next(self._tmp_names)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
             try:
                 fd = os.open(tmp, flags, 0o600)
             except FileNotFoundError:      # the first tile of this directory
-                target.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(folder, exist_ok=True)
                 fd = os.open(tmp, flags, 0o600)
             try:
                 with os.fdopen(fd, "wb") as f:
