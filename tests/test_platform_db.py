@@ -76,7 +76,7 @@ def test_cluster_memory_is_sized_to_the_machine_at_each_start(own_cluster: Embed
 
 def test_cluster_starts_with_its_own_configuration_when_the_sized_memory_cannot_be_mapped(
         own_cluster: EmbeddedPostgres, monkeypatch):
-    import gis_platform.db.embedded as embedded
+    from gis_platform.db import embedded
 
     # Far more shared memory than this host can map (as on a strict-overcommit host).
     monkeypatch.setattr(embedded, "memory_options", lambda settings: "-c shared_buffers=4TB")

@@ -176,7 +176,7 @@ class DiskCache:
                 continue
             try:
                 self.put(*item)
-            except Exception:  # noqa: BLE001 - the writer must outlive any one tile
+            except Exception:  # the writer must outlive any one tile
                 log.exception("tile cache write failed")
             finally:
                 with self._queued_lock:
