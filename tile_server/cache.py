@@ -162,7 +162,10 @@ class DiskCache:
         with self._writer_lock:
             if self._writer_pid == os.getpid():
                 return
-            self._queue = queue.SimpleQueue()   # a forked child must not share the parent's
+            # A forked child must not share the parent's queue, nor count its bytes.
+            self._queue = queue.SimpleQueue()
+            with self._queued_lock:
+                self._queued_bytes = 0
             self._writer = threading.Thread(target=self._write_loop, args=(self._queue,),
                                             name="tile-cache-writer", daemon=True)
             self._writer.start()

@@ -226,7 +226,8 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
                 if band == "overview" else sql.SQL(" WHERE NOT ST_IsEmpty(g)"))
     # Rows written in the geometry's B-tree order (a space-filling curve): the features of
     # one tile then sit on a few heap pages instead of one page each - a dense z16 tile
-    # read 30 pages instead of 206, and the z14-z16 SQL ran 1.2-1.3x faster (run 9).
+    # read 30 pages instead of 206; the benchmark's z14-z16 statements ran 1.06-1.25x
+    # faster from memory and 2x from disk (bench/tiles/RESULTS.md, run 13's notes).
     return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}{mz}, g::geometry(Geometry, 3857) AS geom, "
                    "{size} AS size FROM ({inner}) AS m{keep} ORDER BY g").format(
         tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)

@@ -28,7 +28,7 @@ class TileReader:
         # No parallel workers by default: a dense tile's scan would otherwise start two
         # (PostgreSQL plans them for a few thousand rows), which pays on an idle server
         # and costs on a busy one - at 8 concurrent z14-z16 tiles on 2 cores the SQL alone
-        # ran 1.5-1.7x faster without them (bench/tiles/RESULTS.md, run 9).
+        # ran 1.5-1.7x faster without them (bench/tiles/RESULTS.md, run 13's notes).
         parallel = int(getattr(settings, "tile_parallel_workers", 0))
         kwargs = {"options": f"-c statement_timeout={int(settings.statement_timeout_ms)} "
                              f"-c max_parallel_workers_per_gather={parallel}",
