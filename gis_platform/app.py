@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_platform import __version__, metrics
 from gis_platform.apikeys import router as keys_admin_router
+from gis_platform.assets import STATIC_DIR, require_vendor_assets, vendor_dir
 from gis_platform.audit import AuditMiddleware
 from gis_platform.audit import router as audit_admin_router
 from gis_platform.config import Settings
@@ -74,6 +75,9 @@ def _feature_modules():
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
     """Build the platform's ASGI app for ``settings`` (from the environment if omitted)."""
     settings = settings or Settings()
+    # Fail at start-up, with the command that fixes it, rather than serve pages whose
+    # scripts 404 (or an offline-map download that fails with a 500).
+    require_vendor_assets(vendor_dir(settings))
     if configure_logs:
         configure_logging(settings.log_level)
     modules = _feature_modules()
@@ -132,7 +136,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(audit_admin_router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
-    _mount_static(app)
+    _mount_static(app, vendor_dir(settings))
     for mod in modules:
         app.include_router(mod.router)
 
@@ -159,14 +163,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     return app
 
 
-STATIC_DIR = Path(__file__).parent / "static"
-
-
-def _mount_static(app: FastAPI) -> None:
+def _mount_static(app: FastAPI, vendor: Path) -> None:
     """Serve /static: our own JS/CSS and the vendored npm assets (MapLibre, Leaflet...)."""
     # MapLibre 6 is ESM-only: .mjs must go out as JavaScript or browsers refuse the module.
     mimetypes.add_type("text/javascript", ".mjs")
-    STATIC_DIR.mkdir(exist_ok=True)
+    app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 

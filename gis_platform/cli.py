@@ -310,6 +310,16 @@ def audit_digest(
         raise typer.Exit(3)
 
 
+def _require_assets(s: Settings) -> None:
+    """One clear line, before any database work, when `make assets` has not run."""
+    from gis_platform.assets import require_vendor_assets, vendor_dir
+
+    try:
+        require_vendor_assets(vendor_dir(s))
+    except PlatformError as exc:
+        fail(exc.detail)
+
+
 @app.command("serve")
 def serve(
     host: str = typer.Option(None, help="Bind address (GIS_HOST)."),
@@ -320,6 +330,7 @@ def serve(
     import uvicorn
 
     s = settings()
+    _require_assets(s)
     host = host or s.host
     port = port or s.port
     workers = workers or s.workers
@@ -350,6 +361,7 @@ def up(
     from gis_platform.db import migrations
 
     s = settings()
+    _require_assets(s)
     url = conninfo(s)
     try:
         migrations.migrate(url)

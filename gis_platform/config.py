@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     cors_origins: list[str] = Field(default_factory=list)
     public_url: str | None = Field(default=None, description="External base URL for links.")
+    static_vendor_dir: Path | None = Field(
+        default=None, description="Vendored front-end assets served under /static/vendor "
+        "(default: gis_platform/static/vendor, filled by `make assets`).")
 
     # --- operations (#8) ------------------------------------------------------------------
     request_timeout_s: float = Field(

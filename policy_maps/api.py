@@ -18,6 +18,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, Response
 
+from gis_platform.assets import vendor_dir
 from gis_platform.deps import SettingsDep
 from gis_platform.errors import Forbidden, InvalidParameter, UnsupportedMediaType
 from gis_platform.responses import FastJSONResponse
@@ -208,7 +209,8 @@ async def map_html(request: Request, map_id: str, registry: RegistryDep, princip
         from policy_maps.service import load_map as _lm
 
         data, _ = _lm(conn, map_id, version, principal, _lookup(registry, principal))
-        return data.version, render_folium(data, conn, lang).encode()
+        return data.version, render_folium(data, conn, lang,
+                                           vendor_dir=vendor_dir(settings)).encode()
 
     ver, body = await run_sync(request, do)
     headers = {"Cache-Control": "no-cache"}

@@ -17,11 +17,9 @@ import orjson
 import psycopg
 from psycopg import sql
 
-import gis_platform
+from gis_platform.assets import VENDOR_DIR, require_vendor_assets
 from policy_maps.build import MapData
 
-# The vendored Leaflet the platform serves (scripts/install-assets.sh copies it from npm).
-VENDOR = Path(gis_platform.__file__).resolve().parent / "static" / "vendor" / "leaflet"
 MAX_OVERLAY_FEATURES = 20_000
 
 _SCRIPT = """
@@ -100,8 +98,14 @@ def overlay_geojson(conn: psycopg.Connection, data: MapData) -> list[dict]:
     return out
 
 
-def render_folium(data: MapData, conn: psycopg.Connection, lang: str = "ko") -> str:
-    """The map as one self-contained HTML document (no external URL)."""
+def render_folium(data: MapData, conn: psycopg.Connection, lang: str = "ko", *,
+                  vendor_dir: Path = VENDOR_DIR) -> str:
+    """The map as one self-contained HTML document (no external URL).
+
+    The vendored Leaflet in ``vendor_dir`` (``make assets``) is inlined; when it is missing
+    this raises :class:`ConfigurationError` naming the command, not a bare file error.
+    """
+    require_vendor_assets(vendor_dir)
     import folium
     from branca.element import Element, MacroElement
     from jinja2 import Template
@@ -115,8 +119,8 @@ def render_folium(data: MapData, conn: psycopg.Connection, lang: str = "ko") -> 
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_snap=0.25)
     m.default_js = []
     m.default_css = []
-    leaflet_css = (VENDOR / "leaflet.css").read_text("utf-8")
-    leaflet_js = (VENDOR / "leaflet.js").read_text("utf-8")
+    leaflet_css = (vendor_dir / "leaflet" / "leaflet.css").read_text("utf-8")
+    leaflet_js = (vendor_dir / "leaflet" / "leaflet.js").read_text("utf-8")
     root = m.get_root()
     root.header.add_child(Element(f'<meta name="viewport" content="width=device-width, initial-scale=1">'
                                   f"<title>{html.escape(data.title(lang))}</title>"

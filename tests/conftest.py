@@ -35,6 +35,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+def pytest_sessionstart(session) -> None:
+    # Without `make assets` every page test would fail on its own; say it once, plainly.
+    from gis_platform.assets import missing_vendor_assets
+
+    missing = missing_vendor_assets()
+    if missing:
+        pytest.exit(f"front-end assets missing ({', '.join(missing)}): run `make assets` "
+                    "(or `make test`, which does)", returncode=2)
+
+
 def _make_world_traversable_tmp(prefix: str) -> Path:
     # The cluster may run as the 'postgres' OS user (when tests run as root): it must be able
     # to enter the directory, which pytest's own 0700 tmp dirs forbid.
