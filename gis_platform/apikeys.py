@@ -5,31 +5,28 @@ Keys are managed with ``gis-platform keys create|list|revoke`` or, by an admin, 
 ``GET /admin/keys``, ``POST /admin/keys``, ``DELETE /admin/keys/{id}`` (each one audited).
 Verifying argon2 is deliberately slow, so a verified token is remembered in memory (keyed by
 a SHA-256 of the token) for a short TTL; revocation and expiry still apply within that TTL
-because the cached entry carries ``expires_at`` and the cache is cleared on revocation in
-this process (other processes: at most ``CACHE_TTL`` seconds later).
+because the cached entry carries ``expires_at`` and a revocation clears the cache of every
+worker at once (``NOTIFY gis_catalog, 'api_keys'``, heard by each worker's catalog listener).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Annotated
 
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, Path, Request, Response
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field
 
 from gis_platform.errors import InvalidParameter, Unauthorized
-from gis_platform.security import Principal, PrincipalDep, require_admin
+from gis_platform.principal import ROLES, Principal
 from gis_platform.singleflight import SingleFlight
 
-ROLES = ("citizen", "staff", "planner", "operator", "admin")
 CACHE_TTL = 30.0
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _cache: dict[str, tuple[float, Principal, datetime | None]] = {}
@@ -52,11 +49,18 @@ def create_api_key(conninfo: str, name: str, roles: list[str], *, scopes: dict |
     return f"gis_{key_id}_{secret}"
 
 
+#: The catalog channel payload that tells every worker to forget its verified keys.
+KEYS_CHANGED = "api_keys"
+
+
 def revoke_api_key(conninfo: str, key_id: str) -> bool:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    """Revoke a key everywhere at once: the update and a ``NOTIFY gis_catalog, 'api_keys'``
+    commit together, and every worker's catalog listener clears its key cache on it."""
+    with psycopg.connect(conninfo) as conn, conn.transaction():
         cur = conn.execute("UPDATE gis_meta.api_keys SET revoked_at = now() WHERE id = %s "
                            "AND revoked_at IS NULL", (key_id,))
         done = cur.rowcount > 0
+        conn.execute("SELECT pg_notify('gis_catalog', %s)", (KEYS_CHANGED,))
     _cache.clear()
     return done
 
@@ -71,6 +75,21 @@ def list_api_keys(conninfo: str) -> list[dict]:
 
 def forget_cached_keys() -> None:
     _cache.clear()
+
+
+def key_id_of(token: str) -> str | None:
+    """The id part of a token (for the audit log; never the secret), if it has one."""
+    parts = token.split("_", 2)
+    if len(parts) == 3 and parts[0] == "gis" and 0 < len(parts[1]) <= 32 and parts[1].isalnum():
+        return parts[1]
+    return None
+
+
+# Verified against when the key id is unknown, so an unknown id costs the same argon2 time
+# as a wrong secret: response timing does not tell whether a key id exists.
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(24))
 
 
 def _parse(token: str) -> tuple[str, str]:
@@ -102,6 +121,10 @@ async def _verify(db, token: str, digest: str, now: datetime) -> Principal:
         "SELECT id, name, secret_hash, roles, scopes, expires_at, revoked_at "
         "FROM gis_meta.api_keys WHERE id = %s", (key_id,), read_only=False)
     if row is None:
+        try:
+            await asyncio.to_thread(_hasher.verify, _dummy_hash(), secret)
+        except (VerificationError, InvalidHashError):
+            pass
         raise Unauthorized("Unknown API key.")
     try:
         await asyncio.to_thread(_hasher.verify, row["secret_hash"], secret)
@@ -118,77 +141,3 @@ async def _verify(db, token: str, digest: str, now: datetime) -> Principal:
     await db.fetchval("UPDATE gis_meta.api_keys SET last_used_at = now() WHERE id = %s RETURNING 1",
                       (row["id"],), read_only=False)
     return principal
-
-
-# --- the admin HTTP API ------------------------------------------------------------------------
-router = APIRouter(prefix="/admin/keys", tags=["admin"])
-_Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=500)]
-
-
-class KeyScopes(BaseModel):
-    """What a key may see beyond its roles' levels: only ever narrower."""
-
-    layers: _Names | None = None
-    owners: _Names | None = None
-    kinds: _Names | None = None
-    districts: _Names | None = None
-
-    model_config = {"extra": "forbid"}
-
-
-class KeyCreate(BaseModel):
-    """``POST /admin/keys``: a new key; the token is in the answer, once."""
-
-    name: str = Field(min_length=1, max_length=200)
-    roles: list[str] = Field(min_length=1, max_length=5)
-    scopes: KeyScopes | None = None
-    expires_days: float | None = Field(default=None, gt=0, le=3650)
-
-    model_config = {"extra": "forbid"}
-
-
-def _key_doc(k: dict) -> dict:
-    return {"id": k["id"], "name": k["name"], "roles": list(k["roles"]), "scopes": k["scopes"] or {},
-            "created_at": k["created_at"], "expires_at": k["expires_at"], "revoked_at": k["revoked_at"],
-            "last_used_at": k["last_used_at"]}
-
-
-@router.get("", summary="API keys (never their secrets); admin only")
-async def admin_list_keys(request: Request, principal: PrincipalDep) -> dict:
-    import asyncio
-
-    require_admin(principal)
-    keys = await asyncio.to_thread(list_api_keys, request.app.state.conninfo)
-    return {"keys": [_key_doc(k) for k in keys]}
-
-
-@router.post("", status_code=201, summary="Create an API key; admin only (the token is shown once)")
-async def admin_create_key(body: KeyCreate, request: Request, principal: PrincipalDep) -> dict:
-    import asyncio
-    from datetime import timedelta
-
-    from gis_platform.audit import record_write
-
-    record_write(principal)
-    require_admin(principal)
-    expires = (datetime.now(UTC) + timedelta(days=body.expires_days)) if body.expires_days else None
-    scopes = body.scopes.model_dump(exclude_none=True) if body.scopes else None
-    token = await asyncio.to_thread(create_api_key, request.app.state.conninfo, body.name, body.roles,
-                                    scopes=scopes, expires_at=expires)
-    return {"id": token.split("_")[1], "token": token, "name": body.name, "roles": body.roles,
-            "scopes": scopes or {}, "expires_at": expires}
-
-
-@router.delete("/{key_id}", status_code=204, summary="Revoke an API key; admin only")
-async def admin_revoke_key(key_id: Annotated[str, Path(max_length=64)], request: Request,
-                           principal: PrincipalDep) -> Response:
-    import asyncio
-
-    from gis_platform.audit import record_write
-    from gis_platform.errors import NotFound
-
-    record_write(principal)
-    require_admin(principal)
-    if not await asyncio.to_thread(revoke_api_key, request.app.state.conninfo, key_id):
-        raise NotFound(f"No active key '{key_id[:64]}'.")
-    return Response(status_code=204)

@@ -23,13 +23,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_platform import __version__, metrics
-from gis_platform.apikeys import router as keys_admin_router
+from gis_platform.admin_api import audit_router, keys_router
 from gis_platform.assets import STATIC_DIR, require_vendor_assets, vendor_dir
 from gis_platform.audit import AuditMiddleware
-from gis_platform.audit import router as audit_admin_router
 from gis_platform.config import Settings
-from gis_platform.db import Database, migrations, resolve_conninfo
-from gis_platform.errors import PlatformError, problem
+from gis_platform.db import Database, migrations, resolve_admin_conninfo, resolve_conninfo
+from gis_platform.errors import ConfigurationError, PlatformError, problem
 from gis_platform.headers import SecurityHeadersMiddleware
 from gis_platform.limits import BodyLimitMiddleware
 from gis_platform.logs import RequestLogMiddleware, configure_logging
@@ -86,10 +85,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     async def lifespan(app: FastAPI):
         conninfo = await asyncio.to_thread(resolve_conninfo, settings)
         if settings.auto_migrate:
-            applied = await asyncio.to_thread(migrations.migrate, conninfo)
-            if applied:
-                log.info("migrations applied", extra={"versions": [m.version for m in applied]})
+            await asyncio.to_thread(_migrate, settings, conninfo)
         await asyncio.to_thread(_check_postgis, conninfo)
+        app.state.least_privilege = await asyncio.to_thread(_check_login, conninfo)
         db = Database(conninfo, settings, read_conninfo=settings.read_database_url)
         await db.open()
         app.state.db = db
@@ -132,8 +130,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     from gis_platform.health import router as health_router
 
     app.include_router(health_router)
-    app.include_router(keys_admin_router)
-    app.include_router(audit_admin_router)
+    app.include_router(keys_router)
+    app.include_router(audit_router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     _mount_static(app, vendor_dir(settings))
@@ -169,6 +167,42 @@ def _mount_static(app: FastAPI, vendor: Path) -> None:
     mimetypes.add_type("text/javascript", ".mjs")
     app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _migrate(settings: Settings, conninfo: str) -> None:
+    """Apply pending migrations with the owner's login; a server that cannot read it (it
+    runs as an unprivileged OS user) only checks that none is pending."""
+    try:
+        admin = resolve_admin_conninfo(settings)
+    except (PermissionError, ConfigurationError):
+        admin = None
+    if admin is None:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            waiting = migrations.pending(conn)
+        if waiting:
+            raise ConfigurationError(
+                f"{len(waiting)} database migration(s) are pending and this server may not apply "
+                "them: run `gis-platform db migrate` as the operator first.")
+        return
+    applied = migrations.migrate(admin)
+    if applied:
+        log.info("migrations applied", extra={"versions": [m.version for m in applied]})
+
+
+def _check_login(conninfo: str) -> bool:
+    """Whether the server's login is least-privilege (not a superuser, not the owner of the
+    audit log); logged loudly when it is not."""
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        superuser, owns_audit = conn.execute(
+            "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_roles r, "
+            "pg_class c WHERE r.rolname = current_user AND c.oid = 'gis_meta.audit_log'::regclass"
+        ).fetchone()
+    if superuser or owns_audit:
+        log.warning("the server's database login is not least-privilege: it could rewrite the "
+                    "audit log. Connect as gis_platform_app (see README, Security).",
+                    extra={"superuser": superuser, "owns_audit_log": owns_audit})
+        return False
+    return True
 
 
 def _check_postgis(conninfo: str) -> None:

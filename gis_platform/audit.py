@@ -1,12 +1,13 @@
-"""The audit trail: every read of restricted data and every write, on record.
+"""The audit trail: every access decision on non-public data and every write, on record.
 
 Design (cheap on the hot path, complete on the record):
 
 * :class:`AuditMiddleware` (pure ASGI) gives each HTTP request an :class:`AuditContext` in a
-  context variable.  ``Registry.readable`` calls :func:`record_read` for each layer of an
-  audited access level (``audit_levels``, default ``restricted``) a request reads, and
-  ``security.require_write`` calls :func:`record_write` for every write attempt (allowed or
-  not).  Requests that touch nothing audited cost one context-variable set and nothing more.
+  context variable.  The one access decision (:func:`gis_platform.access.authorize`) calls
+  :func:`record_decision` for every decision - allowed or denied - on data of an audited
+  level (``audit_levels``: internal and restricted) and for every write attempt; a refused
+  API key calls :func:`record_auth_failure`.  Requests that touch nothing audited cost one
+  context-variable set and nothing more.
 * After the response the middleware turns the context into rows (who, when, layer,
   feature id, area (bbox), endpoint, result bytes, status, client IP, request id) and
   appends them to the :class:`AuditWriter` buffer: no database round trip per request.
@@ -30,14 +31,11 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Query, Request
 
 from gis_platform.errors import InvalidParameter
-from gis_platform.security import PrincipalDep, require_admin
 
 log = logging.getLogger("gis_platform.audit")
 
@@ -50,25 +48,41 @@ _FEATURE_RE = re.compile(r"^/collections/[^/]+/items/([^/]{1,40})$")
 
 @dataclass
 class AuditContext:
-    """What one request touched that must be on record (filled in by the access code)."""
+    """What one request decided about non-public data or writes (filled by the access code)."""
 
     levels: frozenset[str]
-    reads: dict[str, tuple[Any, str]] = field(default_factory=dict)   # layer id -> (principal, level)
-    writes: list[Any] = field(default_factory=list)                     # principals
+    entries: list[tuple] = field(default_factory=list)   # (principal, action, label, level, allowed, reason)
+    _seen: set = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
 
 
-def record_read(principal, layer) -> None:
-    """Note that the current request reads ``layer`` (if its access level is audited)."""
+def record_decision(principal, action: str, label: str, level: str, allowed: bool,
+                    reason: str = "") -> None:
+    """Put one access decision of the current request on the record.
+
+    Writes (``write``, ``write_rows``, ``create``) are always recorded; reads when the
+    resource's level is audited (``audit_levels``: internal and restricted by default).
+    A request that reads the same resource twice (a composite tile) gives one row.
+    """
     ctx = _current.get()
-    if ctx is not None and layer.access_level in ctx.levels and layer.id not in ctx.reads:
-        ctx.reads[layer.id] = (principal, layer.access_level)
+    if ctx is None:
+        return
+    if action in ("read", "describe") and level not in ctx.levels:
+        return
+    key = (principal.id, action, label, allowed)
+    if key in ctx._seen:
+        return
+    ctx._seen.add(key)
+    ctx.entries.append((principal, action, label, level, allowed, reason))
 
 
-def record_write(principal) -> None:
-    """Note a write attempt by ``principal`` in the current request."""
+def record_auth_failure(actor: str, reason: str) -> None:
+    """A request whose API key was refused (unknown, revoked, expired or malformed)."""
     ctx = _current.get()
     if ctx is not None:
-        ctx.writes.append(principal)
+        ctx.entries.append((actor, "authenticate", None, None, False, reason))
 
 
 # --- the writer ------------------------------------------------------------------------------
@@ -193,19 +207,21 @@ def rows_for(ctx: AuditContext, scope, status: int, size: int) -> list[tuple]:
     request_id = (scope.get("state") or {}).get("request_id")
     m = _FEATURE_RE.match(path)
     feature = m.group(1) if m else None
-    area = _area(query) if ctx.reads else None
+    area = None
     out = []
-    for layer_id, (p, level) in ctx.reads.items():
-        details = {"access_level": level, "request_id": request_id}
-        out.append((now, p.id, sorted(p.roles), "read", endpoint, layer_id, feature, area, size,
-                    status, client, orjson.dumps(details).decode()))
-    for p in ctx.writes[:1]:
-        layer = None
-        parts = path.strip("/").split("/")
-        if len(parts) >= 2 and parts[0] == "layers" and parts[1] != "upload":
-            layer = parts[1][:63]
-        details = {"request_id": request_id, "denied": status in (401, 403)}
-        out.append((now, p.id, sorted(p.roles), "write", endpoint, layer, None, None, size, status,
+    for who, action, label, level, allowed, reason in ctx.entries:
+        actor, roles = (who, []) if isinstance(who, str) else (who.id, sorted(who.roles))
+        denied = not allowed or status in (401, 403)
+        details = {"request_id": request_id, "denied": denied}
+        if level:
+            details["access_level"] = level
+        if reason and not allowed:
+            details["reason"] = reason[:300]
+        if action in ("read", "describe") and area is None:
+            area = _area(query)
+        out.append((now, actor, roles, action, endpoint, (label or None) and label[:200],
+                    feature if action in ("read", "describe", "write_rows") else None,
+                    area if action in ("read", "describe") else None, size, status,
                     client, orjson.dumps(details).decode()))
     return out
 
@@ -244,7 +260,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             _current.reset(token)
-            if ctx.reads or ctx.writes:
+            if ctx.entries:
                 app = scope.get("app")
                 db = getattr(getattr(app, "state", None), "db", None)
                 if db is not None:
@@ -308,6 +324,7 @@ def digest(conn, *, factor: float = 5.0, min_reads: int = 100, now: datetime | N
         "count(DISTINCT layer_id) FILTER (WHERE at >= %(h)s) AS layers, "
         "coalesce(sum(result_size) FILTER (WHERE at >= %(h)s), 0) AS bytes "
         "FROM gis_meta.audit_log WHERE action = 'read' AND at >= %(b)s AND at < %(n)s "
+        "AND coalesce(details->>'access_level', 'restricted') = 'restricted' "
         "GROUP BY actor", {"h": hour_ago, "b": base_from, "n": now})
     out = []
     for actor, last_hour, base_reads, layers, size in cur.fetchall():
@@ -333,67 +350,3 @@ def now_minus(text: str, param: str = "since") -> datetime:
         raise InvalidParameter(f"{param}={text[:40]!r} is neither a duration (30m, 2h, 7d) nor an "
                                "ISO 8601 time (2026-05-01T09:00:00Z).", parameter=param) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-# --- the admin HTTP API ------------------------------------------------------------------------
-router = APIRouter(prefix="/admin/audit", tags=["admin"])
-
-
-def _since(value: str | None, name: str) -> datetime | None:
-    return now_minus(value, name) if value and value.strip() else None
-
-
-@router.get("", summary="Search the audit log (newest first); admin only")
-async def admin_search(
-    request: Request, principal: PrincipalDep,
-    actor: Annotated[str | None, Query(alias="principal", max_length=300,
-                                       description="Actor id, e.g. key:ab12cd34ef56 or anonymous")] = None,
-    layer: Annotated[str | None, Query(max_length=63)] = None,
-    action: Annotated[Literal["read", "write"] | None, Query()] = None,
-    since: Annotated[str | None, Query(max_length=40, description="30m, 2h, 7d or ISO 8601")] = None,
-    until: Annotated[str | None, Query(max_length=40, description="30m, 2h, 7d or ISO 8601")] = None,
-    status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-) -> dict:
-    import psycopg
-
-    require_admin(principal)
-    lo, hi = _since(since, "since"), _since(until, "until")
-    await _flush(request)
-
-    def run():
-        with psycopg.connect(request.app.state.conninfo) as conn:
-            return search(conn, principal=actor, layer=layer, action=action, since=lo, until=hi,
-                          status=status, limit=limit)
-
-    rows = await asyncio.to_thread(run)
-    return {"entries": rows, "count": len(rows)}
-
-
-@router.get("/digest", summary="Principals with unusual restricted-read volume in the last hour")
-async def admin_digest(
-    request: Request, principal: PrincipalDep,
-    factor: Annotated[float, Query(gt=0, le=1e6)] = 5.0,
-    min_reads: Annotated[int, Query(alias="min-reads", ge=1, le=10**9)] = 100,
-) -> dict:
-    import psycopg
-
-    require_admin(principal)
-    await _flush(request)
-
-    def run():
-        with psycopg.connect(request.app.state.conninfo) as conn:
-            return digest(conn, factor=factor, min_reads=min_reads)
-
-    flagged = await asyncio.to_thread(run)
-    return {"factor": factor, "min_reads": min_reads, "flagged": flagged}
-
-
-async def _flush(request: Request) -> None:
-    """Search sees this worker's queued rows too (others flush within audit_flush_seconds)."""
-    writer = getattr(request.app.state, "audit_writer", None)
-    if writer is not None:
-        try:
-            await writer.flush()
-        except Exception:  # noqa: BLE001 - the periodic task retries; search what is there
-            log.warning("audit flush before search failed")

@@ -195,12 +195,19 @@ def _post_restore_sql(conninfo: str, old_dir: str | None, new_dir: Path) -> str:
                 "UPDATE gis_meta.layers SET raster_path = {new} || substr(raster_path, "
                 "length({old}) + 1) WHERE starts_with(raster_path, {old});"
             ).format(new=new, old=old).as_string(conn))
+    # The dump carries no privileges (it may come from another cluster): give the server's
+    # least-privilege login its grants and its layer tables again (migration 0007).
+    stmts.append("DO $$ BEGIN IF to_regprocedure('gis_meta.grant_app_role()') IS NOT NULL THEN "
+                 "PERFORM gis_meta.grant_app_role(); END IF; END $$;")
     stmts.append("NOTIFY gis_catalog, '*';")
     return "\n".join(stmts) + "\n"
 
 
 def restore(settings, conninfo: str, archive: Path, *, force: bool = False) -> dict:
-    """Restore an archive into the platform database and data directory (all or nothing)."""
+    """Restore an archive into the platform database and data directory (all or nothing).
+
+    ``conninfo`` is the schema owner's (``resolve_admin_conninfo``): the schemas are dropped
+    and recreated."""
     archive = Path(archive)
     manifest = read_manifest(archive)
     if not _is_empty(conninfo) and not force:

@@ -46,11 +46,23 @@ def _embedded(s: Settings):
 
 
 def conninfo(s: Settings) -> str:
-    """The database URL, starting the embedded cluster if that is what is configured."""
+    """The platform's database URL (its least-privilege login), starting the embedded cluster
+    if that is what is configured."""
     from gis_platform.db import resolve_conninfo
 
     try:
         return resolve_conninfo(s)
+    except PlatformError as exc:
+        fail(exc.detail)
+        raise  # unreachable
+
+
+def admin_conninfo(s: Settings) -> str:
+    """The schema owner's URL (migrations, backup, restore, psql)."""
+    from gis_platform.db import resolve_admin_conninfo
+
+    try:
+        return resolve_admin_conninfo(s)
     except PlatformError as exc:
         fail(exc.detail)
         raise  # unreachable
@@ -116,7 +128,7 @@ def db_migrate() -> None:
 
     s = settings()
     try:
-        applied = migrations.migrate(conninfo(s))
+        applied = migrations.migrate(admin_conninfo(s))
     except PlatformError as exc:
         fail(exc.detail)
     if applied:
@@ -128,8 +140,8 @@ def db_migrate() -> None:
 
 @db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def db_psql(ctx: typer.Context) -> None:
-    """Open psql on the platform database (extra arguments go to psql)."""
-    url = conninfo(settings())
+    """Open psql on the platform database as its owner (extra arguments go to psql)."""
+    url = admin_conninfo(settings())
     psql = shutil.which("psql")
     if not psql:
         fail("psql is not installed: sudo apt-get install -y postgresql-client")
@@ -208,7 +220,7 @@ def backup_cmd(out: Path = typer.Argument(..., help="Archive to write (.tar)."))
 
     s = settings()
     try:
-        manifest = backup(s, conninfo(s), out)
+        manifest = backup(s, admin_conninfo(s), out)
     except PlatformError as exc:
         fail(exc.detail)
     console.print(f"[green]backup written[/] {manifest['archive']}: {len(manifest['layers'])} "
@@ -227,7 +239,7 @@ def restore_cmd(
 
     s = settings()
     try:
-        result = restore(s, conninfo(s), archive, force=force)
+        result = restore(s, admin_conninfo(s), archive, force=force)
     except PlatformError as exc:
         fail(exc.detail)
     if result.get("safety_backup"):
@@ -362,11 +374,11 @@ def up(
 
     s = settings()
     _require_assets(s)
-    url = conninfo(s)
     try:
-        migrations.migrate(url)
+        migrations.migrate(admin_conninfo(s))
     except PlatformError as exc:
         fail(exc.detail)
+    url = conninfo(s)
     if demo:
         loader = _demo_loader()
         if loader is not None:

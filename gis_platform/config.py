@@ -24,6 +24,12 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL/PostGIS URL. Empty: run the embedded cluster in data_dir.",
     )
+    admin_database_url: str | None = Field(
+        default=None,
+        description="The schema owner's URL, for migrations and backups (default: "
+        "database_url; the embedded cluster uses its own owner). The server itself runs as "
+        "the least-privilege login of database_url.",
+    )
     read_database_url: str | None = Field(
         default=None,
         description="Optional read-only replica URL used for tiles and feature queries.",
@@ -40,6 +46,12 @@ class Settings(BaseSettings):
     pool_max_size: int = 10
     pool_timeout: float = Field(default=5.0, description="Seconds to wait for a connection before 503.")
     statement_timeout_ms: int = Field(default=30_000, description="Per-statement timeout.")
+    anonymous_statement_timeout_ms: int = Field(
+        default=5_000, ge=100, description="Statement timeout of expensive queries "
+        "(statistics, spatial operators, filters, dig-checks) from callers without a key.")
+    pool_heavy_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of the pool that expensive queries may "
+        "hold at once; the rest stays free for tiles, pages and the catalog.")
     auto_migrate: bool = True
 
     # --- HTTP -----------------------------------------------------------------------
@@ -68,6 +80,13 @@ class Settings(BaseSettings):
     tile_cache_disk_mb: int = 2048
     tile_cache_control: str = "public, max-age=3600"
     max_upload_mb: int = 512
+    ingest_max_feature_vertices: int = Field(
+        default=250_000, ge=1000, description="Vertices one ingested feature may have.")
+    ingest_max_uncompressed_mb: int = Field(
+        default=2048, ge=1, description="What a zipped upload may expand to (checked before "
+        "extracting).")
+    ingest_max_zip_ratio: float = Field(
+        default=250.0, ge=10, description="Largest expansion ratio of one zip member over 1 MB.")
     max_request_body_kb: int = 1024
     features_default_limit: int = 100
     features_max_limit: int = 10_000
@@ -127,8 +146,9 @@ class Settings(BaseSettings):
     rate_limit_per_ip: float = Field(default=0, description="Requests/s per client IP (anonymous); 0 = off.")
     rate_limit_per_key: float = Field(default=0, description="Requests/s per API key; 0 = off.")
     rate_limit_burst_seconds: float = Field(default=2.0, description="Bucket size in seconds of the rate.")
-    audit_levels: list[str] = Field(default_factory=lambda: ["restricted"],
-                                    description="Access levels whose every read is audited.")
+    audit_levels: list[str] = Field(default_factory=lambda: ["internal", "restricted"],
+                                    description="Access levels whose every read decision is "
+                                    "audited (every non-public level by default).")
     audit_flush_seconds: float = Field(default=1.0, description="Audit rows are COPYed this often.")
     audit_batch_rows: int = Field(default=5_000, description="...or as soon as this many are queued.")
     audit_max_buffer: int = Field(default=100_000, description="Queued rows before requests wait.")

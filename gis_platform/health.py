@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gis_platform.db import migrations
 from gis_platform.deps import Db
@@ -21,7 +21,7 @@ async def health() -> dict:
 
 @router.get("/ready", summary="Readiness: database reachable and migrations current",
             responses={503: {"description": "Not ready"}})
-async def ready(db: Db):
+async def ready(db: Db, request: Request):
     try:
         async with db.connection() as conn:
             cur = await conn.execute("SELECT postgis_lib_version()")
@@ -39,4 +39,5 @@ async def ready(db: Db):
     if missing:
         return ProblemResponse(problem(503, "Not ready", f"Pending migrations: {missing}; run "
                                       "`gis-platform db migrate`.", "not-ready"), status_code=503)
-    return {"status": "ready", "postgis": postgis, "migrations": sorted(applied)}
+    return {"status": "ready", "postgis": postgis, "migrations": sorted(applied),
+            "least_privilege": getattr(request.app.state, "least_privilege", None)}

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Response, UploadFile
+import psycopg
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
+from gis_platform import access
+from gis_platform.access import Resource
 from gis_platform.deps import SettingsDep
-from gis_platform.errors import InvalidParameter, PayloadTooLarge
+from gis_platform.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from gis_platform.responses import FastJSONResponse
-from gis_platform.security import PrincipalDep, require_write
-from layers.catalog import LayerUpdate, Registry
+from gis_platform.security import PrincipalDep
+from layers.catalog import (
+    LayerUpdate,
+    Registry,
+    delete_layer,
+    slugify,
+    update_layer,
+    validate_layer_id,
+)
+from layers.ingest import IngestLimits, ingest_file
 
 router = APIRouter()
 
@@ -46,64 +62,119 @@ async def get_layer(layer_id: str, registry: RegistryDep, principal: PrincipalDe
 
 
 def _safe_suffix(filename: str | None) -> str:
-    import re
-    from pathlib import Path as _P
-
-    name = _P(filename or "upload").name
-    suffix = "".join(_P(name).suffixes[-1:]).lower()
+    name = Path(filename or "upload").name
+    suffix = "".join(Path(name).suffixes[-1:]).lower()
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
 
 
+_UPLOAD_FIELDS = {"file", "layer_id", "mode", "crs", "encoding", "source_layer", "title",
+                  "access_level"}
+_UPLOAD_SCHEMA = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description":
+                     "GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf, CSV/TSV or GeoTIFF"},
+            "layer_id": {"type": "string", "description": "Layer id (default: from the file name)"},
+            "mode": {"type": "string", "enum": ["create", "replace", "append"], "default": "create"},
+            "crs": {"type": "string", "description": "Source CRS when the file has none, e.g. EPSG:5186"},
+            "encoding": {"type": "string", "description": "Attribute encoding, e.g. CP949"},
+            "source_layer": {"type": "string", "description": "Layer inside a GeoPackage"},
+            "title": {"type": "string"},
+            "access_level": {"type": "string", "enum": ["public", "internal", "restricted"],
+                             "description": "Default for a new layer: internal (publish later)"},
+        }}}}}}
+
+
+def _field(form, name: str, limit: int = 500) -> str | None:
+    value = form.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{name} must be a text field, not a file.", parameter=name)
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidParameter(f"{name} is longer than {limit} characters.", parameter=name)
+    return value or None
+
+
 @router.post("/layers/upload", tags=["catalog"], status_code=201,
-             summary="Upload a GIS file and ingest it as a layer",
-             responses={400: {}, 403: {}, 409: {}, 413: {}, 422: {}})
-async def upload_layer(
-    request: Request, registry: RegistryDep, principal: PrincipalDep, settings: SettingsDep,
-    file: UploadFile = File(..., description="GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf, CSV/TSV or GeoTIFF"),
-    layer_id: str | None = Form(None, description="Layer id (default: from the file name)"),
-    mode: str = Form("create", description="create | replace | append"),
-    crs: str | None = Form(None, description="Source CRS when the file has none, e.g. EPSG:5186"),
-    encoding: str | None = Form(None, description="Attribute encoding, e.g. CP949"),
-    source_layer: str | None = Form(None, description="Layer inside a GeoPackage"),
-    title: str | None = Form(None),
-    access_level: str | None = Form(None, description="public | internal | restricted"),
-):
-    """Stream the file to disk (size-limited), ingest it all-or-nothing, return the report."""
-    import asyncio
-    import shutil
-    import tempfile
-    from pathlib import Path as _P
+             summary="Upload a GIS file and ingest it as a layer (multipart/form-data)",
+             responses={400: {}, 401: {}, 403: {}, 409: {}, 413: {}, 422: {}},
+             openapi_extra=_UPLOAD_SCHEMA)
+async def upload_layer(request: Request, registry: RegistryDep, principal: PrincipalDep,
+                       settings: SettingsDep):
+    """Authorize, then stream the file to disk (size-limited), ingest it all-or-nothing.
 
-    from layers.catalog import slugify
-    from layers.ingest import ingest_file
-
-    require_write(principal, settings)
-    if access_level is not None and access_level not in ("public", "internal", "restricted"):
-        raise InvalidParameter("access_level must be public, internal or restricted.")
-    upload_dir = settings.resolved_data_dir() / "uploads"
-    upload_dir.mkdir(parents=True, exist_ok=True)
-    workdir = _P(tempfile.mkdtemp(dir=upload_dir))
+    The caller's role is checked before a byte of the body is read (an anonymous 60 MB
+    upload is refused at once); the layer itself (create / replace / append, and the key's
+    scope) once the form names it.  New layers are ``internal`` unless ``access_level`` says
+    otherwise.
+    """
+    anon = settings.allow_anonymous_writes
+    access.require_writer(principal, anonymous_writes=anon)
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType("Send the upload as multipart/form-data with a 'file' field.")
     try:
-        base = _P(file.filename or "upload").stem
-        target = workdir / ("upload" + _safe_suffix(file.filename))
-        limit = settings.max_upload_mb * 1024 * 1024
-        written = 0
-        with target.open("wb") as out:
-            while chunk := await file.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise PayloadTooLarge(f"The file exceeds the upload limit of {settings.max_upload_mb} MB.")
-                out.write(chunk)
-        meta = {k: v for k, v in {"title": title, "access_level": access_level,
-                                  "source": file.filename}.items() if v}
-        report = await asyncio.to_thread(
-            ingest_file, request.app.state.conninfo, target,
-            layer_id=layer_id or slugify(source_layer or base), mode=mode, crs=crs,
-            encoding=encoding, source_layer=source_layer, metadata=meta,
-            data_dir=settings.resolved_data_dir())
+        form = await request.form(max_files=1, max_fields=len(_UPLOAD_FIELDS) + 2,
+                                  max_part_size=64 * 1024)
+    except Exception as exc:  # malformed multipart of every kind is a 400
+        if isinstance(exc, PayloadTooLarge):
+            raise
+        raise InvalidParameter(f"The multipart body cannot be read: {str(exc)[:200]}") from None
+    try:
+        unknown = sorted(set(form) - _UPLOAD_FIELDS)
+        if unknown:
+            raise InvalidParameter(f"Unknown upload fields {unknown}; expected "
+                                   f"{sorted(_UPLOAD_FIELDS)}.", parameter=unknown[0])
+        file = form.get("file")
+        if file is None or isinstance(file, str):
+            raise InvalidParameter("The upload needs a 'file' field with the GIS file.",
+                                   parameter="file")
+        mode = _field(form, "mode") or "create"
+        if mode not in ("create", "replace", "append"):
+            raise InvalidParameter(f"Unknown mode {mode[:20]!r}: use create, replace or append.",
+                                   parameter="mode")
+        access_level = _field(form, "access_level")
+        if access_level is not None and access_level not in ("public", "internal", "restricted"):
+            raise InvalidParameter("access_level must be public, internal or restricted.",
+                                   parameter="access_level")
+        source_layer = _field(form, "source_layer")
+        base = Path(file.filename or "upload").stem
+        layer_id = validate_layer_id(_field(form, "layer_id", 63) or slugify(source_layer or base))
+        # The access decision on the layer itself, before the file is read: a scoped key may
+        # create only ids in its scope (whether or not a hidden layer has this id), and may
+        # replace or append only to layers it may change.
+        if mode == "create":
+            access.authorize(principal, "create", Resource.new_layer(layer_id), anonymous_writes=anon)
+        else:
+            registry.writable(layer_id, principal, anonymous_writes=anon)
+        upload_dir = settings.resolved_data_dir() / "uploads"
+        upload_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        workdir = Path(tempfile.mkdtemp(dir=upload_dir))
+        try:
+            target = workdir / ("upload" + _safe_suffix(file.filename))
+            limit = settings.max_upload_mb * 1024 * 1024
+            written = 0
+            with target.open("wb") as out:
+                while chunk := await file.read(1 << 20):
+                    written += len(chunk)
+                    if written > limit:
+                        raise PayloadTooLarge(f"The file exceeds the upload limit of "
+                                              f"{settings.max_upload_mb} MB.")
+                    out.write(chunk)
+            meta = {k: v for k, v in {"title": _field(form, "title"), "access_level": access_level,
+                                      "source": Path(file.filename or "upload").name[:200]}.items() if v}
+            report = await asyncio.to_thread(
+                ingest_file, request.app.state.conninfo, target, layer_id=layer_id, mode=mode,
+                crs=_field(form, "crs", 100), encoding=_field(form, "encoding", 40),
+                source_layer=source_layer, metadata=meta, data_dir=settings.resolved_data_dir(),
+                limits=IngestLimits.from_settings(settings))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     finally:
-        await file.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        await form.close()
     await registry.load()
     return FastJSONResponse(report.to_dict(), status_code=201 if mode == "create" else 200)
 
@@ -111,14 +182,7 @@ async def upload_layer(
 @router.patch("/layers/{layer_id}", tags=["catalog"], summary="Change a layer's metadata")
 async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, registry: RegistryDep,
                       principal: PrincipalDep, settings: SettingsDep) -> dict:
-    import asyncio
-
-    import psycopg
-
-    from layers.catalog import update_layer
-
-    require_write(principal, settings)
-    registry.readable(layer_id, principal)
+    registry.writable(layer_id, principal, anonymous_writes=settings.allow_anonymous_writes)
 
     def run():
         with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
@@ -133,15 +197,7 @@ async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, regis
                summary="Delete a layer and its data")
 async def remove_layer(layer_id: str, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, settings: SettingsDep):
-    import asyncio
-    from pathlib import Path as _P
-
-    import psycopg
-
-    from layers.catalog import delete_layer
-
-    require_write(principal, settings)
-    registry.readable(layer_id, principal)
+    registry.writable(layer_id, principal, anonymous_writes=settings.allow_anonymous_writes)
 
     def run():
         with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
@@ -149,6 +205,6 @@ async def remove_layer(layer_id: str, request: Request, registry: RegistryDep,
 
     layer = await asyncio.to_thread(run)
     if layer.raster_path:
-        _P(layer.raster_path).unlink(missing_ok=True)
+        Path(layer.raster_path).unlink(missing_ok=True)
     await registry.load()
     return Response(status_code=204)

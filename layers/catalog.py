@@ -19,9 +19,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator
 
-from gis_platform.audit import record_read
+from gis_platform import access
+from gis_platform.access import Action, Resource, RowFilter
+from gis_platform.apikeys import KEYS_CHANGED, forget_cached_keys
 from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
-from gis_platform.security import Principal, can_read_layer, row_filter
+from gis_platform.principal import Principal
 from layers.selection import parse as parse_selection
 
 log = logging.getLogger("layers.catalog")
@@ -64,7 +66,7 @@ class Layer(BaseModel):
     feature_count: int = 0
     schema_: list[Attribute] = Field(default_factory=list, alias="schema")
     raster_info: dict[str, Any] | None = None
-    access_level: AccessLevel = "public"
+    access_level: AccessLevel = "internal"      # new layers are private until published
     minzoom: int = 0
     maxzoom: int = 22
     default_style: dict[str, Any] | None = None
@@ -84,6 +86,11 @@ class Layer(BaseModel):
             if attr.name == name:
                 return attr
         return None
+
+    @property
+    def resource(self) -> Resource:
+        """What the access decision rules on (level, row columns)."""
+        return Resource.of_layer(self)
 
     def table(self) -> sql.Composable:
         """The layer's table as a safe SQL identifier."""
@@ -272,8 +279,11 @@ class Registry:
                     await self.load()  # catch up on changes missed while disconnected
                     while True:
                         # Wake on the first notification or after the TTL, then reload.
-                        async for _ in conn.notifies(timeout=self.ttl, stop_after=1):
-                            pass
+                        payloads = [n.payload async for n in
+                                    conn.notifies(timeout=self.ttl, stop_after=1)]
+                        if KEYS_CHANGED in payloads:
+                            forget_cached_keys()     # a key was revoked: verify again
+                            continue
                         await self.load()
             except asyncio.CancelledError:
                 raise
@@ -287,29 +297,44 @@ class Registry:
     def all(self) -> list[Layer]:
         return sorted(self._layers.values(), key=lambda l: l.id)
 
-    def readable(self, layer_id: str, principal: Principal, *, filtered: bool = False) -> Layer:
-        """The layer if this caller may read it; otherwise the same 404 as for a missing one.
+    def readable(self, layer_id: str, principal: Principal, *, filtered: bool = False,
+                 action: Action = "read") -> Layer:
+        """The layer if this caller may ``action`` it; otherwise the same 404 as a missing one.
 
-        The one access choke point (``security.can_read_layer``: roles x access level, then
-        the key's layer scope).  A read of an audited level (restricted) is noted for the
-        audit log of this request.  Callers that read the layer's *rows* must AND
-        ``security.row_filter(principal, layer)`` into their SQL and pass ``filtered=True``;
-        a caller that does not say so gets a 404 for a layer on which this principal has a
-        row filter (fail closed: no path can forget the filter), and so does every reader of
-        a raster layer under a row filter (a raster has no rows to filter).
+        The access decision is :func:`gis_platform.access.authorize` (levels, the key's layer
+        scope, row scopes; audited).  Callers that read the layer's *rows* must apply
+        :meth:`rows_of` in their SQL and pass ``filtered=True``; a caller that does not say
+        so gets a 404 for a layer on which this principal has a row filter (fail closed: no
+        path can forget the filter).  Metadata-only readers pass ``action="describe"``.
         """
         layer = self._layers.get(layer_id)
-        if layer is None or not can_read_layer(principal, layer):
+        if layer is None:
             raise LayerNotFound(f"No layer '{layer_id}'.")
-        # A raster has no rows to filter: a row-scoped caller gets none of it.
-        if (not filtered or layer.kind != "vector") and row_filter(principal, layer) is not None:
-            raise LayerNotFound(f"No layer '{layer_id}'.")
-        record_read(principal, layer)
+        access.authorize(principal, action, layer.resource, rows_supported=filtered,
+                         hidden=LayerNotFound(f"No layer '{layer_id}'."))
         return layer
+
+    def writable(self, layer_id: str, principal: Principal, *, anonymous_writes: bool = False,
+                 action: Action = "write") -> Layer:
+        """The layer if this caller may change it (as a whole, or its rows); 404 when it may
+        not even see it, 401/403 otherwise.  Audited."""
+        layer = self._layers.get(layer_id)
+        if layer is None:
+            access.authorize(principal, "create", Resource.new_layer(layer_id),
+                             anonymous_writes=anonymous_writes)   # role and scope first
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        access.authorize(principal, action, layer.resource, anonymous_writes=anonymous_writes,
+                         hidden=LayerNotFound(f"No layer '{layer_id}'."))
+        return layer
+
+    @staticmethod
+    def rows_of(principal: Principal, layer: Layer) -> RowFilter | None:
+        """The rows of ``layer`` this caller may read (None: all); see :meth:`readable`."""
+        return access.row_filter_for(principal, layer.resource)
 
     def visible(self, principal: Principal) -> list[Layer]:
         """Every layer this caller may see (catalog listings; metadata only, not audited)."""
-        return [l for l in self.all() if can_read_layer(principal, l)]
+        return [l for l in self.all() if access.decide(principal, "describe", l.resource).allowed]
 
     def put(self, layer: Layer) -> None:
         """Update one record immediately (after a write in this process)."""

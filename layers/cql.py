@@ -33,6 +33,11 @@ from layers.catalog import Layer
 from layers.spatial import CrsRef, Frag, degrees_for_metres, geometry_sql, parse_bbox, shape_from_geojson
 
 MAX_FILTER_CHARS = 20_000
+#: After parsing: at most this many predicates (comparisons, LIKE, spatial tests...) and this
+#: deep a nesting of AND/OR/NOT groups (a chain of one operator counts once).  A filter past
+#: either is a 400 that says the limit; nothing of it reaches the database.
+MAX_FILTER_TERMS = 200
+MAX_FILTER_DEPTH = 20
 #: ``filter-lang`` values; ``cql-text`` (the pre-standard draft name, sent by GDAL <= 3.6) is
 #: read as CQL2 text, which covers the comparisons such clients generate.
 FILTER_LANGS = ("cql2-text", "cql2-json", "cql-text")
@@ -113,7 +118,7 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
         except orjson.JSONDecodeError:
             raise InvalidParameter("filter is not valid JSON (filter-lang=cql2-json).",
                                    parameter="filter") from None
-        return parse_filter_json(doc)
+        return check_limits(parse_filter_json(doc))
     if lang not in ("cql2-text", "cql-text"):
         raise InvalidParameter(f"Unsupported filter-lang {lang[:40]!r}: use cql2-text or cql2-json.",
                                parameter="filter-lang")
@@ -128,6 +133,51 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
         raise InvalidParameter(f"Invalid CQL2 filter: {_lark_message(exc)}.", parameter="filter") from None
     except (ValueError, TypeError):
         raise InvalidParameter("Invalid CQL2 filter.", parameter="filter") from None
+    except RecursionError:
+        raise InvalidParameter(f"filter is nested more than {MAX_FILTER_DEPTH} levels deep.",
+                               parameter="filter") from None
+    return check_limits(node)
+
+
+def _logical_parts(node: Any) -> list[Any]:
+    """The operands of a chain of one logical operator (``a AND b AND c``), flattened
+    without recursion (pygeofilter nests them in pairs)."""
+    kind = type(node)
+    parts, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is kind:
+            stack.extend([n.rhs, n.lhs])
+        else:
+            parts.append(n)
+    return parts
+
+
+def check_limits(node: Any) -> Any:
+    """Refuse a parsed filter with too many predicates or too deep a nesting (a 400 that
+    says the limit).  Iterative: a hostile filter cannot exhaust the stack here."""
+    terms = 0
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if isinstance(n, (ast.And, ast.Or)):
+            if depth > MAX_FILTER_DEPTH:
+                raise InvalidParameter(f"filter nests AND/OR/NOT groups more than "
+                                       f"{MAX_FILTER_DEPTH} levels deep; simplify it.",
+                                       parameter="filter")
+            stack.extend((p, depth + 1) for p in _logical_parts(n))
+        elif isinstance(n, ast.Not):
+            if depth > MAX_FILTER_DEPTH:
+                raise InvalidParameter(f"filter nests AND/OR/NOT groups more than "
+                                       f"{MAX_FILTER_DEPTH} levels deep; simplify it.",
+                                       parameter="filter")
+            stack.append((n.sub_node, depth + 1))
+        else:
+            terms += 1
+            if terms > MAX_FILTER_TERMS:
+                raise InvalidParameter(f"filter has more than {MAX_FILTER_TERMS} conditions; "
+                                       "split the query or use IN (...) for lists of values.",
+                                       parameter="filter")
     return node
 
 
@@ -151,8 +201,9 @@ def _walk_json(node: Any, depth: int) -> Any:
     from pygeofilter.cql2 import BINARY_OP_PREDICATES_MAP
     from pygeofilter.parsers.cql2_json.parser import walk_cql_json
 
-    if depth > 100:
-        raise InvalidParameter("filter is nested too deeply.", parameter="filter")
+    if depth > 4 * MAX_FILTER_DEPTH + 8:
+        raise InvalidParameter(f"filter is nested more than {MAX_FILTER_DEPTH} levels deep.",
+                               parameter="filter")
     if isinstance(node, list):
         return [_walk_json(n, depth + 1) for n in node]
     if not isinstance(node, dict):
@@ -320,9 +371,11 @@ class Translator:
     # predicates ----------------------------------------------------------------------
     def cond(self, node: Any) -> Frag:
         if isinstance(node, (ast.And, ast.Or)):
-            lhs, rhs = self.cond(node.lhs), self.cond(node.rhs)
+            # One flat group per chain: ``(a AND b AND c)``, not ``((a AND b) AND c)``.
+            parts = [self.cond(p) for p in _logical_parts(node)]
             op = " AND " if isinstance(node, ast.And) else " OR "
-            return Frag(sql.SQL("({})").format(sql.SQL(op).join([lhs.sql, rhs.sql])), lhs.params + rhs.params)
+            return Frag(sql.SQL("({})").format(sql.SQL(op).join(p.sql for p in parts)),
+                        [v for p in parts for v in p.params])
         if isinstance(node, ast.Not):
             inner = self.cond(node.sub_node)
             return Frag(sql.SQL("(NOT {})").format(inner.sql), inner.params)

@@ -19,8 +19,9 @@ Contracts:
 
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -32,8 +33,8 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from gis_platform.errors import InvalidParameter
-from gis_platform.security import Principal, row_filter
-from layers.catalog import Layer
+from gis_platform.principal import Principal
+from layers.catalog import Layer, Registry
 from layers.cql import kind_of, parse_filter, to_sql
 from layers.spatial import (
     CRS84_REF,
@@ -205,24 +206,27 @@ def property_filter(name: str, value: str, layer: Layer) -> Frag:
     return Frag(sql.SQL("{} = %s").format(col), [typed])
 
 
-_NAMED = re.compile(r"%\((rf_[a-z_]+)\)s")
-
-
 def row_filter_frag(principal: Principal, layer: Layer) -> Frag | None:
-    """``security.row_filter`` as a positional :class:`Frag` (None: every row is visible)."""
-    flt = row_filter(principal, layer)
-    if flt is None:
-        return None
-    text, named = flt
-    order = _NAMED.findall(text)
-    return Frag(sql.SQL(_NAMED.sub("%s", text)), [named[n] for n in order])
+    """The caller's row filter on ``layer`` as a :class:`Frag` (None: every row is visible)."""
+    rows = Registry.rows_of(principal, layer)
+    return rows.frag() if rows is not None else None
+
+
+async def items_query(params: Mapping[str, str], layer: Layer, settings, *, principal: Principal,
+                      **kw) -> ItemsQuery:
+    """:func:`parse_items_query` for async routes: a request with a CQL2 ``filter`` is parsed
+    in a worker thread, so a heavy filter never holds up the event loop."""
+    if "filter" in params:
+        return await asyncio.to_thread(parse_items_query, params, layer, settings,
+                                       principal=principal, **kw)
+    return parse_items_query(params, layer, settings, principal=principal, **kw)
 
 
 def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, principal: Principal,
                       allowed: set[str] = frozenset(), paging: bool = True) -> ItemsQuery:
     """Validate the feature query parameters of a request (see the module docstring).
 
-    The caller's row filter (``security.row_filter``) is the first condition of the query,
+    The caller's row filter (``Registry.rows_of``) is the first condition of the query,
     so every statement built from it (pages, features, exports, statistics) applies it.
     """
     for key in params:

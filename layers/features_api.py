@@ -21,6 +21,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from gis_platform.db.pool import budget_for
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import NotFound
 from gis_platform.responses import FastJSONResponse
@@ -30,7 +31,7 @@ from layers import features_html as views
 from layers.api import RegistryDep
 from layers.catalog import Layer
 from layers.cql import FILTER_LANGS, queryables_schema
-from layers.features import collection_bytes, fetch_feature, fetch_page, parse_items_query
+from layers.features import collection_bytes, fetch_feature, fetch_page, items_query
 from layers.features_http import (
     GEOJSON,
     base_url,
@@ -245,8 +246,12 @@ async def serve_items(request: Request, collection_id: str, registry, principal,
     """The body of the items route, shared with its fast route (:func:`on_startup`)."""
     layer = vector_layer(registry, collection_id, principal)
     html = wants_html(request)
-    q = parse_items_query(request.query_params, layer, settings, principal=principal)
-    async with db.connection(read_only=True) as conn:
+    q = await items_query(request.query_params, layer, settings, principal=principal)
+    # A CQL2 filter can ask for anything (a spatial test against a big polygon): it counts as
+    # an expensive query; a plain page does not.
+    filtered = "filter" in request.query_params
+    async with db.connection(read_only=True, heavy=filtered,
+                             budget_ms=budget_for(principal, settings) if filtered else None) as conn:
         page = await fetch_page(conn, q)
     path = f"/collections/{layer.id}/items"
     links = items_links(request, layer, q, page.number_matched, page.number_returned, path)
@@ -270,7 +275,7 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
     layer = vector_layer(registry, collection_id, principal)
     only_params(request, {"f", "crs", "properties"})
     html = wants_html(request)
-    q = parse_items_query(request.query_params, layer, settings, principal=principal, paging=False)
+    q = await items_query(request.query_params, layer, settings, principal=principal, paging=False)
     try:
         fid = int(feature_id)
     except ValueError:

@@ -34,7 +34,7 @@ from layers.export import (
     stream_file,
     temp_export_path,
 )
-from layers.features import QUERY_ERRORS, bad_query, parse_int, parse_items_query
+from layers.features import QUERY_ERRORS, bad_query, items_query, parse_int
 from layers.features_http import vector_layer
 
 log = logging.getLogger("layers.export")
@@ -50,7 +50,7 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     layer = vector_layer(registry, collection_id, principal)
     qp = request.query_params
     fmt = parse_format(format)
-    q = parse_items_query(qp, layer, settings, principal=principal, paging=False,
+    q = await items_query(qp, layer, settings, principal=principal, paging=False,
                           allowed={"format", "geometry", "limit"})
     cap = getattr(settings, "features_export_max_features", None)
     limit = qp.get("limit")
@@ -69,7 +69,7 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     media_type = FORMATS[fmt][0]
     where = q.where_frag()
     try:
-        async with db.connection(read_only=True) as conn:
+        async with db.connection(read_only=True, heavy=True) as conn:
             # Probe: a filter PostgreSQL rejects becomes a 400 before any byte is sent.
             await conn.execute(sql.SQL("SELECT 1 FROM {} WHERE {} LIMIT 1").format(layer.table(), where.sql),
                                where.params)
@@ -89,7 +89,7 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     chunks = geojson_chunks if fmt == "geojson" else csv_chunks
 
     async def body():
-        async with db.connection(read_only=True) as conn:
+        async with db.connection(read_only=True, heavy=True) as conn:
             try:
                 async for chunk in chunks(conn, job):
                     yield chunk

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from gis_platform.errors import InvalidParameter, LayerNotFound
-from gis_platform.security import Principal
+from gis_platform.principal import Principal
 from layers.catalog import Layer, Registry
 from layers.features import ItemsQuery
 

@@ -28,10 +28,12 @@ from fastapi.responses import Response
 from psycopg import sql
 
 from gis_platform import limits
+from gis_platform.db.pool import budget_for
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import InvalidParameter
 from gis_platform.responses import FastJSONResponse
-from gis_platform.security import Principal, PrincipalDep
+from gis_platform.principal import Principal
+from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
 from layers.cql import kind_of
@@ -43,7 +45,7 @@ from layers.features import (
     feature_sql,
     fetch_page,
     parse_int,
-    parse_items_query,
+    items_query,
     row_filter_frag,
 )
 from layers.features_http import geojson_response, items_links, link, url_with, vector_layer
@@ -109,7 +111,7 @@ def _distance_prop(layer: Layer) -> str:
 async def nearest(collection_id: CollectionId, request: Request, registry: RegistryDep,
                   principal: PrincipalDep, db: Db, settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
-    q = parse_items_query(request.query_params, layer, settings, principal=principal, paging=False,
+    q = await items_query(request.query_params, layer, settings, principal=principal, paging=False,
                           allowed={"point", "geometry-crs", "limit"})
     k = parse_int(request.query_params.get("limit"), "limit", 10, lo=1,
                   hi=int(getattr(settings, "features_max_limit", 10_000)))
@@ -130,7 +132,8 @@ async def nearest(collection_id: CollectionId, request: Request, registry: Regis
         "ORDER BY {dist}, fid LIMIT %s").format(pt=pt.sql, t=layer.table(), w=where.sql, feat=feat, dist=dist)
     params = [*pt.params, *where.params, k, *where.params, k]
     try:
-        async with db.connection(read_only=True) as conn:
+        async with db.connection(read_only=True, heavy=True,
+                                 budget_ms=budget_for(principal, settings)) as conn:
             rows = await (await conn.execute(stmt, params)).fetchall()
     except QUERY_ERRORS as exc:
         raise bad_query(exc) from None
@@ -142,9 +145,9 @@ async def nearest(collection_id: CollectionId, request: Request, registry: Regis
 
 # --- within a distance / intersecting --------------------------------------------------------
 async def _paged(request: Request, layer: Layer, q: ItemsQuery, db, cond: Frag,
-                 extra: list[tuple[str, Frag]], path: str) -> Response:
+                 extra: list[tuple[str, Frag]], path: str, budget_ms: int | None) -> Response:
     q.where.insert(0, cond)
-    async with db.connection(read_only=True) as conn:
+    async with db.connection(read_only=True, heavy=True, budget_ms=budget_ms) as conn:
         page = await fetch_page(conn, q, extra)
     links = items_links(request, layer, q, page.number_matched, page.number_returned, path)
     if request.method == "POST":   # a GET link cannot carry the posted geometry
@@ -155,7 +158,7 @@ async def _paged(request: Request, layer: Layer, q: ItemsQuery, db, cond: Frag,
 async def _within_distance(collection_id: str, request: Request, registry: Registry, principal: Principal,
                            db, settings, doc: Any | None) -> Response:
     layer = vector_layer(registry, collection_id, principal)
-    q = parse_items_query(request.query_params, layer, settings, principal=principal,
+    q = await items_query(request.query_params, layer, settings, principal=principal,
                           allowed={"point", "geometry-crs", "distance"})
     metres = parse_distance(request.query_params.get("distance"), settings)
     g = _geometry_from(request, settings, doc)
@@ -164,7 +167,7 @@ async def _within_distance(collection_id: str, request: Request, registry: Regis
                 .format(g=g.sql), [*g.params, deg, *g.params, metres])
     dist = Frag(sql.SQL("round(ST_Distance(geom::geography, {}::geography)::numeric, 2)").format(g.sql), g.params)
     return await _paged(request, layer, q, db, cond, [(_distance_prop(layer), dist)],
-                        f"/collections/{layer.id}/within-distance")
+                        f"/collections/{layer.id}/within-distance", budget_for(principal, settings))
 
 
 @router.get("/collections/{collectionId}/within-distance",
@@ -188,12 +191,13 @@ async def within_distance_post(collection_id: CollectionId, request: Request, re
 async def intersecting(collection_id: CollectionId, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, db: Db, settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
-    q = parse_items_query(request.query_params, layer, settings, principal=principal,
+    q = await items_query(request.query_params, layer, settings, principal=principal,
                           allowed={"geometry-crs"})
     doc = await read_geometry_body(request, settings)
     g = _geometry_from(request, settings, doc)
     cond = Frag(sql.SQL("ST_Intersects(geom, {})").format(g.sql), g.params)
-    return await _paged(request, layer, q, db, cond, [], f"/collections/{layer.id}/intersecting")
+    return await _paged(request, layer, q, db, cond, [], f"/collections/{layer.id}/intersecting",
+                        budget_for(principal, settings))
 
 
 # --- statistics ------------------------------------------------------------------------------
@@ -229,7 +233,7 @@ async def _stats(collection_id: str, request: Request, registry: Registry, princ
                  settings, doc: Any | None) -> Response:
     layer = vector_layer(registry, collection_id, principal)
     params = {k: v for k, v in request.query_params.items() if k not in ("bbox", "bbox-crs")}
-    q = parse_items_query(params, layer, settings, principal=principal, paging=False,
+    q = await items_query(params, layer, settings, principal=principal, paging=False,
                           allowed={"group-by", "sum", "avg", "area", "geometry-crs"})
     qp = request.query_params
     area: Frag | None = None
@@ -290,7 +294,8 @@ async def _stats(collection_id: str, request: Request, registry: Registry, princ
         sql.SQL(", ").join(measures))
     params.append(MAX_GROUPS + 2)
     try:
-        async with db.connection(read_only=True) as conn:
+        async with db.connection(read_only=True, heavy=True,
+                                 budget_ms=budget_for(principal, settings)) as conn:
             rows = await (await conn.execute(stmt, params)).fetchall()
     except QUERY_ERRORS as exc:
         raise bad_query(exc) from None

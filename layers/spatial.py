@@ -18,7 +18,7 @@ Contracts:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +27,7 @@ import shapely
 from psycopg import sql
 
 from gis_platform.errors import InvalidParameter
+from gis_platform.sqlfrag import Frag
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
@@ -37,7 +38,9 @@ EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
 DEFAULT_SRIDS = (4326, 3857, 5186, 5179, 5181, 32652)
 STORAGE_SRID = 4326
 GEOM = sql.Identifier("geom")
-MAX_GEOMETRY_VERTICES = 200_000
+#: Vertices a geometry in a request may have (a query area, a filter literal, an excavation).
+#: A city district is a few thousand; more makes every intersection test slow for everyone.
+MAX_GEOMETRY_VERTICES = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,19 +59,6 @@ class CrsRef:
 
 
 CRS84_REF = CrsRef(CRS84, STORAGE_SRID, north_first=False, geographic=True)
-
-
-@dataclass
-class Frag:
-    """A SQL fragment and the parameters for its placeholders, in order."""
-
-    sql: sql.Composable
-    params: list[Any] = field(default_factory=list)
-
-    @staticmethod
-    def join(frags: list[Frag], sep: str) -> Frag:
-        """Join fragments with a SQL separator (e.g. ``' AND '``), keeping parameters aligned."""
-        return Frag(sql.SQL(sep).join(f.sql for f in frags), [p for f in frags for p in f.params])
 
 
 @lru_cache(maxsize=64)
@@ -216,8 +206,9 @@ def check_shape(geom: shapely.Geometry | None, param: str) -> shapely.Geometry:
         raise InvalidParameter(f"{param} is empty.", parameter=param)
     coords = shapely.get_coordinates(geom)
     if len(coords) > MAX_GEOMETRY_VERTICES:
-        raise InvalidParameter(f"{param} has more than {MAX_GEOMETRY_VERTICES} vertices.",
-                               parameter=param)
+        raise InvalidParameter(f"{param} has {len(coords):,} vertices; a request geometry may have "
+                               f"at most {MAX_GEOMETRY_VERTICES:,}. Simplify it, or refer to a "
+                               "stored feature (e.g. area=districts:12).", parameter=param)
     if not coords.size or not bool(np.isfinite(coords).all()):
         raise InvalidParameter(f"{param} has non-finite coordinates.", parameter=param)
     return geom

@@ -18,14 +18,18 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, Response
 
+from gis_platform import access
+from gis_platform.access import Resource
 from gis_platform.assets import vendor_dir
 from gis_platform.deps import SettingsDep
-from gis_platform.errors import Forbidden, InvalidParameter, UnsupportedMediaType
+from gis_platform.errors import InvalidParameter, UnsupportedMediaType
+from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse
-from gis_platform.security import Principal, PrincipalDep
+from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Registry
-from layers.indicators.api import run_sync
+from layers.indicators.api import check_indicator, run_sync
+from policy_maps.build import MapAccess, MapData
 from policy_maps.i18n import TEXTS, choose_lang
 from policy_maps.service import cache_key, cached, load_map, save_spec
 from policy_maps.spec import SpecError
@@ -59,14 +63,22 @@ def _wants_json(request: Request, f: str | None) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def _lookup(registry: Registry, principal: Principal):
-    return lambda layer_id: registry.readable(layer_id, principal)
+def _lookup(registry: Registry, principal: Principal) -> MapAccess:
+    """The map's parts as this caller may read them (the one access decision, audited)."""
+    return MapAccess(lambda layer_id: registry.readable(layer_id, principal),
+                     lambda ind: check_indicator(ind, principal))
 
 
 def _require_editor(principal: Principal, settings) -> None:
-    if not (can_edit(principal) or settings.allow_anonymous_writes):
-        raise Forbidden("Saving and publishing maps needs the planner role (an API key with role "
-                        "planner or admin).")
+    """Before the body is read: only a writing role saves or publishes maps."""
+    access.require_writer(principal, anonymous_writes=settings.allow_anonymous_writes, what="map")
+
+
+def map_resource(data: MapData) -> Resource:
+    """A map as the access decision sees it: public, built from its layers and indicator."""
+    sources = [*data.data_versions.get("layers", {}), *data.indicator.sources]
+    return Resource("map", data.spec.id, "public", has_rows=False,
+                    sources=tuple(dict.fromkeys(sources)), hidden_when_denied=False)
 
 
 def _actor(principal: Principal, settings) -> Principal:
@@ -117,8 +129,13 @@ async def create_map(request: Request, registry: RegistryDep, principal: Princip
     else:
         raise UnsupportedMediaType("Send the spec as application/json or application/yaml.")
 
+    def authorize_write(mapdata: MapData) -> None:
+        access.authorize(principal, "write", map_resource(mapdata),
+                         anonymous_writes=settings.allow_anonymous_writes)
+
     def do(conn):
-        version, mapdata = save_spec(conn, data, principal.id, _lookup(registry, principal))
+        version, mapdata = save_spec(conn, data, principal.id, _lookup(registry, principal),
+                                     authorize_write)
         status = "draft"
         if publish_now:
             publish(conn, mapdata.spec.id, version, principal)
@@ -132,11 +149,19 @@ async def create_map(request: Request, registry: RegistryDep, principal: Princip
 
 @router.post("/maps/{map_id}/publish", summary="Publish a version (default: the latest)",
              responses={403: {}, 404: {}, 422: {}})
-async def publish_map(request: Request, map_id: str, principal: PrincipalDep, settings: SettingsDep,
-                      version: int | None = Query(None, ge=1)):
+async def publish_map(request: Request, map_id: str, registry: RegistryDep, principal: PrincipalDep,
+                      settings: SettingsDep, version: int | None = Query(None, ge=1)):
     _require_editor(principal, settings)
+    caller = principal
     principal = _actor(principal, settings)
-    mv = await run_sync(request, publish, map_id, version, principal)
+
+    def do(conn):
+        data, _ = load_map(conn, map_id, version, principal, _lookup(registry, caller))
+        access.authorize(caller, "write", map_resource(data),
+                         anonymous_writes=settings.allow_anonymous_writes)
+        return publish(conn, map_id, version, principal)
+
+    mv = await run_sync(request, do)
     return {"id": mv.id, "version": mv.version, "status": "published",
             "links": {"page": f"/maps/{mv.id}", "permalink": f"/maps/{mv.id}/v/{mv.version}"}}
 

@@ -5,8 +5,10 @@ layers), reads the area geometries from the unit's layer and the indicator value
 classifies them.  The three renderers (folium HTML, MapLibre page, PNG) all draw from the
 one :class:`MapData` it returns, so they show the same classes, colours and numbers.
 
-Layers are looked up through ``lookup(layer_id)``: over HTTP that is
-``Registry.readable(id, principal)`` (the access choke point), in the CLI the catalog.
+Every part is read through a :class:`MapAccess`: over HTTP its layer lookup is
+``Registry.readable(id, principal)`` and its indicator check the indicator's access decision
+(both the one choke point, audited); the CLI and the demo, run by the operator, use
+:meth:`MapAccess.system`.  There is no unchecked default.
 """
 
 from __future__ import annotations
@@ -27,7 +29,23 @@ from layers.indicators.store import AreaUnit, Indicator, get_area_unit, get_indi
 from policy_maps.classify import NO_DATA, Classes, classify, colours, is_signed, palette_kind
 from policy_maps.spec import MapSpec, SpecError
 
-Lookup = Callable[[str], Layer]
+@dataclass(frozen=True)
+class MapAccess:
+    """How a map reads its parts on behalf of a caller: each layer by id (raising the 404 of
+    a missing one when the caller may not read it), and a check of the indicator."""
+
+    layer: Callable[[str], Layer]
+    indicator: Callable[[Indicator], object]
+
+    @classmethod
+    def system(cls, conn: psycopg.Connection) -> MapAccess:
+        """The operator's own access (CLI, demo loader): the catalog, no checks."""
+        def layer(layer_id: str) -> Layer:
+            found = get_layer(conn, layer_id)
+            if found is None:
+                raise NotFound(f"No layer '{layer_id}'.")
+            return found
+        return cls(layer, lambda ind: ind)
 
 
 @dataclass
@@ -182,25 +200,17 @@ class MapData:
         }
 
 
-def catalog_lookup(conn: psycopg.Connection) -> Lookup:
-    def lookup(layer_id: str) -> Layer:
-        layer = get_layer(conn, layer_id)
-        if layer is None:
-            raise NotFound(f"No layer '{layer_id}'.")
-        return layer
-    return lookup
-
-
 def _err(field_: str, message: str) -> SpecError:
     return SpecError(f"The map spec is invalid: {field_}: {message}",
                      errors=[{"field": field_, "message": message}])
 
 
-def build_map(conn: psycopg.Connection, spec: MapSpec, lookup: Lookup | None = None) -> MapData:
+def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> MapData:
     """Check ``spec`` against the data and compute everything the renderers draw."""
-    lookup = lookup or catalog_lookup(conn)
+    lookup = access.layer
     try:
         ind = get_indicator(conn, spec.indicator)
+        access.indicator(ind)
     except NotFound:
         raise _err("indicator", f"no indicator {spec.indicator!r}; load it first "
                    "(gis-platform indicators list shows the known ones)") from None

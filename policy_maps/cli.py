@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gis_platform.errors import PlatformError
-from gis_platform.security import SYSTEM
+from gis_platform.principal import SYSTEM
+from policy_maps.build import MapAccess
 
 console = Console(stderr=True)
 maps_app = typer.Typer(help="Policy maps: build from a spec, publish, export.", no_args_is_help=True)
@@ -41,7 +42,7 @@ def build(spec: Path = typer.Argument(..., help="A map spec (.yaml/.yml/.json)")
     try:
         parsed = load_spec_file(spec)
         with psycopg.connect(_conninfo(), autocommit=True) as conn:
-            version, data = save_spec(conn, parsed, "cli")
+            version, data = save_spec(conn, parsed, "cli", MapAccess.system(conn))
             if publish_now:
                 publish(conn, parsed.id, version, SYSTEM)
     except PlatformError as exc:
@@ -82,7 +83,7 @@ def export(map_id: str, png: Path = typer.Option(None, "--png", help="Write a PN
         raise typer.Exit(1)
     try:
         with psycopg.connect(_conninfo(), autocommit=True) as conn:
-            data, _ = load_map(conn, map_id, version, SYSTEM)
+            data, _ = load_map(conn, map_id, version, SYSTEM, MapAccess.system(conn))
             if year is not None and year not in data.years:
                 console.print(f"[bold red]error:[/] year {year} is not in the map; it has {data.years}")
                 raise typer.Exit(1)

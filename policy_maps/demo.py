@@ -19,7 +19,8 @@ import time
 import pandas as pd
 import psycopg
 
-from gis_platform.security import SYSTEM
+from gis_platform.principal import SYSTEM
+from policy_maps.build import MapAccess
 from layers.demo import data_root
 from layers.indicators.hexgrid import aggregate_indicator, create_hex_grid
 from layers.indicators.store import (
@@ -81,13 +82,13 @@ def _indicators(conn: psycopg.Connection, root) -> None:
     upsert_indicator(conn, Indicator(
         id="turnout", name_ko="투표율", name_en="Turnout", unit="%", source=ELECTION,
         polarity="higher_is_better", description_ko="선거인 수 대비 투표자 수",
-        description_en="Voters / registered voters"))
+        description_en="Voters / registered voters", access_level="public"))
     load_values(conn, "turnout", "district",
                 pd.DataFrame({"area_code": votes["sgg"], "year": 2022, "value": turnout.round(2)}))
     upsert_indicator(conn, Indicator(
         id="turnout_gap", name_ko="투표율 차이", name_en="Turnout gap", unit="%p", source=ELECTION,
         polarity="higher_is_better", description_ko="자치구 투표율 - 서울 투표율",
-        description_en="District turnout minus Seoul turnout"))
+        description_en="District turnout minus Seoul turnout", access_level="public"))
     load_values(conn, "turnout_gap", "district",
                 pd.DataFrame({"area_code": votes["sgg"], "year": 2022, "value": (turnout - city).round(2)}))
     # CCTV: a wide table keyed by gu *name* (기관명), one column per year of installation.
@@ -100,17 +101,18 @@ def _indicators(conn: psycopg.Connection, root) -> None:
     upsert_indicator(conn, Indicator(
         id="cctv_new_per_km2", name_ko="신규 CCTV 밀도", name_en="New CCTV density", unit="대/km²",
         source=CCTV, polarity="neutral", description_ko="해당 연도 신규 설치 CCTV 수 / 면적",
-        description_en="Cameras installed that year per km²"))
+        description_en="Cameras installed that year per km²", access_level="public"))
     load_values(conn, "cctv_new_per_km2", "district", cctv)
     aggregate_indicator(conn, Indicator(
         id="bike_stations_per_km2", name_ko="따릉이 대여소 밀도", name_en="Bike-share station density",
         unit="개/km²", source=BIKES, polarity="higher_is_better",
-        description_ko="행정동 면적당 공공자전거 대여소 수", description_en="Stations per km² of area"),
+        description_ko="행정동 면적당 공공자전거 대여소 수", description_en="Stations per km² of area",
+        access_level="public"),
         "neighbourhood", "bike_stations", "density", 2020)
     aggregate_indicator(conn, Indicator(
         id="bike_stations_count", name_ko="따릉이 대여소 수", name_en="Bike-share stations", unit="개",
         source=BIKES, polarity="higher_is_better", description_ko="격자 안의 대여소 수",
-        description_en="Stations in the cell"), "hex500", "bike_stations", "count", 2020)
+        description_en="Stations in the cell", access_level="public"), "hex500", "bike_stations", "count", 2020)
 
 
 def _has_column(conn: psycopg.Connection, layer_id: str, column: str) -> bool:
@@ -141,7 +143,7 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
     with psycopg.connect(conninfo, autocommit=True) as conn:
         _indicators(conn, root)
         for spec in MAPS:
-            version, _ = save_spec(conn, spec, "demo")
+            version, _ = save_spec(conn, spec, "demo", MapAccess.system(conn))
             publish(conn, spec["id"], version, SYSTEM)
     say(f"policy maps ready in {time.perf_counter() - t0:.1f} s (gallery: /maps)")
     return {"hex_500m": hexes["cells"], "policy_maps": len(MAPS)}

@@ -8,27 +8,33 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from gis_platform.security import Principal
-from policy_maps.build import Lookup, MapData, build_map
+from gis_platform.principal import Principal
+from policy_maps.build import MapAccess, MapData, build_map
 from policy_maps.spec import MapSpec, parse_spec
 from policy_maps.store import get_version, public_problems, publish, save_version  # noqa: F401
 
 
-def save_spec(conn: psycopg.Connection, spec: MapSpec | dict, actor: str,
-              lookup: Lookup | None = None) -> tuple[int, MapData]:
-    """Validate ``spec`` against the data, then store it as a new version."""
+def save_spec(conn: psycopg.Connection, spec: MapSpec | dict, actor: str, access: MapAccess,
+              authorize_write=None) -> tuple[int, MapData]:
+    """Validate ``spec`` against the data, then store it as a new version.
+
+    ``authorize_write(data)``: the caller's write decision on the built map (it knows every
+    layer and indicator the map uses), made before anything is stored.
+    """
     spec = spec if isinstance(spec, MapSpec) else parse_spec(spec)
-    data = build_map(conn, spec, lookup)
+    data = build_map(conn, spec, access)
+    if authorize_write is not None:
+        authorize_write(data)
     version = save_version(conn, spec, data.data_versions, actor)
     data.version = version
     return version, data
 
 
 def load_map(conn: psycopg.Connection, map_id: str, version: int | None, principal: Principal,
-             lookup: Lookup | None = None) -> tuple[MapData, str]:
+             access: MapAccess) -> tuple[MapData, str]:
     """A stored map version built on the current data; returns (data, status)."""
     mv = get_version(conn, map_id, version, principal)
-    data = build_map(conn, mv.spec, lookup)
+    data = build_map(conn, mv.spec, access)
     data.version = mv.version
     data.built_at = (mv.published_at or mv.created_at).isoformat(timespec="seconds")
     status = "published" if mv.published_at is not None and mv.published_version is not None else "draft"

@@ -15,8 +15,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from gis_platform import access
 from gis_platform.errors import NotFound, Unprocessable
-from gis_platform.security import ANONYMOUS, Principal, can_read
+from gis_platform.principal import ANONYMOUS, Principal
 from policy_maps.spec import MapSpec, parse_spec
 
 
@@ -56,7 +57,7 @@ class MapVersion:
 
 def can_edit(principal: Principal) -> bool:
     """Planners and admins manage maps (drafts, publishing)."""
-    return bool(principal.roles & {"planner", "admin"})
+    return principal.can_write
 
 
 def save_version(conn: psycopg.Connection, spec: MapSpec, data_versions: dict, actor: str) -> int:
@@ -128,7 +129,7 @@ def public_problems(conn: psycopg.Connection, spec: MapSpec) -> list[str]:
 
     problems = []
     ind = get_indicator(conn, spec.indicator)
-    if not can_read(ANONYMOUS, ind.access_level):
+    if not access.decide(ANONYMOUS, "read", ind.resource).allowed:
         problems.append(f"indicator {ind.id!r} is {ind.access_level} (computed from non-public data)")
     unit = get_area_unit(conn, spec.area_unit)
     layers = [(f"area layer {unit.layer_id!r}", unit.layer_id)] + \
@@ -136,7 +137,7 @@ def public_problems(conn: psycopg.Connection, spec: MapSpec) -> list[str]:
     for label, lid in layers:
         layer = get_layer(conn, lid)
         level = layer.access_level if layer else "missing"
-        if layer is None or not can_read(ANONYMOUS, layer.access_level):
+        if layer is None or not access.decide(ANONYMOUS, "read", layer.resource).allowed:
             problems.append(f"{label} is {level}")
     return problems
 

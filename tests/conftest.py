@@ -65,12 +65,30 @@ def cluster_settings(pg_root: Path) -> Settings:
     return Settings(data_dir=pg_root, database_url=None, _env_file=None)
 
 
+_CLUSTER: list[EmbeddedPostgres] = []
+
+
 @pytest.fixture(scope="session")
 def cluster(cluster_settings: Settings) -> Iterator[EmbeddedPostgres]:
     emb = EmbeddedPostgres(cluster_settings)
     emb.start()
+    _CLUSTER.append(emb)
     yield emb
+    _CLUSTER.remove(emb)
     emb.stop()
+
+
+def app_url(url: str) -> str:
+    """The least-privilege login (``gis_platform_app``) on the database of ``url``."""
+    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    return _CLUSTER[0].app_url(dbname)
+
+
+def owner_url(url: str) -> str:
+    """The cluster owner (superuser) on the database of ``url``: test set-up that the
+    platform's own login may not do (ALTER SYSTEM, pausing replay, inspecting roles...)."""
+    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    return psycopg.conninfo.make_conninfo(_CLUSTER[0].url(), dbname=dbname)
 
 
 @pytest.fixture(scope="session")
@@ -95,12 +113,15 @@ def template_db(admin_url: str) -> str:
 
 @contextlib.contextmanager
 def scratch_database(admin_url: str, template_db: str, prefix: str = "t_") -> Iterator[str]:
-    """A fresh, migrated database of its own (a copy of the template), dropped afterwards."""
+    """A fresh, migrated database of its own (a copy of the template), dropped afterwards.
+
+    Yields the URL of the platform's least-privilege login on it, the one the server uses
+    (``owner_url(url)`` gives the owner's)."""
     name = prefix + uuid.uuid4().hex[:12]
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     try:
-        yield _url_for(admin_url, name)
+        yield app_url(_url_for(admin_url, name))
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -164,8 +185,8 @@ def start_server(settings: Settings) -> LiveServer:
 @pytest.fixture
 def make_settings(db_url: str, tmp_path: Path):
     def _make(**overrides) -> Settings:
-        base = dict(database_url=db_url, data_dir=tmp_path / "data", _env_file=None,
-                    pool_timeout=3.0)
+        base = dict(database_url=db_url, admin_database_url=owner_url(db_url),
+                    data_dir=tmp_path / "data", _env_file=None, pool_timeout=3.0)
         base.update(overrides)
         return Settings(**base)
     return _make

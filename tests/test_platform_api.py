@@ -10,7 +10,7 @@ import psycopg
 from gis_platform.config import Settings
 from gis_platform.db.embedded import EmbeddedPostgres
 
-from .conftest import _make_world_traversable_tmp, start_server
+from .conftest import _make_world_traversable_tmp, owner_url, start_server
 
 
 def test_health_is_ok(client):
@@ -28,7 +28,7 @@ def test_ready_reports_database_and_migrations(client):
 
 
 def test_ready_fails_when_migrations_are_pending(server, db_url):
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with psycopg.connect(owner_url(db_url), autocommit=True) as conn:
         conn.execute("DELETE FROM gis_meta.schema_migrations WHERE version = 1")
     with server.client() as c:
         r = c.get("/ready")

@@ -13,7 +13,7 @@ from gis_platform.db import migrations
 from gis_platform.db.embedded import EmbeddedPostgres, PgInstall, find_postgres, require_postgis
 from gis_platform.errors import ConfigurationError
 
-from .conftest import _make_world_traversable_tmp
+from .conftest import _make_world_traversable_tmp, owner_url
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +143,32 @@ def test_migrations_apply_once_and_are_recorded(admin_url: str):
 
 
 def test_edited_migration_is_refused(db_url: str):
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with psycopg.connect(owner_url(db_url), autocommit=True) as conn:
         conn.execute("UPDATE gis_meta.schema_migrations SET checksum = 'x' WHERE version = 1")
     with pytest.raises(ConfigurationError, match="changed after it was applied"):
-        migrations.migrate(db_url)
+        migrations.migrate(owner_url(db_url))
 
 
-def test_audit_log_is_append_only(conn: psycopg.Connection):
-    conn.execute("INSERT INTO gis_meta.audit_log (action, endpoint) VALUES ('read', '/x')")
-    with pytest.raises(psycopg.errors.RaiseException):
-        conn.execute("UPDATE gis_meta.audit_log SET action = 'write'")
-    with pytest.raises(psycopg.errors.RaiseException):
-        conn.execute("DELETE FROM gis_meta.audit_log")
+def test_the_server_login_cannot_touch_the_migration_history(db_url: str):
+    with psycopg.connect(db_url, autocommit=True) as conn, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE gis_meta.schema_migrations SET checksum = 'x' WHERE version = 1")
+
+
+def test_audit_log_is_append_only(conn: psycopg.Connection, db_url: str):
+    # Even the owner cannot change a row: the trigger refuses.
+    with psycopg.connect(owner_url(db_url), autocommit=True) as owner:
+        owner.execute("INSERT INTO gis_meta.audit_log (action, endpoint) VALUES ('read', '/x')")
+        with pytest.raises(psycopg.errors.RaiseException):
+            owner.execute("UPDATE gis_meta.audit_log SET action = 'write'")
+        with pytest.raises(psycopg.errors.RaiseException):
+            owner.execute("DELETE FROM gis_meta.audit_log")
+    # The server's login may append and read, nothing else.
+    conn.execute("INSERT INTO gis_meta.audit_log (action, endpoint) VALUES ('read', '/y')")
+    assert conn.execute("SELECT count(*) FROM gis_meta.audit_log").fetchone()[0] == 2
+    for stmt in ("UPDATE gis_meta.audit_log SET action = 'write'", "DELETE FROM gis_meta.audit_log",
+                 "TRUNCATE gis_meta.audit_log",
+                 "ALTER TABLE gis_meta.audit_log DISABLE TRIGGER audit_log_no_update",
+                 "SET session_replication_role = replica"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(stmt)

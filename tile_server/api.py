@@ -34,10 +34,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from morecantile import TileMatrixSet
 from starlette.responses import HTMLResponse, Response
 
-from gis_platform import security
 from gis_platform.deps import SettingsDep
 from gis_platform.errors import InvalidParameter
-from gis_platform.security import Principal, PrincipalDep
+from gis_platform.principal import Principal
+from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
 from tile_server import metadata
@@ -114,17 +114,16 @@ def parse_y(segment: str) -> tuple[int, str | None]:
 
 
 def row_filters(principal: Principal, layers: list[Layer]) -> dict | None:
-    """``{layer id: (condition, params, key)}`` for the layers this caller sees only part of.
+    """``{layer id: RowFilter}`` for the layers this caller sees only part of.
 
-    The condition (``security.row_filter``, columns qualified with the tile SQL's ``src``
-    alias) is ANDed into the tile statement; the key (``security.row_filter_key``) goes into
+    The filter is ANDed into the tile statement (``VectorSource``) and its ``key`` goes into
     the cache key and ETag, so filtered and unfiltered callers never share a tile.
     """
     out = {}
     for layer in layers:
-        flt = security.row_filter(principal, layer, alias="src")
-        if flt is not None:
-            out[layer.id] = (flt[0], flt[1], security.row_filter_key(principal, layer) or "all")
+        rows = Registry.rows_of(principal, layer)
+        if rows is not None:
+            out[layer.id] = rows
     return out or None
 
 
@@ -136,7 +135,7 @@ def vector_source(service: TileService, layers: list[Layer], principal: Principa
 
 
 def resolve_layers(text: str | None, registry: Registry, principal: Principal,
-                   max_layers: int, *, filtered: bool = False) -> list[Layer]:
+                   max_layers: int, *, filtered: bool = False, action: str = "read") -> list[Layer]:
     """The ``layers=a,b`` list: ids checked, duplicates dropped, capped; 404 for unreadable."""
     if text is None or not text.strip():
         raise InvalidParameter("Name the layers to combine: ?layers=districts,roads")
@@ -149,7 +148,7 @@ def resolve_layers(text: str | None, registry: Registry, principal: Principal,
     if len(ids) > max_layers:
         raise InvalidParameter(f"Too many layers ({len(ids)}): one tile combines at most "
                                f"{max_layers}.")
-    layers = [registry.readable(i, principal, filtered=filtered) for i in ids]
+    layers = [registry.readable(i, principal, filtered=filtered, action=action) for i in ids]
     raster = [l.id for l in layers if l.kind != "vector"]
     if raster:
         raise InvalidParameter(f"Composite vector tiles combine vector layers only; {raster} "
@@ -317,7 +316,7 @@ async def tile_matrix_set(grid: TmsDep) -> dict:
 @router.get("/collections/{collectionId}/tiles", summary="Tilesets of a layer (OGC API Tiles)")
 async def collection_tilesets(request: Request, collectionId: str, registry: RegistryDep,
                               principal: PrincipalDep, settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
+    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
     base = base_url(request, settings)
     return metadata.tilesets_list([layer], base, f"{base}/collections/{layer.id}/tiles")
 
@@ -326,7 +325,7 @@ async def collection_tilesets(request: Request, collectionId: str, registry: Reg
 async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,
                              registry: RegistryDep, principal: PrincipalDep,
                              settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
+    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
     base = base_url(request, settings)
     href = f"{base}/collections/{layer.id}/tiles/{grid.id}"
     return metadata.tileset([layer], grid, base, href, f"{href}/tilejson.json")
@@ -341,7 +340,7 @@ async def collection_tilejson(
     bidx: str | None = None, rescale: Annotated[list[str], Query()] = [],  # noqa: B006
     colormap: str | None = None,
 ) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
+    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
     base = base_url(request, settings)
     if layer.kind == "vector":
         return metadata.vector_tilejson([layer], grid, base, service.tuning)
@@ -355,7 +354,7 @@ async def collection_tilejson(
             summary="A minimal MapLibre style showing this layer (no glyphs needed)")
 async def collection_style(request: Request, collectionId: str, registry: RegistryDep,
                            principal: PrincipalDep, settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True)  # metadata, no rows
+    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
     return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings))
 
 
@@ -372,7 +371,8 @@ def _dataset_layers(layers: str | None, registry: Registry, principal: Principal
                 f"{service.tuning.max_layers} with ?layers=a,b.")
         return visible
     # metadata only (no rows): a row-scoped caller may read it
-    return resolve_layers(layers, registry, principal, service.tuning.max_layers, filtered=True)
+    return resolve_layers(layers, registry, principal, service.tuning.max_layers, filtered=True,
+                          action="describe")
 
 
 # Declared before /tiles/{tileMatrixSetId} so that 'style.json' is not taken for a grid id.
@@ -386,7 +386,7 @@ async def composite_style(request: Request, registry: RegistryDep, principal: Pr
     if len(ids) > service.tuning.max_layers:
         raise InvalidParameter(f"Too many layers ({len(ids)}): a style shows at most "
                                f"{service.tuning.max_layers}.")
-    chosen = [registry.readable(i, principal, filtered=True) for i in ids]  # metadata
+    chosen = [registry.readable(i, principal, filtered=True, action="describe") for i in ids]
     return metadata.style(chosen, get_tms(DEFAULT_TMS), base_url(request, settings))
 
 
@@ -416,7 +416,7 @@ async def composite_tilejson(request: Request, grid: TmsDep, registry: RegistryD
                              principal: PrincipalDep, service: TileServiceDep,
                              settings: SettingsDep, layers: str | None = None) -> dict:
     chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers,
-                            filtered=True)  # metadata
+                            filtered=True, action="describe")
     return metadata.vector_tilejson(chosen, grid, base_url(request, settings), service.tuning)
 
 

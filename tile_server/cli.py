@@ -56,12 +56,12 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 
 def access_keys_for(layers) -> list[str]:
     """Distinct access keys of the roles that may read every one of ``layers``."""
-    from gis_platform.security import Principal, can_read
+    from gis_platform.principal import Principal, can_read_level
 
     keys = []
     for role in _ROLES:
         p = Principal(id=f"seed:{role}", roles=frozenset({role}))
-        if all(can_read(p, l.access_level) for l in layers):
+        if all(can_read_level(p, l.access_level) for l in layers):
             keys.append(p.access_key)
     return list(dict.fromkeys(keys))
 

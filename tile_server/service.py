@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from morecantile import Tile, TileMatrixSet
 
-from gis_platform.security import Principal
+from gis_platform.principal import Principal
 from gis_platform.singleflight import SingleFlight
 from tile_server.cache import TileCache, cache_key, key_hash
 from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning

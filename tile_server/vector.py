@@ -30,7 +30,6 @@ stored column and no row is transformed before it passes the filter.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -97,14 +96,14 @@ def band_attributes(layer: Layer, band: str, tuning: TileTuning) -> list[str]:
 
 
 def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
-                      row_filter: str | None = None, select: bool = False) -> sql.Composed:
+                      row_filter: sql.Composable | None = None, select: bool = False) -> sql.Composed:
     """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its base table.
 
     Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
     filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
     in grid units) and ``minsize`` (smallest kept feature, in degrees).  ``row_filter`` is the
-    caller's row condition (:func:`gis_platform.security.row_filter`, parameters already
-    renamed to this layer's namespace), ANDed into the WHERE clause.  ``select``: apply the
+    caller's row condition (:meth:`gis_platform.access.RowFilter.named`, its parameters named
+    in this layer's namespace), ANDed into the WHERE clause.  ``select``: apply the
     layer's selection by class (:mod:`layers.selection`) against the bound zoom ``z``.
     """
     srid = tms_srid(tms_id)
@@ -126,8 +125,8 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
     envelope = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})").format(
         sql.Literal(srid))
     where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
-    if row_filter:
-        where.append(sql.SQL("({})").format(sql.SQL(row_filter)))
+    if row_filter is not None:
+        where.append(sql.SQL("({})").format(row_filter))
     rule = selection.for_layer(layer) if select else None
     if rule is not None:
         where.append(sql.SQL("{} <= %(z)s").format(rule.expression("src")))
@@ -202,21 +201,21 @@ def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning
 class LayerPlan:
     """How one layer is read for one tile: its overview table or base table, its row filter.
 
-    ``filter_sql`` has its parameters renamed into the layer's own namespace
-    (``rf<i>_<name>``) so that two layers' filters in a composite never collide.
+    ``filter_sql`` names its parameters in the layer's own namespace (``rf<i>_<n>``, from
+    :meth:`RowFilter.named`) so that two layers' filters in a composite never collide.
     """
 
     layer: Layer
     overview: str | None = None            # tiles.<table>, or None: the base table
     level: int | None = None
-    filter_sql: str | None = None
-    filter_params: tuple = ()              # ((renamed name, value), ...)
-    filter_key: str = ""
+    filter_sql: sql.Composable | None = field(default=None, compare=False)
+    filter_params: tuple = ()              # ((name, value), ...)
+    filter_key: str = ""                   # RowFilter.key + namespace: identifies filter_sql
     select: bool = False                   # apply the layer's selection by class at this zoom
 
     def sql_key(self) -> tuple:
         l = self.layer
-        return (l.id, l.data_version, l.table_name, self.overview, self.filter_sql, self.select)
+        return (l.id, l.data_version, l.table_name, self.overview, self.filter_key, self.select)
 
     def cache_part(self) -> str:
         part = f"{self.layer.id}@{self.layer.data_version}"
@@ -225,16 +224,6 @@ class LayerPlan:
         if self.filter_key:
             part += f"~r{self.filter_key}"
         return part
-
-
-_PARAM_RE = re.compile(r"%\((\w+)\)s")
-
-
-def namespaced_filter(index: int, condition: str, params: dict) -> tuple[str, tuple]:
-    """``condition`` with every ``%(name)s`` renamed ``%(rf<index>_name)s``, and the params."""
-    prefix = f"rf{index}_"
-    text = _PARAM_RE.sub(lambda m: f"%({prefix}{m.group(1)})s", condition)
-    return text, tuple((prefix + k, v) for k, v in sorted(params.items()))
 
 
 class SqlCache:
@@ -314,8 +303,8 @@ class VectorSource:
 
     ``layers`` must already be access-checked by the caller (``Registry.readable``).
     ``overviews`` (a :class:`tile_server.overviews.OverviewManager`) lets WebMercatorQuad
-    tiles read pre-generalised tables; ``filters`` maps a layer id to the caller's row
-    condition ``(sql, params, key)``.  A layer with a row filter always reads its base table
+    tiles read pre-generalised tables; ``filters`` maps a layer id to the caller's
+    :class:`~gis_platform.access.RowFilter`.  A layer with a row filter always reads its base table
     (an overview has merged features and few columns: it cannot be filtered per row).
     """
 
@@ -343,11 +332,12 @@ class VectorSource:
         for i, l in enumerate(self.layers):
             rule = selection.for_layer(l)
             select = rule is not None and z < rule.max_zoom
-            f = (self.filters or {}).get(l.id)
-            if f is not None:
-                text, params = namespaced_filter(i, f[0], f[1])
-                plans.append(LayerPlan(l, filter_sql=text, filter_params=params, filter_key=f[2],
-                                       select=select))
+            rows = (self.filters or {}).get(l.id)
+            if rows is not None:
+                prefix = f"rf{i}_"
+                cond, params = rows.named("src", prefix)
+                plans.append(LayerPlan(l, filter_sql=cond, filter_params=tuple(params.items()),
+                                       filter_key=prefix + rows.key, select=select))
                 continue
             ov = None
             if self.overviews is not None and grid.id == "WebMercatorQuad":

@@ -71,7 +71,7 @@ def make_requests(url: str, n: int, seed: int) -> list[dict]:
 
 async def sql_floor(url: str, reqs: list[dict]) -> tuple[dict, float]:
     from gis_platform.config import Settings
-    from gis_platform.security import SYSTEM
+    from gis_platform.principal import SYSTEM
     from layers.catalog import get_layer
     from layers.domains import digcheck
     from layers.domains.common import DomainSettings

@@ -35,7 +35,8 @@ def timed(fn, n=3):
 def main() -> None:
     from gis_platform.config import Settings
     from gis_platform.db import migrations
-    from gis_platform.security import SYSTEM
+    from gis_platform.principal import SYSTEM
+    from policy_maps.build import MapAccess
     from policy_maps.render_folium import render_folium
     from policy_maps.render_png import render_png
     from policy_maps.service import load_map
@@ -65,7 +66,7 @@ def main() -> None:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             for mid in MAPS:
-                build_s, (data, _) = timed(lambda: load_map(conn, mid, None, SYSTEM))
+                build_s, (data, _) = timed(lambda: load_map(conn, mid, None, SYSTEM, MapAccess.system(conn)))
                 html_s, html = timed(lambda: render_folium(data, conn, "ko"))
                 png_s, png = timed(lambda: render_png(data, "ko"), n=2)
                 import httpx

@@ -1,12 +1,33 @@
-"""Database access: embedded cluster, migrations and the async pool."""
+"""Database access: embedded cluster, migrations and the async pool.
+
+Two logins (see migration 0007): the *owner* runs migrations and administration
+(:func:`resolve_admin_conninfo`); the server and the CLI's data commands connect as the
+least-privilege ``gis_platform_app`` (:func:`resolve_conninfo`).
+"""
 
 from gis_platform.db.pool import Database
 
-__all__ = ["Database", "resolve_conninfo"]
+__all__ = ["Database", "resolve_admin_conninfo", "resolve_conninfo"]
 
 
 def resolve_conninfo(settings, *, start_embedded: bool = True) -> str:
-    """The database URL to use: the configured one, or the embedded cluster's (started)."""
+    """The URL the platform works with: the configured one, or the embedded cluster's
+    least-privilege login (the cluster started first)."""
+    if settings.database_url:
+        return settings.database_url
+    from gis_platform.db.embedded import EmbeddedPostgres
+
+    emb = EmbeddedPostgres(settings)
+    if start_embedded:
+        emb.start()
+    return emb.app_url()
+
+
+def resolve_admin_conninfo(settings, *, start_embedded: bool = True) -> str | None:
+    """The owner's URL for migrations and administration: ``admin_database_url``, else the
+    embedded cluster's owner, else ``database_url`` (a deployment with one login)."""
+    if settings.admin_database_url:
+        return settings.admin_database_url
     if settings.database_url:
         return settings.database_url
     from gis_platform.db.embedded import EmbeddedPostgres

@@ -32,7 +32,8 @@ INSTALL_HINT = (
     "Alternatively point GIS_DATABASE_URL at an existing PostGIS server."
 )
 DB_NAME = "gis"
-DB_USER = "gis"
+DB_USER = "gis"                 # the cluster's owner: migrations, backups, administration
+APP_ROLE = "gis_platform_app"   # what the server and the CLI connect as (least privilege)
 
 
 @dataclass(frozen=True)
@@ -228,12 +229,20 @@ class EmbeddedPostgres:
         return self.root / "run"
 
     def url(self) -> str:
-        """The connection URL of the cluster (TCP on 127.0.0.1)."""
+        """The owner's connection URL (TCP on 127.0.0.1): migrations and administration."""
         state = self._state()
         if not state:
             raise ConfigurationError("The embedded cluster is not initialized: run `gis-platform db start`.")
         return (f"postgresql://{DB_USER}:{state['password']}@127.0.0.1:{state['port']}/{DB_NAME}"
                 "?application_name=gis-platform")
+
+    def app_url(self, dbname: str = DB_NAME) -> str:
+        """The least-privilege login's URL (``gis_platform_app``): what the server uses."""
+        state = self._state()
+        if not state or "app_password" not in state:
+            raise ConfigurationError("The embedded cluster is not initialized: run `gis-platform db start`.")
+        return (f"postgresql://{APP_ROLE}:{state['app_password']}@127.0.0.1:{state['port']}/"
+                f"{dbname}?application_name=gis-platform")
 
     # -- lifecycle ---------------------------------------------------------------------
     def init(self) -> None:
@@ -268,7 +277,8 @@ class EmbeddedPostgres:
         finally:
             pwfile.unlink(missing_ok=True)
         port = self.settings.pg_port or free_port()
-        self._write_state({"password": password, "port": port, "version": self.install.version})
+        self._write_state({"password": password, "port": port, "version": self.install.version,
+                           "app_password": secrets.token_urlsafe(24)})
         conf = self.pgdata / "postgresql.auto.conf"
         with conf.open("a") as fh:
             fh.write(
@@ -364,11 +374,27 @@ class EmbeddedPostgres:
                         conn.execute(f'CREATE DATABASE "{DB_NAME}"')
                 with psycopg.connect(self.url(), autocommit=True, connect_timeout=5) as conn:
                     conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                    self._ensure_app_role(conn)
                     return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _ensure_app_role(self, conn) -> None:
+        """The least-privilege login exists and has this cluster's app password (its grants
+        come from migration 0007)."""
+        from psycopg import sql
+
+        state = self._state()
+        if "app_password" not in state:          # a cluster made before the app role
+            state["app_password"] = secrets.token_urlsafe(24)
+            self._write_state(state)
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                 "NOBYPASSRLS").format(sql.Identifier(APP_ROLE)))
+        conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(APP_ROLE), sql.Literal(state["app_password"])))
 
     def stop(self, mode: str = "fast") -> bool:
         """Stop the cluster if running; returns True if it was running."""

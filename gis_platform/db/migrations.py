@@ -76,6 +76,11 @@ def migrate(conninfo: str) -> list[Migration]:
     """Apply every pending migration; return those applied now."""
     applied: list[Migration] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        # Nothing to do (the usual start): no DDL, so a login without CREATE rights - the
+        # server's least-privilege role - starts on a migrated database.
+        done = applied_versions(conn)
+        if all(done.get(m.version) == m.checksum for m in available_migrations()):
+            return applied
         # Bootstrap is idempotent and safe to race (IF NOT EXISTS), but two creators of the
         # same schema can still collide; serialise with a session-level lock.
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))

@@ -6,10 +6,16 @@
   drops its dead connections and reconnects by itself.  While the database is down,
   acquiring a connection fails after ``pool_timeout`` seconds with
   :class:`DatabaseUnavailable` (HTTP 503); the next request after it is back succeeds.
+* Expensive requests (statistics over posted areas, spatial operators, exports, dig-checks,
+  CQL2 filters) ask for a ``heavy`` connection: at most ``heavy_share`` of the pool serves
+  them at once, so a burst of them never takes the connections that cheap requests (tiles,
+  feature pages, the catalog) need.  ``budget_ms`` gives one statement a shorter timeout
+  than the pool's (anonymous callers: ``anonymous_statement_timeout_ms``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +43,11 @@ async def _check_unless_recent(conn: psycopg.AsyncConnection) -> None:
     await AsyncConnectionPool.check_connection(conn)
 
 
+def budget_for(principal, settings: Settings) -> int | None:
+    """The statement budget of an expensive query by this caller (None: the pool's)."""
+    return None if principal.authenticated else settings.anonymous_statement_timeout_ms
+
+
 class Database:
     """Owns the read/write pool (and an optional read-replica pool)."""
 
@@ -53,6 +64,8 @@ class Database:
             # request makes a new one, so service resumes as soon as the DB is back.
             reconnect_timeout=0,
         )
+        self._heavy_slots = max(1, int(settings.pool_max_size * settings.pool_heavy_share))
+        self._heavy: asyncio.Semaphore | None = None
         self.read_pool = None
         if read_conninfo:
             self.read_pool = AsyncConnectionPool(
@@ -73,16 +86,48 @@ class Database:
             await self.read_pool.close()
 
     @contextlib.asynccontextmanager
-    async def connection(self, *, read_only: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A pooled autocommit connection; maps DB failures to platform errors."""
+    async def connection(self, *, read_only: bool = False, heavy: bool = False,
+                         budget_ms: int | None = None) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled autocommit connection; maps DB failures to platform errors.
+
+        ``heavy``: an expensive request (see the module docstring); it waits at most
+        ``pool_timeout`` for one of the heavy slots, then 503.  ``budget_ms``: a statement
+        timeout for this use of the connection, when shorter than the pool's.
+        """
+        if heavy:
+            if self._heavy is None:
+                self._heavy = asyncio.Semaphore(self._heavy_slots)
+            try:
+                await asyncio.wait_for(self._heavy.acquire(), timeout=self.settings.pool_timeout)
+            except TimeoutError:
+                metrics.DB_ERRORS.labels("busy").inc()
+                raise DatabaseUnavailable(
+                    "The server is busy with other expensive queries; retry in a few seconds, "
+                    "or narrow the request.") from None
+        try:
+            async with self._connection(read_only, budget_ms) as conn:
+                yield conn
+        finally:
+            if heavy:
+                self._heavy.release()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, read_only: bool, budget_ms: int | None):
         pool = self.read_pool if (read_only and self.read_pool is not None) else self.pool
+        budget = int(budget_ms) if budget_ms and budget_ms < self.settings.statement_timeout_ms else None
         t0 = time.perf_counter()
         try:
             async with pool.connection() as conn:
                 held = time.perf_counter()
                 metrics.DB_WAIT.observe(held - t0)
                 try:
-                    yield conn
+                    if budget:
+                        await conn.execute(f"SET statement_timeout = {budget}")
+                    try:
+                        yield conn
+                    finally:
+                        if budget and not conn.closed:
+                            await conn.execute("RESET statement_timeout")
                     conn._gis_used = time.monotonic()
                 finally:
                     metrics.DB_HOLD.observe(time.perf_counter() - held)
@@ -92,6 +137,11 @@ class Database:
                 "The database is not reachable right now; please retry in a few seconds.") from exc
         except pg_errors.QueryCanceled as exc:
             metrics.DB_ERRORS.labels("timeout").inc()
+            if budget:
+                raise QueryTimeout(
+                    f"The query ran longer than the {budget} ms anonymous requests get. Narrow "
+                    "it (a smaller area, a simpler geometry, a stricter filter) or send an API "
+                    "key.") from exc
             raise QueryTimeout(
                 "The query ran longer than the server allows "
                 f"({self.settings.statement_timeout_ms} ms). Narrow it: a smaller area, a "

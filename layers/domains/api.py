@@ -31,8 +31,10 @@ import psycopg
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from gis_platform import access
+from gis_platform.access import APPLICANTS, PERMITS
 from gis_platform.deps import Db, SettingsDep
-from gis_platform.errors import InvalidParameter, Unprocessable
+from gis_platform.errors import Forbidden, InvalidParameter, Unprocessable
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
@@ -42,7 +44,6 @@ from layers.domains.common import (
     input_geometry,
     read_json_body,
     readable_rows,
-    require_permit_role,
 )
 
 router = APIRouter(tags=["domains"])
@@ -142,9 +143,14 @@ async def list_permits(request: Request, db: Db,
              responses={400: {}, 401: {}, 403: {}, 409: {}, 422: {}})
 async def create_permit(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
                         settings: SettingsDep):
-    require_permit_role(principal)
+    decision = access.authorize(principal, "write_rows", PERMITS)
     doc = await read_json_body(request, settings)
     p = permits.validate_new_permit(doc)
+    if decision.rows is not None:
+        allowed = dict(decision.rows.terms).get("district_code", ())
+        if p.get("district_code") not in allowed:
+            raise Forbidden("This API key files permits only in districts "
+                            f"{', '.join(allowed) or '(none)'}; give one as district_code.")
     geom = input_geometry(doc, settings)
     if geom.kind not in ("Polygon", "MultiPolygon"):
         raise InvalidParameter(f"A permit's geometry must be a Polygon or MultiPolygon, not {geom.kind}.",
@@ -192,7 +198,7 @@ async def get_permit(permit_no: PermitNo, request: Request, db: Db, principal: P
 async def change_status(permit_no: PermitNo, request: Request, registry: RegistryDep,
                         principal: PrincipalDep, db: Db, settings: SettingsDep):
     """Body: ``{"status": "reviewed", "note": "...", "office": "..."}``."""
-    require_permit_role(principal)
+    decision = access.authorize(principal, "write_rows", PERMITS)
     doc = await read_json_body(request, settings)
     unknown = sorted(set(doc) - {"status", "note", "office"})
     if unknown:
@@ -208,7 +214,8 @@ async def change_status(permit_no: PermitNo, request: Request, registry: Registr
     def run() -> dict:
         with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
             return permits.transition(conn, permit_no, status, actor=principal.id,
-                                      roles=sorted(principal.roles), office=office, note=note)
+                                      roles=sorted(principal.roles), office=office, note=note,
+                                      rows=decision.rows)
 
     await asyncio.to_thread(run)
     await registry.load()
@@ -218,5 +225,6 @@ async def change_status(permit_no: PermitNo, request: Request, registry: Registr
 @router.get("/permits/{permit_no}/applicant", summary="The applicant's personal data (planner)",
             responses={401: {}, 403: {}, 404: {}})
 async def applicant(permit_no: PermitNo, principal: PrincipalDep, db: Db):
-    require_permit_role(principal)
-    return FastJSONResponse(await permits.get_applicant(db, permit_no), headers=NO_STORE)
+    decision = access.authorize(principal, "read", APPLICANTS)
+    return FastJSONResponse(await permits.get_applicant(db, permit_no, decision.rows),
+                            headers=NO_STORE)

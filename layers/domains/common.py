@@ -11,8 +11,9 @@ from fastapi import Request
 from psycopg import sql
 
 from gis_platform import limits
-from gis_platform.errors import Forbidden, InvalidParameter, Unauthorized
-from gis_platform.security import Principal, row_filter
+from gis_platform.errors import InvalidParameter
+from gis_platform.principal import Principal
+from layers.catalog import Registry
 from layers.spatial import CrsRef, Frag, geometry_sql, parse_crs, shape_from_geojson
 
 #: The metric CRS all distances are computed in: Korea 2000 / Unified CS (UTM-K).  Its scale
@@ -20,7 +21,6 @@ from layers.spatial import CrsRef, Frag, geometry_sql, parse_crs, shape_from_geo
 #: on a 3 m clearance) — well inside the positional accuracy of surveyed utilities.
 METRIC_SRID = 5179
 MAX_DEPTH_M = 30.0
-PERMIT_ROLES = frozenset({"planner", "admin"})
 
 
 @dataclass(frozen=True)
@@ -40,28 +40,18 @@ class DomainSettings:
         return cls(**{f.name: getattr(settings, "domains_" + f.name) for f in fields(cls)})
 
 
-def require_permit_role(principal: Principal) -> None:
-    """Permit decisions are acts of the road authority: planner or admin keys only.
-
-    ``allow_anonymous_writes`` deliberately does not apply here.
-    """
-    if not principal.authenticated:
-        raise Unauthorized("Changing a permit needs a planner's API key (Authorization: Bearer ...).")
-    if not principal.roles & PERMIT_ROLES:
-        raise Forbidden("Changing a permit needs the planner or admin role.")
-
-
 def readable_rows(registry, layer_id: str, principal: Principal):
     """Resolve a layer whose rows we read (we AND ``row_filter`` in ourselves)."""
     return registry.readable(layer_id, principal, filtered=True)
 
 
 def row_filter_sql(principal: Principal, layer) -> tuple[sql.Composable, dict]:
-    """``security.row_filter`` as a composable condition (TRUE when every row is visible)."""
-    flt = row_filter(principal, layer)
-    if flt is None:
+    """The caller's rows of ``layer`` as a condition with named parameters ``%(rf_<n>)s``
+    (TRUE when every row is visible)."""
+    rows = Registry.rows_of(principal, layer)
+    if rows is None:
         return sql.SQL("TRUE"), {}
-    return sql.SQL(flt[0]), dict(flt[1])
+    return rows.named(None, "rf_")
 
 
 async def read_json_body(request: Request, settings) -> dict:

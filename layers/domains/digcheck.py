@@ -285,7 +285,7 @@ def summarise(entries: list[dict]) -> dict:
 
 async def run_check(db, layer: Layer, principal, req: DigRequest, ds: DomainSettings) -> dict:
     """The whole check on one pooled connection: area, candidates, classification."""
-    async with db.connection(read_only=True) as conn:
+    async with db.connection(read_only=True, heavy=True) as conn:
         area = await prepare_area(conn, req, ds)
         rows, truncated = await find_facilities(conn, layer, principal, req, area, ds)
     entries = [facility_entry(r, req.depth_m) for r in rows]

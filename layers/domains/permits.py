@@ -26,9 +26,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from gis_platform.access import RowFilter
 from gis_platform.errors import Conflict, InvalidParameter, NotFound, Unprocessable
-from gis_platform.security import Principal
-from layers.domains.common import MAX_DEPTH_M, PERMIT_ROLES
+from gis_platform.principal import Principal
+from layers.domains.common import MAX_DEPTH_M
 
 PERMIT_NO_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,39}$")
 ACTIVE_WORKS = "active_works"
@@ -179,18 +180,31 @@ def _audit(conn, actor: str, roles: list[str], endpoint: str, permit_no: str, de
                  (actor, roles, endpoint, ACTIVE_WORKS, permit_no, Jsonb(details)))
 
 
+def _rows_sql(rows: RowFilter | None) -> tuple[sql.Composable, list]:
+    """The caller's row filter on ``gis_domain.permits`` (alias ``p``), TRUE when unscoped."""
+    if rows is None:
+        return sql.SQL("TRUE"), []
+    frag = rows.frag("p")
+    return frag.sql, frag.params
+
+
 def transition(conn: psycopg.Connection, permit_no: str, to_status: str, *, actor: str,
                roles: list[str], office: str | None = None, note: str | None = None,
-               at: datetime | None = None) -> dict:
-    """Move a permit to ``to_status`` (one transaction); 404 / 409 / 422 on bad requests."""
+               at: datetime | None = None, rows: RowFilter | None = None) -> dict:
+    """Move a permit to ``to_status`` (one transaction); 404 / 409 / 422 on bad requests.
+
+    ``rows``: the caller's row filter (a district-scoped key moves only its districts'
+    permits; any other is the same 404 as a missing permit)."""
     _check_no(permit_no)
     with conn.transaction():
         statuses = dict(conn.execute("SELECT code, name_ko FROM gis_domain.permit_statuses").fetchall())
         if to_status not in statuses:
             raise Unprocessable(f"Unknown status {to_status[:40]!r}; statuses are "
                                 f"{', '.join(statuses)}.", parameter="status")
-        row = conn.execute("SELECT id, status, office FROM gis_domain.permits WHERE permit_no = %s "
-                           "FOR UPDATE", (permit_no,)).fetchone()
+        cond, cond_params = _rows_sql(rows)
+        row = conn.execute(sql.SQL("SELECT id, status, office FROM gis_domain.permits p WHERE "
+                                   "permit_no = %s AND {} FOR UPDATE").format(cond),
+                           (permit_no, *cond_params)).fetchone()
         if row is None:
             raise NotFound(f"No permit '{permit_no}'.")
         pid, current, permit_office = row
@@ -262,7 +276,7 @@ async def list_permits(db, *, status: str | None, district: str | None, active: 
 async def get_permit(db, permit_no: str, principal: Principal) -> dict:
     """One permit with its timeline and the statuses it may move to next."""
     _check_no(permit_no)
-    planner = bool(principal.roles & PERMIT_ROLES)
+    planner = principal.can_write
     async with db.connection(read_only=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql.SQL("SELECT p.id, {} FROM gis_domain.permits p JOIN "
                                   "gis_domain.permit_statuses s ON s.code = p.status "
@@ -286,12 +300,15 @@ async def get_permit(db, permit_no: str, principal: Principal) -> dict:
     return doc
 
 
-async def get_applicant(db, permit_no: str) -> dict:
-    """The applicant's personal data (callers must have checked the planner role)."""
+async def get_applicant(db, permit_no: str, rows: RowFilter | None) -> dict:
+    """The applicant's personal data (callers have the access decision on ``APPLICANTS``;
+    ``rows`` is its row filter: a permit outside it is the same 404 as a missing one)."""
     _check_no(permit_no)
-    row = await db.fetchone("SELECT a.name, a.organisation, a.contact, a.address FROM "
-                            "gis_domain.permit_applicants a JOIN gis_domain.permits p ON p.id = a.permit_id "
-                            "WHERE p.permit_no = %s", (permit_no,))
+    cond, cond_params = _rows_sql(rows)
+    row = await db.fetchone(sql.SQL("SELECT a.name, a.organisation, a.contact, a.address FROM "
+                                    "gis_domain.permit_applicants a JOIN gis_domain.permits p ON "
+                                    "p.id = a.permit_id WHERE p.permit_no = %s AND {}").format(cond),
+                            (permit_no, *cond_params))
     if row is None:
         raise NotFound(f"No permit '{permit_no}'.")
     return {"permit_no": permit_no, "applicant": row}

@@ -44,7 +44,7 @@ async def run_section(db, layer: Layer, principal, req: dict, ds: DomainSettings
     """Facilities crossed by the line, ordered by station."""
     geom = req["geometry"]
     rf, rf_params = row_filter_sql(principal, layer)
-    async with db.connection(read_only=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with db.connection(read_only=True, heavy=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql.SQL("SELECT ST_Length(g) AS len, ST_AsBinary(g) AS wkb, "
                                   "ST_AsGeoJSON(ST_Transform(g, 4326), 7) AS gj FROM "
                                   "(SELECT ST_Transform({}, {}) AS g) s").format(

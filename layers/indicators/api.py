@@ -1,9 +1,10 @@
 """HTTP routes of indicators: definitions, area units and values (JSON or GeoJSON).
 
 ``GET /indicators``, ``GET /indicators/{id}``, ``GET /indicators/{id}/values?unit=&year=&f=``,
-``GET /area-units``.  Access: an indicator is readable when its own ``access_level`` (the
-strictest of the data it was computed from) and its area unit's layer are readable by the
-caller (through ``Registry.readable``); otherwise it is the same 404 as a missing one.
+``GET /area-units``.  Access: the one access decision (:mod:`gis_platform.access`) on the
+indicator - its ``access_level`` (the strictest of the data it was computed from), and for
+scoped keys the layers it was computed from - and on its area unit's layer; otherwise it is
+the same 404 as a missing one.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import psycopg
 from fastapi import APIRouter, Query, Request
 from psycopg import sql
 
+from gis_platform import access
 from gis_platform.errors import InvalidParameter
+from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse, GeoJSONResponse
-from gis_platform.security import Principal, PrincipalDep, can_read
+from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Registry
 from layers.indicators.store import (
@@ -52,20 +55,22 @@ async def run_sync(request: Request, fn: Callable[..., T], *args: Any, **kw: Any
     return await asyncio.to_thread(call)
 
 
-def readable_indicator(ind: Indicator, registry: Registry, principal: Principal) -> bool:
-    return can_read(principal, ind.access_level)
+def readable_indicator(ind: Indicator, principal: Principal) -> bool:
+    """For listings (not audited): may this caller see the indicator?"""
+    return access.decide(principal, "read", ind.resource).allowed
 
 
 def check_indicator(ind: Indicator, principal: Principal) -> Indicator:
-    if not can_read(principal, ind.access_level):
-        raise IndicatorNotFound(f"No indicator {ind.id!r}.")
+    """The indicator if this caller may read it (audited), else the 404 of a missing one."""
+    access.authorize(principal, "read", ind.resource,
+                     hidden=IndicatorNotFound(f"No indicator {ind.id!r}."))
     return ind
 
 
 @router.get("/indicators", summary="Policy indicators (definitions, years, area units)")
-async def indicators(request: Request, registry: RegistryDep, principal: PrincipalDep) -> dict:
+async def indicators(request: Request, principal: PrincipalDep) -> dict:
     found = await run_sync(request, list_indicators)
-    return {"indicators": [i.model_dump() for i in found if readable_indicator(i, registry, principal)]}
+    return {"indicators": [i.model_dump() for i in found if readable_indicator(i, principal)]}
 
 
 @router.get("/area-units", summary="Area units (districts, neighbourhoods, hexagon grids)")

@@ -20,7 +20,8 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from gis_platform.errors import InvalidParameter, NotFound, Unprocessable
-from gis_platform.security import LEVELS
+from gis_platform.access import Resource
+from gis_platform.principal import LEVELS
 from layers.catalog import Layer, get_layer
 
 ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -47,12 +48,26 @@ class Indicator(BaseModel):
     description_ko: str = ""
     description_en: str = ""
     method: dict | None = None
-    access_level: Literal["public", "internal", "restricted"] = "public"
+    #: New indicators are internal until someone publishes them (secure by default).
+    access_level: Literal["public", "internal", "restricted"] = "internal"
     data_version: int | None = None
     years: list[int] = Field(default_factory=list)
     units: list[str] = Field(default_factory=list, description="area units with values")
 
     model_config = {"extra": "forbid"}
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The layers this indicator was computed from (its ``method``), if recorded."""
+        method = self.method or {}
+        found = [method.get("source_layer"), *(method.get("source_layers") or [])]
+        return tuple(dict.fromkeys(str(s) for s in found if s))
+
+    @property
+    def resource(self) -> Resource:
+        """What the access decision rules on: an aggregate (no rows) of its source layers."""
+        return Resource("indicator", self.id, self.access_level, has_rows=False,
+                        sources=self.sources)
 
 
 class AreaUnit(BaseModel):

@@ -18,12 +18,28 @@ import geopandas as gpd
 import psycopg
 
 from gis_platform.errors import IngestError, InvalidParameter
+from gis_platform.gdal_env import ensure_hardened
 from layers.catalog import Layer, ensure_new_id, get_layer, slugify, validate_layer_id
 from layers.ingest import readers
-from layers.ingest.prepare import prepare
+from layers.ingest.prepare import MAX_FEATURE_VERTICES, prepare
 from layers.ingest.writer import write_layer
 
 Progress = Callable[[str, int, int | None], None]   # (stage, advance, total)
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Limits on what an ingested file may hold (settings ``ingest_*``)."""
+
+    max_feature_vertices: int = MAX_FEATURE_VERTICES
+    zip: readers.ZipLimits = field(default_factory=readers.ZipLimits)
+
+    @classmethod
+    def from_settings(cls, settings) -> IngestLimits:
+        return cls(max_feature_vertices=settings.ingest_max_feature_vertices,
+                   zip=readers.ZipLimits(
+                       max_uncompressed_bytes=settings.ingest_max_uncompressed_mb * 1024**2,
+                       max_ratio=settings.ingest_max_zip_ratio))
 
 
 @dataclass
@@ -72,8 +88,10 @@ def _precheck(conninfo: str, layer_id: str, mode: str) -> None:
 def ingest_geodataframe(conninfo: str, gdf: gpd.GeoDataFrame, layer_id: str, *,
                         mode: str = "create", crs: str | int | None = None, srid: int = 4326,
                         metadata: dict | None = None, progress: Progress | None = None,
+                        limits: IngestLimits | None = None,
                         _source: readers.SourceData | None = None) -> IngestReport:
     """Load a GeoDataFrame as layer ``layer_id``."""
+    limits = limits or IngestLimits()
     t0 = time.perf_counter()
     validate_layer_id(layer_id)
     _check_mode(mode)
@@ -82,7 +100,7 @@ def ingest_geodataframe(conninfo: str, gdf: gpd.GeoDataFrame, layer_id: str, *,
     src = _source or readers.SourceData(gdf=gdf, format="GeoDataFrame", name=layer_id)
     _precheck(conninfo, layer_id, mode)
     prepared = prepare(gdf, srid=srid, crs=crs, dropped_no_coords=src.dropped_no_coords,
-                       notes=src.notes)
+                       notes=src.notes, max_vertices=limits.max_feature_vertices)
     if progress:
         progress("write", 0, prepared.count)
     with psycopg.connect(conninfo) as conn:
@@ -104,11 +122,16 @@ def ingest_geodataframe(conninfo: str, gdf: gpd.GeoDataFrame, layer_id: str, *,
 def ingest_file(conninfo: str, path: str | Path, *, layer_id: str | None = None,
                 mode: str = "create", crs: str | int | None = None, encoding: str | None = None,
                 source_layer: str | None = None, metadata: dict | None = None,
-                data_dir: Path | None = None, progress: Progress | None = None) -> IngestReport:
+                data_dir: Path | None = None, progress: Progress | None = None,
+                limits: IngestLimits | None = None) -> IngestReport:
     """Ingest one file (one layer of it, for a GeoPackage) as ``layer_id``."""
+    limits = limits or IngestLimits()
+    if str(path).startswith("/vsi"):
+        raise IngestError("GDAL virtual file systems (/vsi...) are not accepted; give a local file.")
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise IngestError(f"No such file: {path.name}")
+    ensure_hardened()
     fmt = readers.sniff_format(path)
     layer_id = layer_id or slugify(source_layer or path.stem)
     validate_layer_id(layer_id)
@@ -123,8 +146,9 @@ def ingest_file(conninfo: str, path: str | Path, *, layer_id: str | None = None,
     _precheck(conninfo, layer_id, mode)
     if progress:
         progress("read", 0, None)
-    src = readers.read_vector(path, layer=source_layer, encoding=encoding, fmt=fmt)
+    src = readers.read_vector(path, layer=source_layer, encoding=encoding, fmt=fmt,
+                              zip_limits=limits.zip)
     meta = dict(metadata or {})
     meta.setdefault("source", path.name)
     return ingest_geodataframe(conninfo, src.gdf, layer_id, mode=mode, crs=crs, metadata=meta,
-                               progress=progress, _source=src)
+                               progress=progress, limits=limits, _source=src)

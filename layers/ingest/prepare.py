@@ -135,13 +135,32 @@ def _reduce_to_dim(geom, dim: int):
     return shapely.multipoints(parts) if len(parts) > 1 else parts[0]
 
 
+#: Vertices one feature may have.  A 2-million-vertex polygon makes every tile it touches
+#: take tens of seconds to cut; real city features (a district, a river bank) have far fewer.
+MAX_FEATURE_VERTICES = 250_000
+
+
+def check_vertices(geoms: np.ndarray, max_vertices: int) -> None:
+    """Refuse the file if one feature has more than ``max_vertices`` vertices (naming it)."""
+    counts = shapely.get_num_coordinates(geoms)
+    over = np.nonzero(counts > max_vertices)[0]
+    if over.size:
+        i = int(over[0])
+        raise IngestError(
+            f"Feature #{i + 1} has {int(counts[i]):,} vertices; at most {max_vertices:,} per feature "
+            f"are accepted ({over.size} feature(s) exceed it). Simplify it (e.g. ogr2ogr -simplify "
+            "0.1) or split it into parts; an operator can raise GIS_INGEST_MAX_FEATURE_VERTICES.")
+
+
 def prepare(gdf: gpd.GeoDataFrame, *, srid: int = 4326, crs: str | int | None = None,
-            dropped_no_coords: int = 0, notes: list[str] | None = None) -> Prepared:
+            dropped_no_coords: int = 0, notes: list[str] | None = None,
+            max_vertices: int = MAX_FEATURE_VERTICES) -> Prepared:
     """Reproject, repair, unify the geometry type and type the attribute columns."""
     notes = list(notes or [])
     read = len(gdf) + dropped_no_coords
     if len(gdf) == 0:
         raise IngestError("The file holds no features (0 rows with geometry).")
+    check_vertices(np.asarray(gdf.geometry.values, dtype=object), max_vertices)
     src_crs = _resolve_crs(gdf, crs, notes)
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     if gdf.crs is None or not CRS(gdf.crs).equals(src_crs):

@@ -64,7 +64,11 @@ def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "crea
         raise IngestError("Rasters cannot be appended to; use create or replace.")
     notes: list[str] = []
     try:
-        with rasterio.open(path) as src:
+        # The GTiff driver only: whatever the file's name or content, GDAL may not open it as
+        # a VRT (or any other format that names further files or URLs).
+        with rasterio.open(path, driver="GTiff") as src:
+            if src.driver != "GTiff":
+                raise IngestError(f"{path.name} opened as {src.driver}, not GeoTIFF; refused.")
             src_crs = src.crs
             if crs is not None:
                 src_crs = parse_crs(crs)
@@ -94,7 +98,7 @@ def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "crea
     try:
         profile = cog_profiles.get("deflate")
         try:
-            with rasterio.open(path) as src:
+            with rasterio.open(path, driver="GTiff") as src:
                 from rasterio.crs import CRS as RioCRS
 
                 if crs is not None or note:

@@ -26,7 +26,12 @@ from gis_platform.errors import IngestError
 VECTOR_EXT = {".geojson": "GeoJSON", ".json": "GeoJSON", ".topojson": "TopoJSON", ".gpkg": "GPKG",
               ".shp": "ESRI Shapefile", ".zip": "ZIP", ".fgb": "FlatGeobuf", ".csv": "CSV",
               ".tsv": "CSV", ".txt": "CSV"}
-RASTER_EXT = {".tif", ".tiff", ".geotiff", ".vrt", ".img", ".jp2", ".asc", ".nc"}
+#: Rasters: GeoTIFF (and COG, BigTIFF) only, recognised by the TIFF header and opened with
+#: the GTiff driver alone.  Other formats convert with ``gdal_translate -of COG``.
+RASTER_EXT = {".tif", ".tiff", ".geotiff"}
+#: Dataset *descriptions* that name other files or URLs (GDAL VRT, OGR VRT, GML schema
+#: files): never opened from an upload (``gis_platform.gdal_env`` has the drivers off too).
+REFUSED_EXT = {".vrt", ".xml", ".gfs", ".gml", ".ovf", ".aux"}
 
 _MAGIC = [
     (b"SQLite format 3\x00", "GPKG"),
@@ -35,7 +40,10 @@ _MAGIC = [
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
     (b"II+\x00", "TIFF"),
+    (b"MM\x00+", "TIFF"),
 ]
+#: The first bytes a member of a zipped upload must start with, by its extension.
+_SHAPEFILE_MAGIC = b"\x00\x00\x27\x0a"
 
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "경도", "point_x", "xcoord", "x_coord")
 LAT_NAMES = ("lat", "latitude", "y", "위도", "point_y", "ycoord", "y_coord")
@@ -64,10 +72,17 @@ def sniff_format(path: Path) -> str:
     if not head:
         raise IngestError(f"{path.name} is empty (0 bytes).")
     by_magic = next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
-    if ext in RASTER_EXT or by_magic == "TIFF":
-        if by_magic not in (None, "TIFF") and ext in (".tif", ".tiff"):
-            raise IngestError(f"{path.name} is named like a GeoTIFF but holds {by_magic} data.")
+    if ext in REFUSED_EXT:
+        raise IngestError(
+            f"{path.name}: '{ext}' files describe other datasets (files or URLs) and are not "
+            "accepted. Upload the data itself: GeoTIFF for rasters (gdal_translate -of COG), or "
+            "GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf or CSV for vectors.")
+    if by_magic == "TIFF":
         return "RASTER"
+    if ext in RASTER_EXT:
+        what = f"{by_magic} data" if by_magic else "no TIFF header"
+        raise IngestError(f"{path.name} is named like a GeoTIFF but is not one ({what}). Rasters "
+                          "are accepted as GeoTIFF only; convert with gdal_translate -of COG.")
     expected = VECTOR_EXT.get(ext)
     if expected is None:
         raise IngestError(
@@ -80,10 +95,16 @@ def sniff_format(path: Path) -> str:
         raise IngestError(f"{path.name} is not a valid {expected} file (its header is wrong: "
                           "the file is corrupt, truncated or of another type).")
     if expected in ("GeoJSON", "TopoJSON"):
-        stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not stripped.startswith((b"{", b"[")):
-            raise IngestError(f"{path.name} is not JSON (it does not start with '{{').")
+        _check_json_start(path.name, head)
+    if expected == "ESRI Shapefile" and not head.startswith(_SHAPEFILE_MAGIC):
+        raise IngestError(f"{path.name} is not a valid shapefile (its header is wrong).")
     return expected
+
+
+def _check_json_start(name: str, head: bytes) -> None:
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped.startswith((b"{", b"[")):
+        raise IngestError(f"{name} is not JSON (it does not start with '{{').")
 
 
 def list_layers(path: Path) -> list[str]:
@@ -100,8 +121,18 @@ def _gdal_message(exc: Exception) -> str:
     return re.sub(r"(/[^\s:'\"]+)+/", "", msg)[:300]
 
 
+@dataclass(frozen=True)
+class ZipLimits:
+    """What a zipped upload may expand to, checked from its directory before any member is
+    decompressed (a zip bomb of a few hundred KB can expand to gigabytes)."""
+
+    max_uncompressed_bytes: int = 2 * 1024**3
+    max_ratio: float = 250.0          # uncompressed / compressed, per member over 1 MB
+    max_members: int = 10_000
+
+
 def read_vector(path: Path, *, layer: str | None = None, encoding: str | None = None,
-                fmt: str | None = None) -> SourceData:
+                fmt: str | None = None, zip_limits: ZipLimits | None = None) -> SourceData:
     """Read one vector layer of ``path`` into a GeoDataFrame."""
     fmt = fmt or sniff_format(path)
     if fmt == "CSV":
@@ -110,7 +141,7 @@ def read_vector(path: Path, *, layer: str | None = None, encoding: str | None = 
     name = path.stem
     notes: list[str] = []
     if fmt == "ZIP":
-        target, name, enc_guess = _zip_target(path)
+        target, name, enc_guess = _zip_target(path, zip_limits or ZipLimits())
         encoding = encoding or enc_guess
     elif fmt == "ESRI Shapefile":
         encoding = encoding or _shapefile_encoding(path)
@@ -144,10 +175,50 @@ def read_vector(path: Path, *, layer: str | None = None, encoding: str | None = 
     return SourceData(gdf=gdf, format=fmt, name=name, encoding=encoding, notes=notes)
 
 
-def _zip_target(path: Path) -> tuple[str, str, str | None]:
+def _check_zip_directory(zf: zipfile.ZipFile, name: str, limits: ZipLimits) -> None:
+    """Refuse a zip bomb from its directory alone: member count, total and per-member ratio."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        raise IngestError(f"{name} holds {len(infos):,} members; at most {limits.max_members:,} "
+                          "are accepted.")
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.file_size > 1 << 20 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            raise IngestError(
+                f"{name}: member {info.filename[:80]!r} would expand "
+                f"{info.file_size / max(info.compress_size, 1):,.0f} times "
+                f"(at most {limits.max_ratio:,.0f} is accepted); this looks like a zip bomb.")
+        member = info.filename.replace("\\", "/")
+        if member.startswith("/") or ".." in member.split("/"):
+            raise IngestError(f"{name}: member {info.filename[:80]!r} has an unsafe path.")
+    if total > limits.max_uncompressed_bytes:
+        raise IngestError(f"{name} would expand to {total / 1024**2:,.0f} MB; at most "
+                          f"{limits.max_uncompressed_bytes / 1024**2:,.0f} MB uncompressed is "
+                          "accepted.")
+
+
+def _check_member(zf: zipfile.ZipFile, member: str, zip_name: str) -> None:
+    """The member's content must be what its extension says (no XML posing as GeoJSON)."""
+    with zf.open(member) as fh:
+        head = fh.read(64)
+    ext = Path(member).suffix.lower()
+    label = f"{zip_name}: {member[:80]}"
+    if ext in (".geojson", ".json"):
+        _check_json_start(label, head)
+    elif ext == ".shp" and not head.startswith(_SHAPEFILE_MAGIC):
+        raise IngestError(f"{label} is not a valid shapefile (its header is wrong).")
+    elif ext == ".gpkg" and not head.startswith(b"SQLite format 3\x00"):
+        raise IngestError(f"{label} is not a valid GeoPackage (its header is wrong).")
+    elif ext == ".fgb" and not head.startswith(b"fgb\x03"):
+        raise IngestError(f"{label} is not a valid FlatGeobuf file (its header is wrong).")
+
+
+def _zip_target(path: Path, limits: ZipLimits) -> tuple[str, str, str | None]:
     """The GDAL /vsizip/ path of the shapefile (or other vector file) inside a zip."""
     try:
         with zipfile.ZipFile(path) as zf:
+            _check_zip_directory(zf, path.name, limits)
             names = [n for n in zf.namelist() if not n.startswith("__MACOSX") and not n.endswith("/")]
             bad = zf.testzip()
             if bad:
@@ -167,13 +238,17 @@ def _zip_target(path: Path) -> tuple[str, str, str | None]:
                 if missing:
                     raise IngestError(f"The shapefile in {path.name} lacks its {' and '.join(missing)} "
                                       "part(s); zip all of .shp, .shx, .dbf (and .prj, .cpg).")
+                _check_member(zf, shp, path.name)
                 enc = None
                 if ".cpg" in parts:
-                    enc = zf.read(parts[".cpg"]).decode("ascii", "ignore").strip() or None
+                    with zf.open(parts[".cpg"]) as fh:
+                        enc = fh.read(64).decode("ascii", "ignore").strip() or None
                 elif ".dbf" in parts:
-                    enc = _guess_dbf_encoding(zf.read(parts[".dbf"])[:1 << 20])
+                    with zf.open(parts[".dbf"]) as fh:   # the head only, never the whole member
+                        enc = _guess_dbf_encoding(fh.read(1 << 20))
                 return f"/vsizip/{path}/{shp}", Path(shp).stem, _norm_cpg(enc)
             if others:
+                _check_member(zf, others[0], path.name)
                 return f"/vsizip/{path}/{others[0]}", Path(others[0]).stem, None
     except zipfile.BadZipFile as exc:
         raise IngestError(f"{path.name} is not a readable ZIP archive (corrupt or truncated).") from exc

@@ -68,7 +68,7 @@ def roads_gdf() -> gpd.GeoDataFrame:
 def dom_db(db_url: str) -> str:
     ingest_geodataframe(db_url, facilities_gdf(), "underground_facilities",
                         metadata={"title": "Facilities", "access_level": "restricted", "minzoom": 12})
-    ingest_geodataframe(db_url, roads_gdf(), "roads", metadata={"title": "Roads"})
+    ingest_geodataframe(db_url, roads_gdf(), "roads", metadata={"title": "Roads", "access_level": "public"})
     return db_url
 
 

@@ -9,6 +9,8 @@ import morecantile
 import psycopg
 import pytest
 
+from tests.conftest import owner_url
+
 from tests.domains.conftest import X0, Y0, excavation_lonlat, lonlat
 
 APPLICANT = {"name": "홍길동", "organisation": "비밀건설(주)", "contact": "010-9876-5432",
@@ -109,8 +111,12 @@ def test_the_database_refuses_an_illegal_history_row_even_without_the_api(dom_db
             conn.execute("INSERT INTO gis_domain.permit_status_history (permit_id, status, actor, office) "
                          "VALUES (%s, 'completed', 'sql', 'x')", (pid,))
         conn.rollback()
-        with pytest.raises(psycopg.errors.RaiseException):
+        # The server's login may only append to the history...
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE gis_domain.permit_status_history SET status = 'approved'")
+    # ... and even the owner cannot rewrite it: the trigger refuses.
+    with psycopg.connect(owner_url(dom_db)) as conn, pytest.raises(psycopg.errors.RaiseException):
+        conn.execute("UPDATE gis_domain.permit_status_history SET status = 'approved'")
 
 
 def test_unknown_permits_are_404(dc):
@@ -234,6 +240,6 @@ def test_the_active_works_view_cannot_be_deleted_or_replaced(dc, planner, permit
                            crs="EPSG:4326")
     for mode in ("replace", "append"):
         with pytest.raises(Conflict, match="cannot be"):
-            ingest_geodataframe(dom_db, gdf, "active_works", mode=mode)
+            ingest_geodataframe(dom_db, gdf, "active_works", mode=mode, metadata={"access_level": "public"})
     assert dc.get("/collections/active_works/items").status_code == 200
     assert "active_works" in {c["id"] for c in dc.get("/collections").json()["collections"]}

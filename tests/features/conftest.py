@@ -70,10 +70,10 @@ def _ingest_all(db_url: str) -> gpd.GeoDataFrame:
     from layers.ingest import ingest_file, ingest_geodataframe
 
     ingest_file(db_url, BIKES_CSV, layer_id="bike_stations",
-                metadata={"title": "Bike-share stations", "licence": "Seoul Open Data test licence",
+                metadata={"access_level": "public", "title": "Bike-share stations", "licence": "Seoul Open Data test licence",
                           "attribution": "서울특별시 공공자전거 (data.seoul.go.kr)"})
     ingest_file(db_url, DISTRICTS, layer_id="districts",
-                metadata={"licence": "https://www.apache.org/licenses/LICENSE-2.0",
+                metadata={"access_level": "public", "licence": "https://www.apache.org/licenses/LICENSE-2.0",
                           "attribution": "JUSO 2015 via southkorea/seoul-maps"})
     mains = make_gas_mains()
     ingest_geodataframe(db_url, mains, "gas_mains",

@@ -163,7 +163,7 @@ def test_a_condition_is_counted_once_per_data_version_and_never_reused_after_a_w
             return await self.conn.execute(stmt, params)
 
     settings = Settings(_env_file=None)
-    ingest_geodataframe(db_url, points(90, 0), "counted", metadata={"title": "Counted"})
+    ingest_geodataframe(db_url, points(90, 0), "counted", metadata={"access_level": "public", "title": "Counted"})
 
     def layer():
         with psycopg.connect(db_url, row_factory=dict_row) as conn:
@@ -185,7 +185,7 @@ def test_a_condition_is_counted_once_per_data_version_and_never_reused_after_a_w
     assert "count(*)" in stmts1[0] and "count(*)" not in stmts2[0]
     assert [len(first.features), len(second.features)] == [10, 10]
     # A write gives the layer a new data version: counted afresh, with the new rows.
-    ingest_geodataframe(db_url, points(30, 90), "counted", mode="append")
+    ingest_geodataframe(db_url, points(30, 90), "counted", mode="append", metadata={"access_level": "public"})
     lyr2 = layer()
     assert lyr2.data_version != lyr.data_version
     third, stmts3 = asyncio.run(page(lyr2, 10))

@@ -41,7 +41,7 @@ def square_city(db_url: str) -> gpd.GeoDataFrame:
     gdf = gpd.GeoDataFrame({"code": ["A", "B"], "name": ["가구", "나구"]},
                            geometry=[box(x0, y0, x0 + 3000, y0 + 2000), box(x0 + 3000, y0, x0 + 6000, y0 + 2000)],
                            crs="EPSG:5179")
-    ingest_geodataframe(db_url, gdf, "blocks", metadata={"title": "Blocks"})
+    ingest_geodataframe(db_url, gdf, "blocks", metadata={"access_level": "public", "title": "Blocks"})
     with psycopg.connect(db_url, autocommit=True) as conn:
         register_area_unit(conn, "block", "blocks", "code", "name", "Blocks", "블록")
     return gdf
@@ -63,11 +63,11 @@ def test_points_and_lines_aggregate_into_areas_as_computed_by_hand(db_url, squar
     x0, y0 = 955_000.0, 1_950_000.0
     pts = gpd.GeoDataFrame({"seats": [10, 20, 30, 5]}, crs="EPSG:5179", geometry=shapely.points(
         [[x0 + 500, y0 + 500], [x0 + 1500, y0 + 700], [x0 + 2500, y0 + 1500], [x0 + 4000, y0 + 1000]]))
-    ingest_geodataframe(db_url, pts, "benches", metadata={"title": "Benches"})
+    ingest_geodataframe(db_url, pts, "benches", metadata={"access_level": "public", "title": "Benches"})
     # 1 km inside A, then 1.5 km inside B: length density 1/6 and 1.5/6 km per km²
     lines = gpd.GeoDataFrame({"kind": ["path"]}, crs="EPSG:5179",
                              geometry=[LineString([(x0 + 2000, y0 + 1000), (x0 + 4500, y0 + 1000)])])
-    ingest_geodataframe(db_url, lines, "paths", metadata={"title": "Paths"})
+    ingest_geodataframe(db_url, lines, "paths", metadata={"access_level": "public", "title": "Paths"})
     with psycopg.connect(db_url, autocommit=True) as conn:
         count = dict(aggregate(conn, "block", "benches", "count")[0])
         total = dict(aggregate(conn, "block", "benches", "sum", value_column="seats")[0])

@@ -25,7 +25,7 @@ BIKE = "seoul-public-bicycle/public/data/seoul_public_bicycle.csv"
 def test_upload_needs_the_planner_role(client, shared_data):
     with (shared_data / BIKE).open("rb") as fh:
         r = client.post("/layers/upload", files={"file": ("bike.csv", fh, "text/csv")})
-    assert r.status_code == 403
+    assert r.status_code == 401
     assert "planner" in r.json()["detail"]
 
 
@@ -39,9 +39,12 @@ def test_planner_upload_returns_the_report_and_the_layer_appears(client, db_url,
     assert r.status_code == 201, r.text
     report = r.json()
     assert report["features_written"] == 1540 and report["dropped_no_coordinates"] == 1
-    layer = client.get("/layers/bike_stations").json()
+    layer = client.get("/layers/bike_stations", headers=auth).json()
     assert layer["feature_count"] == 1540 and layer["title"] == "Ddareungi stations"
     assert "table_name" not in layer
+    # Secure by default: a new layer is internal until someone publishes it.
+    assert layer["access_level"] == "internal"
+    assert client.get("/layers/bike_stations").status_code == 404
 
 
 def test_upload_of_a_bad_file_is_422_and_changes_nothing(client, db_url, conn):
@@ -83,7 +86,7 @@ def test_duplicate_upload_is_409(client, db_url, shared_data):
 
 def test_metadata_patch_and_delete(client, db_url, shared_data):
     ingest_file(db_url, shared_data / "southkorea-seoul-maps/juso/2015/json/seoul_municipalities_geo_simple.json",
-                layer_id="gu")
+                layer_id="gu", metadata={"access_level": "public"})
     token = create_api_key(db_url, "planner", ["planner"])
     auth = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + 10
@@ -133,7 +136,7 @@ def test_geotiff_becomes_a_registered_cog(db_url, conn, tmp_path):
     from rio_cogeo.cogeo import cog_validate
 
     data_dir = tmp_path / "data"
-    report = ingest_file(db_url, make_geotiff(tmp_path / "dem.tif"), layer_id="dem", data_dir=data_dir)
+    report = ingest_file(db_url, make_geotiff(tmp_path / "dem.tif"), layer_id="dem", data_dir=data_dir, metadata={"access_level": "public"})
     assert report.kind == "raster"
     path, info, extent = conn.execute(
         "SELECT raster_path, raster_info, extent FROM gis_meta.layers WHERE id = 'dem'").fetchone()
@@ -144,7 +147,7 @@ def test_geotiff_becomes_a_registered_cog(db_url, conn, tmp_path):
     assert stats["min"] >= 0 and stats["max"] > stats["min"]  # nodata excluded
     assert 126.5 < extent[0] < extent[2] < 127.5 and 37 < extent[1] < extent[3] < 38.5
     report2 = ingest_file(db_url, make_geotiff(tmp_path / "dem2.tif", 5.0), layer_id="dem",
-                          mode="replace", data_dir=data_dir)
+                          mode="replace", data_dir=data_dir, metadata={"access_level": "public"})
     assert report2.data_version > report.data_version
     new_path = conn.execute("SELECT raster_path FROM gis_meta.layers WHERE id = 'dem'").fetchone()[0]
     assert new_path != path and Path(new_path).exists() and not Path(path).exists()
@@ -155,7 +158,7 @@ def test_corrupt_geotiff_is_rejected(db_url, conn, tmp_path):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(real.read_bytes()[:300])
     with pytest.raises(Exception) as err:
-        ingest_file(db_url, bad, data_dir=tmp_path / "data")
+        ingest_file(db_url, bad, data_dir=tmp_path / "data", metadata={"access_level": "public"})
     from gis_platform.errors import IngestError
 
     assert isinstance(err.value, IngestError)

@@ -35,7 +35,7 @@ def test_a_draft_is_404_to_the_public_and_visible_to_planners_until_published(an
     assert mid not in {m["id"] for m in anon.get("/maps", params={"f": "json", "drafts": "true"}).json()["maps"]}
     assert mid in {m["id"] for m in planner.get("/maps", params={"f": "json", "drafts": "true"}).json()["maps"]}
     assert planner.get(f"/maps/{mid}", params={"f": "json"}).json()["status"] == "draft"
-    assert anon.post(f"/maps/{mid}/publish").status_code == 403
+    assert anon.post(f"/maps/{mid}/publish").status_code == 401
     assert planner.post(f"/maps/{mid}/publish").json()["version"] == 1
     assert anon.get(f"/maps/{mid}").status_code == 200
     # a second version is a draft again: the public keeps seeing version 1
@@ -59,7 +59,7 @@ def test_publishing_a_map_over_a_restricted_layer_fails_with_a_clear_message(pla
 
 def test_the_public_cannot_even_draft_over_a_restricted_layer_it_cannot_see(anon):
     r = anon.post("/maps", json={**SPEC, "id": _new_id()})
-    assert r.status_code == 403 and "planner" in r.json()["detail"]
+    assert r.status_code == 401 and "planner" in r.json()["detail"]
 
 
 def test_invalid_specs_are_422_problems_listing_each_field(planner):

@@ -48,7 +48,7 @@ def _no_file_writes():
 
 
 def test_full_cache_disk_degrades_to_uncached_tiles_not_errors(db_url, tmp_path):
-    ingest_geodataframe(db_url, _points(3000), "pts", mode="create")
+    ingest_geodataframe(db_url, _points(3000), "pts", mode="create", metadata={"access_level": "public"})
     port = free_port()
     env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(tmp_path / "data"),
            "GIS_PORT": str(port), "GIS_LOG_LEVEL": "error"}
@@ -99,7 +99,7 @@ def crashable_cluster():
 
 def test_database_crash_mid_ingest_leaves_the_layer_as_it_was(crashable_cluster):
     emb, url = crashable_cluster
-    ingest_geodataframe(url, _points(500), "pts", mode="create")
+    ingest_geodataframe(url, _points(500), "pts", mode="create", metadata={"access_level": "public"})
     with psycopg.connect(url) as c:
         before = c.execute("SELECT data_version, feature_count FROM gis_meta.layers "
                            "WHERE id = 'pts'").fetchone()
@@ -108,7 +108,7 @@ def test_database_crash_mid_ingest_leaves_the_layer_as_it_was(crashable_cluster)
 
     def ingest():
         try:
-            ingest_geodataframe(url, big, "pts", mode="replace")
+            ingest_geodataframe(url, big, "pts", mode="replace", metadata={"access_level": "public"})
             outcome["done"] = True
         except Exception as exc:  # noqa: BLE001
             outcome["error"] = exc
@@ -129,6 +129,6 @@ def test_database_crash_mid_ingest_leaves_the_layer_as_it_was(crashable_cluster)
         assert "error" in outcome
         assert after == before and rows == 500
         # and a new ingest works straight away
-        ingest_geodataframe(url, _points(700), "pts", mode="replace")
+        ingest_geodataframe(url, _points(700), "pts", mode="replace", metadata={"access_level": "public"})
         with psycopg.connect(url) as c:
             assert c.execute("SELECT count(*) FROM gis_data.pts").fetchone()[0] == 700

@@ -140,7 +140,7 @@ def test_sigterm_lets_an_export_in_flight_finish(db_url, tmp_path):
     ingest_geodataframe(db_url, gpd.GeoDataFrame(
         {"value": rng.random(n)}, geometry=shapely.points(rng.uniform(126.9, 127.0, n),
                                                          rng.uniform(37.5, 37.6, n)),
-        crs="EPSG:4326"), "pts", mode="create")
+        crs="EPSG:4326"), "pts", mode="create", metadata={"access_level": "public"})
     port = free_port()
     env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(tmp_path / "data"),
            "GIS_PORT": str(port), "GIS_LOG_LEVEL": "warning"}

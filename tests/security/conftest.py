@@ -87,11 +87,11 @@ class SecurityWorld:
 def _build(db_url: str, tmp: Path) -> gpd.GeoDataFrame:
     from layers.ingest import ingest_file, ingest_geodataframe
 
-    ingest_file(db_url, DISTRICTS, layer_id="districts")
+    ingest_file(db_url, DISTRICTS, layer_id="districts", metadata={"access_level": "public"})
     parks = gpd.GeoDataFrame({"name": ["a", "b", "c"]},
                              geometry=shapely.points([[126.978, 37.566], [126.99, 37.57], [127.0, 37.55]]),
                              crs="EPSG:4326")
-    ingest_geodataframe(db_url, parks, "parks")
+    ingest_geodataframe(db_url, parks, "parks", metadata={"access_level": "public"})
     pts = gpd.GeoDataFrame({"label": ["x", "y"]},
                            geometry=shapely.points([[126.978, 37.566], [126.98, 37.56]]), crs="EPSG:4326")
     ingest_geodataframe(db_url, pts, "survey_points", metadata={"access_level": "internal"})

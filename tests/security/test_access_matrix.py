@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gis_platform.security import Principal, readable_levels
+from gis_platform.principal import Principal, readable_levels
 
 from .conftest import TILE, assert_no_internals
 

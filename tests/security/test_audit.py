@@ -1,5 +1,6 @@
-"""The audit log: one row per restricted read (with who, what, where, size, status) and per
-write attempt; none for public reads; searchable over HTTP (admins only) and the CLI."""
+"""The audit log: one row per access decision on non-public data (with who, what, where,
+size, status), allowed or denied, and per write attempt; none for public reads; searchable
+over HTTP (admins only) and the CLI; append-only even for the server's own login."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import UTC
 
 import psycopg
 import pytest
+
+from tests.conftest import owner_url
 
 from .conftest import TILE
 
@@ -44,13 +47,22 @@ def test_restricted_reads_are_audited_with_who_what_where_size_and_status(world)
     assert {r["layer_id"] for r in comp_rows} == {"facilities"}
 
 
-def test_public_and_internal_reads_and_denied_reads_are_not_audited(world):
+def test_public_reads_are_not_audited_internal_reads_and_denied_reads_are(world):
     with world.client("staff") as c:
         c.get("/collections/parks/items")
         c.get("/collections/survey_points/items")
         assert c.get("/collections/facilities/items").status_code == 404
     actor = _actor(world, "staff")
-    assert [r for r in world.audit(action="read") if r["actor"].startswith(actor)] == []
+    endpoints = {f"GET /collections/{l}/items" for l in ("parks", "survey_points", "facilities")}
+    rows = [r for r in world.audit(action="read") if r["actor"].startswith(actor)
+            and r["endpoint"] in endpoints]
+    assert {r["layer_id"] for r in rows} == {"survey_points", "facilities"}     # never parks
+    internal = next(r for r in rows if r["layer_id"] == "survey_points")
+    assert internal["status"] == 200 and internal["details"]["denied"] is False
+    assert internal["details"]["access_level"] == "internal"
+    denied = next(r for r in rows if r["layer_id"] == "facilities")
+    assert denied["status"] == 404 and denied["details"]["denied"] is True
+    assert "restricted" in denied["details"]["reason"]
 
 
 def test_every_write_attempt_is_audited_allowed_or_not(world):
@@ -66,11 +78,18 @@ def test_every_write_attempt_is_audited_allowed_or_not(world):
 
 
 def test_audit_log_rejects_update_delete_and_truncate(world):
-    with psycopg.connect(world.db_url, autocommit=True) as conn:
+    stmts = ("UPDATE gis_meta.audit_log SET actor = 'x'", "DELETE FROM gis_meta.audit_log",
+             "TRUNCATE gis_meta.audit_log")
+    with psycopg.connect(owner_url(world.db_url), autocommit=True) as conn:
         conn.execute("INSERT INTO gis_meta.audit_log (action) VALUES ('test')")
-        for stmt in ("UPDATE gis_meta.audit_log SET actor = 'x'", "DELETE FROM gis_meta.audit_log",
-                     "TRUNCATE gis_meta.audit_log"):
+        for stmt in stmts:
             with pytest.raises(psycopg.errors.RaiseException):
+                conn.execute(stmt)
+    # The server's own login cannot even try, nor switch the triggers off.
+    with psycopg.connect(world.db_url, autocommit=True) as conn:
+        for stmt in (*stmts, "ALTER TABLE gis_meta.audit_log DISABLE TRIGGER USER",
+                     "SET session_replication_role = replica"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(stmt)
 
 

@@ -5,25 +5,52 @@ from __future__ import annotations
 import csv
 import io
 
-from gis_platform.security import Principal, row_filter, row_filter_key
+from gis_platform.access import NO_ROWS, row_filter_for
+from gis_platform.principal import Principal
 
 
-def test_row_filter_contract_named_params_catalog_columns_and_stable_key(world):
+def test_row_filter_contract_composed_sql_catalog_columns_and_stable_key(world):
     from layers.catalog import Attribute, Layer
 
     layer = Layer(id="f", title="f", kind="vector", table_name="f", access_level="restricted",
                   schema=[Attribute(name="owner", type="text"), Attribute(name="kind", type="text")])
-    op = Principal(id="k", roles=frozenset({"operator"}), scopes={"owners": ["KT", "LG"], "kinds": ["gas"]})
-    text, params = row_filter(op, layer, alias="src")
-    assert text == ('("src"."kind"::text = ANY(%(rf_kinds)s) AND "src"."owner"::text = ANY(%(rf_owners)s))')
-    assert params == {"rf_kinds": ["gas"], "rf_owners": ["KT", "LG"]}
-    assert row_filter_key(op, layer) == "rf_kinds=gas;rf_owners=KT,LG"
+    op = Principal(id="k", roles=frozenset({"operator"}), scopes={"owners": ["LG", "KT"], "kinds": ["gas"]})
+    rows = row_filter_for(op, layer.resource)
+    cond, params = rows.named("src", "rf0_")
+    assert cond.as_string(None) == ('"src"."kind"::text = ANY(%(rf0_0)s) AND '
+                                    '"src"."owner"::text = ANY(%(rf0_1)s)')
+    assert params == {"rf0_0": ["gas"], "rf0_1": ["KT", "LG"]}
+    frag = rows.frag()
+    assert frag.sql.as_string(None) == '"kind"::text = ANY(%s) AND "owner"::text = ANY(%s)'
+    assert frag.params == [["gas"], ["KT", "LG"]]
+    assert rows.key == '[["kind",["gas"]],["owner",["KT","LG"]]]'
     # a scope on a column the layer lacks: no rows (fail closed); admin/public: no filter
     no_col = Principal(id="k", roles=frozenset({"operator"}), scopes={"districts": ["11110"]})
-    assert row_filter(no_col, layer) == ("FALSE", {})
-    assert row_filter(Principal(id="a", roles=frozenset({"admin"}), scopes={"owners": ["KT"]}), layer) is None
-    assert row_filter(op, layer.model_copy(update={"access_level": "public"})) is None
-    assert row_filter_key(Principal(id="p", roles=frozenset({"planner"})), layer) == ""
+    assert row_filter_for(no_col, layer.resource) == NO_ROWS
+    admin = Principal(id="a", roles=frozenset({"admin"}), scopes={"owners": ["KT"]})
+    assert row_filter_for(admin, layer.resource) is None
+    assert row_filter_for(op, layer.model_copy(update={"access_level": "public"}).resource) is None
+    assert row_filter_for(Principal(id="p", roles=frozenset({"planner"})), layer.resource) is None
+
+
+def test_scope_values_with_commas_do_not_share_a_key():
+    from gis_platform.access import Resource
+
+    res = Resource("layer", "f", "restricted", frozenset({"owner"}))
+    one = Principal(id="a", roles=frozenset({"operator"}), scopes={"owners": ["KT,LG"]})
+    two = Principal(id="b", roles=frozenset({"operator"}), scopes={"owners": ["KT", "LG"]})
+    assert row_filter_for(one, res).key != row_filter_for(two, res).key
+
+
+def test_an_empty_scope_grants_nothing():
+    from gis_platform.access import Resource, decide
+
+    res = Resource("layer", "f", "restricted", frozenset({"owner"}))
+    empty_rows = Principal(id="a", roles=frozenset({"operator"}), scopes={"owners": []})
+    assert row_filter_for(empty_rows, res) == NO_ROWS
+    empty_layers = Principal(id="b", roles=frozenset({"planner"}), scopes={"layers": []})
+    assert not decide(empty_layers, "read", res).allowed
+    assert not decide(empty_layers, "create", Resource.new_layer("x")).allowed
 
 
 def test_operator_items_export_stats_and_item_show_only_their_rows(world):

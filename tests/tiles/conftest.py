@@ -83,8 +83,8 @@ def facilities_gdf() -> gpd.GeoDataFrame:
 
 
 def ingest_city(db_url: str) -> None:
-    ingest_geodataframe(db_url, districts_gdf(), "districts", metadata={"title": "Districts"})
-    ingest_geodataframe(db_url, roads_gdf(), "roads", metadata={"title": "Roads"})
+    ingest_geodataframe(db_url, districts_gdf(), "districts", metadata={"title": "Districts", "access_level": "public"})
+    ingest_geodataframe(db_url, roads_gdf(), "roads", metadata={"title": "Roads", "access_level": "public"})
     ingest_geodataframe(db_url, facilities_gdf(), "facilities", metadata={
         "title": "Facilities", "access_level": "restricted", "minzoom": 10, "maxzoom": 18})
 

@@ -75,7 +75,7 @@ def test_reingest_changes_the_tile_and_etag_without_a_purge(tc, city):
     tj_before = tc.get("/collections/roads/tiles/WebMercatorQuad/tilejson.json").json()["tiles"][0]
     moved = roads_gdf()
     moved["name"] = [f"new-{n}" for n in moved["name"]]
-    ingest_geodataframe(city, moved, "roads", mode="replace")
+    ingest_geodataframe(city, moved, "roads", mode="replace", metadata={"access_level": "public"})
 
     after = wait_for(lambda: (r := tc.get(ROADS)).headers["etag"] != before.headers["etag"] and r)
     names_after = {f["properties"]["name"] for f in decode(after.content)["roads"]["features"]}

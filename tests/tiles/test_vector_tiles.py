@@ -113,7 +113,7 @@ def test_overview_geometry_is_simplified_to_the_tile_grid(tc, db_url, tile_setti
 
     pts = [(126.95 + i * 0.00001, 37.55 + (0.00001 if i % 2 else 0)) for i in range(2000)]
     ingest_geodataframe(db_url, gpd.GeoDataFrame({"name": ["wiggle"]}, geometry=[LineString(pts)],
-                                                 crs="EPSG:4326"), "wiggle")
+                                                 crs="EPSG:4326"), "wiggle", metadata={"access_level": "public"})
     srv = start_server(tile_settings())
     try:
         with srv.client() as c:
