@@ -47,14 +47,22 @@ def _embedded(s: Settings):
 
 def conninfo(s: Settings) -> str:
     """The platform's database URL (its least-privilege login), starting the embedded cluster
-    if that is what is configured."""
+    if that is what is configured - and from here on the process is the service user, never
+    root (:mod:`gis_platform.service_user`): every data command calls this first."""
     from gis_platform.db import resolve_conninfo
+    from gis_platform.service_user import become_service_user
 
     try:
-        return resolve_conninfo(s)
+        url = resolve_conninfo(s)
+        become_service_user(s)
     except PlatformError as exc:
         fail(exc.detail)
         raise  # unreachable
+    # No cluster management after this point: this process (and the server's workers, which
+    # read the environment) use the least-privilege login directly.
+    s.database_url = url
+    os.environ["GIS_DATABASE_URL"] = url
+    return url
 
 
 def admin_conninfo(s: Settings) -> str:
@@ -322,6 +330,15 @@ def audit_digest(
         raise typer.Exit(3)
 
 
+def _migrate(s: Settings) -> None:
+    from gis_platform.db import migrations
+
+    try:
+        migrations.migrate(admin_conninfo(s))
+    except PlatformError as exc:
+        fail(exc.detail)
+
+
 def _require_assets(s: Settings) -> None:
     """One clear line, before any database work, when `make assets` has not run."""
     from gis_platform.assets import require_vendor_assets, vendor_dir
@@ -346,8 +363,11 @@ def serve(
     host = host or s.host
     port = port or s.port
     workers = workers or s.workers
-    if s.embedded:
-        conninfo(s)  # start the cluster once, before the workers race for it
+    # Start the cluster once and migrate with the owner's login, before the workers race for
+    # it; then stop being root (the server holds only the least-privilege login).
+    if s.auto_migrate:
+        _migrate(s)
+    conninfo(s)
     if workers > 1:
         # Every worker writes its metric samples here; /metrics aggregates them.
         from gis_platform.metrics import prepare_multiprocess_dir
@@ -370,14 +390,9 @@ def up(
     host: str = typer.Option(None), port: int = typer.Option(None),
 ) -> None:
     """Start the embedded database if needed, migrate, load the demo city, and serve."""
-    from gis_platform.db import migrations
-
     s = settings()
     _require_assets(s)
-    try:
-        migrations.migrate(admin_conninfo(s))
-    except PlatformError as exc:
-        fail(exc.detail)
+    _migrate(s)
     url = conninfo(s)
     if demo:
         loader = _demo_loader()
@@ -427,6 +442,9 @@ _attach_feature_commands()
 
 
 def main() -> None:  # pragma: no cover - entry point
+    from gis_platform.service_user import restrict_umask
+
+    restrict_umask()
     try:
         app()
     except PlatformError as exc:

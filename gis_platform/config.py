@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Cluster, rasters, cache, maps.")
     pg_bin_dir: Path | None = Field(default=None, description="PostgreSQL binaries (auto).")
     pg_os_user: str = Field(default="postgres", description="OS user owning the cluster when run as root.")
+    service_user: str = Field(
+        default="gis-platform", description="Unprivileged OS user the server, ingest and the "
+        "other data commands run as when started as root (created when missing).")
     pg_port: int | None = Field(default=None, description="Port of the embedded cluster (auto: a free one).")
     pg_shared_buffers_mb: int | None = Field(
         default=None, ge=16,
@@ -70,6 +73,9 @@ class Settings(BaseSettings):
         default=60.0, description="A request that has not started its response by then gets "
         "503 (0: no limit). Streamed exports, once started, are not cut off.")
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus /metrics.")
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics to anyone; off: admin API keys only (give "
+        "Prometheus one as its bearer token).")
     opentelemetry: bool = Field(
         default=False, description="FastAPI's native OpenTelemetry spans, metrics and logs, "
         "sent to the globally configured OTel providers (off: /metrics and the JSON logs).")
@@ -122,6 +128,8 @@ class Settings(BaseSettings):
         "in front of FastAPI's (same body, same responses; less per-request overhead).")
 
     # --- policy maps (#6) ---------------------------------------------------------------
+    maps_png_cache_mb: int = Field(default=256, ge=1, description="Disk for rendered map PNGs; "
+                                   "least recently used go first.")
     maps_default_lang: Literal["ko", "en"] = Field(
         default="ko", description="UI language of map pages without ?lang= or Accept-Language.")
 
@@ -143,9 +151,11 @@ class Settings(BaseSettings):
     domains_cross_section_max_length_m: float = 3_000.0
 
     # security (#7) -----------------------------------------------------------------------
-    rate_limit_per_ip: float = Field(default=0, description="Requests/s per client IP (anonymous); 0 = off.")
+    rate_limit_per_ip: float = Field(
+        default=100, ge=0, description="Requests/s per client IP for callers without a key (a "
+        "map view loads a few dozen tiles at once: the burst covers it); 0 = off.")
     rate_limit_per_key: float = Field(default=0, description="Requests/s per API key; 0 = off.")
-    rate_limit_burst_seconds: float = Field(default=2.0, description="Bucket size in seconds of the rate.")
+    rate_limit_burst_seconds: float = Field(default=5.0, description="Bucket size in seconds of the rate.")
     audit_levels: list[str] = Field(default_factory=lambda: ["internal", "restricted"],
                                     description="Access levels whose every read decision is "
                                     "audited (every non-public level by default).")

@@ -33,6 +33,9 @@ from prometheus_client import (
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
+from gis_platform.access import require_admin
+from gis_platform.security import PrincipalDep
+
 log = logging.getLogger("gis_platform.metrics")
 
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -165,9 +168,13 @@ def prepare_multiprocess_dir(path) -> None:
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)",
-            response_class=Response)
-async def metrics(request: Request) -> Response:
+@router.get("/metrics", summary="Prometheus metrics (text exposition format); admin key unless "
+            "GIS_METRICS_PUBLIC", response_class=Response, responses={401: {}, 403: {}})
+async def metrics(request: Request, principal: PrincipalDep) -> Response:
+    # Request counts, pool sizes and timings tell an attacker how busy and how big the
+    # deployment is: only admin keys (a Prometheus bearer token) unless made public.
+    if not request.app.state.settings.metrics_public:
+        require_admin(principal)
     sample(request.app)
     if MULTIPROC:
         registry = CollectorRegistry()

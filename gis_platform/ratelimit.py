@@ -19,6 +19,7 @@ a trusted ``--forwarded-allow-ips`` so the client IP is the real one.
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 
@@ -65,7 +66,13 @@ class TokenBuckets:
 def _key_id(headers) -> str | None:
     for name, value in headers:
         if name == b"authorization":
-            token = value.decode("latin-1").partition(" ")[2].strip()
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            if scheme.lower() == "basic":      # the key is the password (see security.py)
+                try:
+                    token = base64.b64decode(token).decode("utf-8").partition(":")[2]
+                except (ValueError, UnicodeDecodeError):
+                    return None
         elif name == b"x-api-key":
             token = value.decode("latin-1").strip()
         else:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from gis_platform import access
 from gis_platform.access import Resource
-from gis_platform.deps import SettingsDep
+from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
@@ -27,6 +27,7 @@ from layers.catalog import (
     validate_layer_id,
 )
 from layers.ingest import IngestLimits, ingest_file
+from layers.scoped import all_as_seen_by, as_seen_by
 
 router = APIRouter()
 
@@ -51,14 +52,16 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
 @router.get("/layers", tags=["catalog"], summary="The layer catalog (what the caller may see)")
-async def list_layers(registry: RegistryDep, principal: PrincipalDep) -> dict:
-    return {"layers": [l.public_dict() for l in registry.visible(principal)]}
+async def list_layers(registry: RegistryDep, principal: PrincipalDep, db: Db) -> dict:
+    layers = await all_as_seen_by(registry.visible(principal), principal, db)
+    return {"layers": [l.public_dict() for l in layers]}
 
 
 @router.get("/layers/{layer_id}", tags=["catalog"], summary="One catalog record")
-async def get_layer(layer_id: str, registry: RegistryDep, principal: PrincipalDep) -> dict:
-    # metadata only (no rows): a row-scoped caller may see the record
-    return registry.readable(layer_id, principal, filtered=True).public_dict()
+async def get_layer(layer_id: str, registry: RegistryDep, principal: PrincipalDep, db: Db) -> dict:
+    # metadata only: a row-scoped caller sees the record, with the count/extent of its rows
+    layer = registry.readable(layer_id, principal, filtered=True, action="describe")
+    return (await as_seen_by(layer, principal, db)).public_dict()
 
 
 def _safe_suffix(filename: str | None) -> str:

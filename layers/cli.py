@@ -58,9 +58,12 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Ingest a GIS file (GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf, CSV, GeoTIFF)."""
+    from gis_platform.cli import settings
+    from gis_platform.service_user import stage_input
     from layers.ingest import ingest_file
     from layers.ingest.readers import list_layers, sniff_format
 
+    path = stage_input(settings(), path)
     s, url = _ctx()
     meta = {k: v for k, v in {"title": title, "access_level": access}.items() if v}
     try:

@@ -140,9 +140,23 @@ async def geojson_chunks(conn, job: ExportJob) -> AsyncIterator[bytes]:
 
 
 # --- CSV -----------------------------------------------------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet will not run: one starting like a formula (``= + - @``, tab,
+    carriage return) gets a leading apostrophe (OWASP's CSV injection advice).  Numbers and
+    everything else pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 async def csv_chunks(conn, job: ExportJob) -> AsyncIterator[bytes]:
     q = job.query
     names = q.selected_attributes()
+    kinds = {a.name: kind_of(a.type) for a in q.layer.attributes}
+    text_cols = [i + 1 for i, n in enumerate(names) if kinds.get(n, "text") == "text"]
     cols: list[sql.Composable] = [sql.SQL("fid")] + [sql.Identifier(n) for n in names]
     header = ["fid", *names]
     geom = sql.Identifier("geom")
@@ -164,6 +178,11 @@ async def csv_chunks(conn, job: ExportJob) -> AsyncIterator[bytes]:
     async for rows in _batches(conn, job, sql.SQL(", ").join(cols), []):
         buf.seek(0)
         buf.truncate()
+        if text_cols:
+            rows = [list(r) for r in rows]
+            for r in rows:
+                for i in text_cols:
+                    r[i] = spreadsheet_safe(r[i])
         writer.writerows(rows)
         yield buf.getvalue().encode()
 

@@ -31,6 +31,7 @@ from layers import features_html as views
 from layers.api import RegistryDep
 from layers.catalog import Layer
 from layers.cql import FILTER_LANGS, queryables_schema
+from layers.scoped import all_as_seen_by, as_seen_by
 from layers.features import collection_bytes, fetch_feature, fetch_page, items_query
 from layers.features_http import (
     GEOJSON,
@@ -172,11 +173,11 @@ def collection_doc(layer: Layer, request: Request) -> dict:
 
 
 @router.get("/collections", summary="The feature collections the caller may read")
-async def collections(request: Request, registry: RegistryDep, principal: PrincipalDep):
+async def collections(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db):
     only_params(request, {"f"})
     base = base_url(request)
-    docs = [collection_doc(layer, request) for layer in registry.visible(principal)
-            if layer.kind == "vector" and layer.table_name]
+    layers = [l for l in registry.visible(principal) if l.kind == "vector" and l.table_name]
+    docs = [collection_doc(layer, request) for layer in await all_as_seen_by(layers, principal, db)]
     doc = {"links": [link(f"{base}/collections?f=json", "self", "application/json", "Collections"),
                      link(f"{base}/collections?f=html", "alternate", "text/html", "Collections as HTML")],
            "collections": docs, "crs": list(supported_crs(request.app.state.settings))}
@@ -185,8 +186,8 @@ async def collections(request: Request, registry: RegistryDep, principal: Princi
 
 @router.get("/collections/{collectionId}", summary="One feature collection")
 async def collection(collection_id: CollectionId, request: Request, registry: RegistryDep,
-                     principal: PrincipalDep):
-    layer = vector_layer(registry, collection_id, principal)
+                     principal: PrincipalDep, db: Db):
+    layer = await as_seen_by(vector_layer(registry, collection_id, principal), principal, db)
     only_params(request, {"f"})
     return negotiate(request, collection_doc(layer, request), views.collection_html)
 

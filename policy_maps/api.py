@@ -11,6 +11,7 @@ public, like a map that does not exist.  Every layer goes through ``Registry.rea
 from __future__ import annotations
 
 import asyncio
+import html
 from importlib import resources
 from urllib.parse import quote
 
@@ -176,8 +177,10 @@ def _page(request: Request, data, status: str, lang: str, embed: bool, settings)
     doc = data.document(lang)
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     permalink = f"{base}/maps/{data.spec.id}/v/{data.version}?lang={lang}"
-    snippet = (f'<iframe src="{base}/maps/{data.spec.id}/embed?lang={lang}&version={data.version}" '
-               f'title="{doc["title"]}" width="100%" height="480" style="border:0" loading="lazy"></iframe>')
+    # The snippet is pasted into other sites' pages: every value is escaped for its attribute.
+    src = f"{base}/maps/{quote(data.spec.id)}/embed?lang={quote(lang)}&version={int(data.version)}"
+    snippet = (f'<iframe src="{html.escape(src, quote=True)}" title="{html.escape(doc["title"], quote=True)}" '
+               'width="100%" height="480" style="border:0" loading="lazy"></iframe>')
     version_q = f"&version={data.version}" if request.query_params.get("version") else ""
     page = _templates().get_template("map.html").render(
         lang=lang, t=TEXTS[lang], doc=doc, table=data.table(), embed=embed, status=status,
@@ -257,6 +260,7 @@ async def map_png(request: Request, map_id: str, registry: RegistryDep, principa
         raise InvalidParameter(f"year {year} is not in this map; it has {data.years}.")
     cache_dir = settings.resolved_data_dir() / "maps" / "png"
     name = cache_key(data, lang, year, w) + ".png"
-    body = await asyncio.to_thread(cached, cache_dir, name, lambda: render_png(data, lang, year, width_px=w))
+    body = await asyncio.to_thread(cached, cache_dir, name, lambda: render_png(data, lang, year, width_px=w),
+                                   settings.maps_png_cache_mb * 1024 * 1024)
     cache = "no-cache" if status != "published" else "public, max-age=300"
     return Response(body, media_type="image/png", headers={"Cache-Control": cache})

@@ -25,6 +25,11 @@ MAX_OVERLAY_FEATURES = 20_000
 _SCRIPT = """
 (function () {
   var D = %(data)s;
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
+    });
+  }
   var map = %(map)s;
   var yearSel = document.getElementById('pm-year');
   function styleOf(i, year) {
@@ -38,7 +43,7 @@ _SCRIPT = """
     onEachFeature: function (f, l) {
       l.bindPopup(function () {
         var v = D.values[year][f.properties.i];
-        return '<b>' + f.properties.name + '</b><br>' + D.legend_title + ' (' + year + '): ' +
+        return '<b>' + esc(f.properties.name) + '</b><br>' + esc(D.legend_title) + ' (' + year + '): ' +
                (v === null ? '–' : v.toLocaleString(undefined, {maximumFractionDigits: D.decimals}));
       });
     }
@@ -54,8 +59,8 @@ _SCRIPT = """
   map.fitBounds([[D.bounds[1], D.bounds[0]], [D.bounds[3], D.bounds[2]]]);
   function legend() {
     var rows = D.legend[year].map(function (r) {
-      return '<li><span class="sw" style="background:' + r.color + '"></span>' + r.label +
-             ' <small>(' + r.count + ')</small></li>';
+      return '<li><span class="sw" style="background:' + esc(r.color) + '"></span>' + esc(r.label) +
+             ' <small>(' + esc(r.count) + ')</small></li>';
     }).join('');
     document.getElementById('pm-legend-rows').innerHTML = rows;
     document.getElementById('pm-summary').textContent = D.summary[year];

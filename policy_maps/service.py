@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import orjson
@@ -48,14 +50,38 @@ def cache_key(data: MapData, *parts: object) -> str:
     return f"{data.spec.id}-v{data.version}-{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
-def cached(cache_dir: Path, name: str, make) -> bytes:
-    """Read ``name`` from the cache or make it and store it atomically."""
+def cached(cache_dir: Path, name: str, make, max_bytes: int | None = None) -> bytes:
+    """Read ``name`` from the cache or make it and store it atomically.
+
+    ``max_bytes`` bounds the folder: after a write that takes it over, the least recently
+    used files go until it is back under 80 % (reads refresh a file's time)."""
     path = cache_dir / name
     if path.exists():
+        with contextlib.suppress(OSError):
+            os.utime(path)
         return path.read_bytes()
     body = make()
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(body)
     tmp.replace(path)
+    if max_bytes is not None:
+        _prune(cache_dir, max_bytes)
     return body
+
+
+def _prune(cache_dir: Path, max_bytes: int) -> None:
+    files = []
+    for p in cache_dir.iterdir():
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            files.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in files)
+    if total <= max_bytes:
+        return
+    for _, size, p in sorted(files):
+        if total <= max_bytes * 0.8:
+            break
+        with contextlib.suppress(OSError):
+            p.unlink()
+            total -= size

@@ -65,8 +65,8 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
     missing+=("npm (front-end assets from the npm registry)|npm|apt-get install -y npm")
 fi
-if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    missing+=("Python venv + ensurepip for python3|python3-venv|apt-get install -y python3-venv")
+if ! "$(dirname "$0")/pick-python.sh" >/dev/null 2>&1; then
+    missing+=("a python3 >= 3.11 with venv that an unprivileged user can run|python3-venv|apt-get install -y python3-venv")
 fi
 
 if [ "$mode" = "--packages" ]; then

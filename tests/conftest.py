@@ -183,10 +183,19 @@ def start_server(settings: Settings) -> LiveServer:
 
 
 @pytest.fixture
-def make_settings(db_url: str, tmp_path: Path):
+def data_dir() -> Iterator[Path]:
+    """A data directory the platform's service user can reach (CLI subprocesses run as root
+    become it), removed afterwards."""
+    base = _make_world_traversable_tmp("gis-data-")
+    yield base / "data"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def make_settings(db_url: str, data_dir: Path):
     def _make(**overrides) -> Settings:
         base = dict(database_url=db_url, admin_database_url=owner_url(db_url),
-                    data_dir=tmp_path / "data", _env_file=None, pool_timeout=3.0)
+                    data_dir=data_dir, _env_file=None, pool_timeout=3.0)
         base.update(overrides)
         return Settings(**base)
     return _make

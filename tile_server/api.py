@@ -40,6 +40,7 @@ from gis_platform.principal import Principal
 from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
+from layers.scoped import all_as_seen_by, as_seen_by
 from tile_server import metadata
 from tile_server.cache import key_hash
 from tile_server.fastpath import install_fast_path
@@ -316,7 +317,7 @@ async def tile_matrix_set(grid: TmsDep) -> dict:
 @router.get("/collections/{collectionId}/tiles", summary="Tilesets of a layer (OGC API Tiles)")
 async def collection_tilesets(request: Request, collectionId: str, registry: RegistryDep,
                               principal: PrincipalDep, settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
+    layer = await _describe(request, registry, collectionId, principal)
     base = base_url(request, settings)
     return metadata.tilesets_list([layer], base, f"{base}/collections/{layer.id}/tiles")
 
@@ -325,7 +326,7 @@ async def collection_tilesets(request: Request, collectionId: str, registry: Reg
 async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,
                              registry: RegistryDep, principal: PrincipalDep,
                              settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
+    layer = await _describe(request, registry, collectionId, principal)
     base = base_url(request, settings)
     href = f"{base}/collections/{layer.id}/tiles/{grid.id}"
     return metadata.tileset([layer], grid, base, href, f"{href}/tilejson.json")
@@ -340,7 +341,7 @@ async def collection_tilejson(
     bidx: str | None = None, rescale: Annotated[list[str], Query()] = [],  # noqa: B006
     colormap: str | None = None,
 ) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
+    layer = await _describe(request, registry, collectionId, principal)
     base = base_url(request, settings)
     if layer.kind == "vector":
         return metadata.vector_tilejson([layer], grid, base, service.tuning)
@@ -354,8 +355,15 @@ async def collection_tilejson(
             summary="A minimal MapLibre style showing this layer (no glyphs needed)")
 async def collection_style(request: Request, collectionId: str, registry: RegistryDep,
                            principal: PrincipalDep, settings: SettingsDep) -> dict:
-    layer = registry.readable(collectionId, principal, filtered=True, action="describe")
+    layer = await _describe(request, registry, collectionId, principal)
     return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings))
+
+
+async def _describe(request: Request, registry: Registry, layer_id: str,
+                    principal: Principal) -> Layer:
+    """A layer's metadata as this caller may see it (a row-scoped key: its rows' extent)."""
+    layer = registry.readable(layer_id, principal, filtered=True, action="describe")
+    return await as_seen_by(layer, principal, request.app.state.db)
 
 
 def _dataset_layers(layers: str | None, registry: Registry, principal: Principal,
@@ -387,6 +395,7 @@ async def composite_style(request: Request, registry: RegistryDep, principal: Pr
         raise InvalidParameter(f"Too many layers ({len(ids)}): a style shows at most "
                                f"{service.tuning.max_layers}.")
     chosen = [registry.readable(i, principal, filtered=True, action="describe") for i in ids]
+    chosen = await all_as_seen_by(chosen, principal, request.app.state.db)
     return metadata.style(chosen, get_tms(DEFAULT_TMS), base_url(request, settings))
 
 
@@ -394,7 +403,8 @@ async def composite_style(request: Request, registry: RegistryDep, principal: Pr
 async def dataset_tilesets(request: Request, registry: RegistryDep, principal: PrincipalDep,
                            service: TileServiceDep, settings: SettingsDep,
                            layers: str | None = None) -> dict:
-    chosen = _dataset_layers(layers, registry, principal, service)
+    chosen = await all_as_seen_by(_dataset_layers(layers, registry, principal, service), principal,
+                                  request.app.state.db)
     base = base_url(request, settings)
     query = urlencode({"layers": ",".join(l.id for l in chosen)}, safe=",")
     return metadata.tilesets_list(chosen, base, f"{base}/tiles", query)
@@ -404,7 +414,8 @@ async def dataset_tilesets(request: Request, registry: RegistryDep, principal: P
 async def dataset_tileset(request: Request, grid: TmsDep, registry: RegistryDep,
                           principal: PrincipalDep, service: TileServiceDep, settings: SettingsDep,
                           layers: str | None = None) -> dict:
-    chosen = _dataset_layers(layers, registry, principal, service)
+    chosen = await all_as_seen_by(_dataset_layers(layers, registry, principal, service), principal,
+                                  request.app.state.db)
     base = base_url(request, settings)
     query = urlencode({"layers": ",".join(l.id for l in chosen)}, safe=",")
     return metadata.tileset(chosen, grid, base, f"{base}/tiles/{grid.id}?{query}",
@@ -417,6 +428,7 @@ async def composite_tilejson(request: Request, grid: TmsDep, registry: RegistryD
                              settings: SettingsDep, layers: str | None = None) -> dict:
     chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers,
                             filtered=True, action="describe")
+    chosen = await all_as_seen_by(chosen, principal, request.app.state.db)
     return metadata.vector_tilejson(chosen, grid, base_url(request, settings), service.tuning)
 
 

@@ -170,6 +170,7 @@ class EmbeddedPostgres:
         self.root = settings.resolved_data_dir() / "pg"
         self.pgdata = self.root / "data"
         self.state_file = self.root / "gis-platform.json"
+        self.app_state_file = settings.resolved_data_dir() / "db-app.json"
         self.log_file = self.root / "postgres.log"
         self._install: PgInstall | None = None
 
@@ -219,6 +220,14 @@ class EmbeddedPostgres:
         tmp.write_text(json.dumps(state, indent=2))
         os.chmod(tmp, 0o600)
         tmp.replace(self.state_file)
+        # What the least-privilege login needs, where the service user can read it (the
+        # owner's password stays in the cluster's folder, which it cannot enter).
+        if "app_password" in state:
+            app = {"port": state["port"], "app_password": state["app_password"]}
+            tmp = self.app_state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(app, indent=2))
+            os.chmod(tmp, 0o600)
+            tmp.replace(self.app_state_file)
 
     @property
     def initialized(self) -> bool:
@@ -238,8 +247,11 @@ class EmbeddedPostgres:
 
     def app_url(self, dbname: str = DB_NAME) -> str:
         """The least-privilege login's URL (``gis_platform_app``): what the server uses."""
-        state = self._state()
-        if not state or "app_password" not in state:
+        try:
+            state = json.loads(self.app_state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if "app_password" not in state:
             raise ConfigurationError("The embedded cluster is not initialized: run `gis-platform db start`.")
         return (f"postgresql://{APP_ROLE}:{state['app_password']}@127.0.0.1:{state['port']}/"
                 f"{dbname}?application_name=gis-platform")
@@ -251,9 +263,11 @@ class EmbeddedPostgres:
             return
         require_postgis(self.install)
         user = self._os_user()
+        self._let_cluster_user_in(user)
         self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o755)
+        os.chmod(self.root, 0o700)
         if user is not None:
+            os.chown(self.root, user.pw_uid, user.pw_gid)
             self._check_reachable(user)
         if self.pgdata.exists():
             # A half-finished earlier initdb: start over.
@@ -294,13 +308,25 @@ class EmbeddedPostgres:
                 "jit = off\n"
             )
 
+    def _let_cluster_user_in(self, user: pwd.struct_passwd | None) -> None:
+        """The data directory is private (0700 by the umask); the cluster's OS user may pass
+        through it to its own folder: group = that user's group, mode 0710."""
+        data_dir = self.root.parent
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if user is None:
+            return
+        st = data_dir.stat()
+        if not st.st_mode & 0o011 or (st.st_gid != user.pw_gid and not st.st_mode & 0o001):
+            os.chown(data_dir, st.st_uid, user.pw_gid)
+            os.chmod(data_dir, (st.st_mode & 0o700) | 0o010)
+
     def _check_reachable(self, user: pwd.struct_passwd) -> None:
         """Every parent of the cluster dir must be traversable by the service user."""
         for parent in [self.root, *self.root.parents]:
-            mode = parent.stat().st_mode
-            if parent.stat().st_uid == user.pw_uid:
+            st = parent.stat()
+            if st.st_uid == user.pw_uid:
                 continue
-            if not mode & 0o001:
+            if not st.st_mode & 0o001 and not (st.st_gid == user.pw_gid and st.st_mode & 0o010):
                 raise ConfigurationError(
                     f"The embedded cluster runs as OS user '{user.pw_name}', who cannot enter "
                     f"{parent}. Choose a data directory it can reach, e.g. "
@@ -330,6 +356,7 @@ class EmbeddedPostgres:
                 self._write_state(state)
             self.socket_dir.mkdir(exist_ok=True)
             user = self._os_user()
+            self._let_cluster_user_in(user)
             if user is not None:
                 os.chown(self.socket_dir, user.pw_uid, user.pw_gid)
                 if self.log_file.exists():
@@ -387,8 +414,8 @@ class EmbeddedPostgres:
         from psycopg import sql
 
         state = self._state()
-        if "app_password" not in state:          # a cluster made before the app role
-            state["app_password"] = secrets.token_urlsafe(24)
+        if "app_password" not in state or not self.app_state_file.exists():
+            state.setdefault("app_password", secrets.token_urlsafe(24))   # an older cluster
             self._write_state(state)
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "

@@ -50,8 +50,11 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Load facilities or roads from a file, validating every row."""
+    from gis_platform.cli import settings
+    from gis_platform.service_user import stage_input
     from layers.domains.ingest import DomainIngestError, ingest_domain_file
 
+    path = stage_input(settings(), path)
     _, url = _ctx()
     try:
         rep = ingest_domain_file(url, path, kind, layer_id=layer, mode=mode, crs=crs, encoding=encoding,

@@ -65,7 +65,8 @@ def _chip(label: str, colour: str) -> str:
 # --- dig-safety report -------------------------------------------------------------------------
 # Context under the map from the platform's own public layers: asks the catalog first, so a
 # platform without that layer shows no context rather than a 404 in the console.
-_CONTEXT_JS = """function contextLayer(id,query){
+_CONTEXT_JS = """function txt(s){var e=document.createElement('span');e.textContent=s;return e}
+function contextLayer(id,query){
  return fetch('/collections?f=json').then(function(r){return r.ok?r.json():{collections:[]}})
   .then(function(c){if(!c.collections.some(function(x){return x.id===id}))return null;
    return fetch('/collections/'+id+'/items?f=json&'+query).then(function(r){return r.ok?r.json():null})})}
@@ -77,7 +78,7 @@ var area=L.geoJSON(d.excavation,{style:{color:'#000',weight:2,dashArray:'4 3',fi
 var colours=d.colours;
 L.geoJSON(d.features,{style:function(f){return {color:colours[f.properties.risk],weight:4,opacity:.9}},
  pointToLayer:function(f,ll){return L.circleMarker(ll,{radius:6,color:colours[f.properties.risk]})},
- onEachFeature:function(f,l){var p=f.properties;l.bindTooltip(p.kind_ko+' / '+(p.owner||'')+' / '+p.horizontal_distance_m+' m / '+p.risk)}}).addTo(map);
+ onEachFeature:function(f,l){var p=f.properties;l.bindTooltip(txt(p.kind_ko+' / '+(p.owner||'')+' / '+p.horizontal_distance_m+' m / '+p.risk))}}).addTo(map);
 map.fitBounds(area.getBounds().pad(0.6),{maxZoom:20});
 // context: road centrelines around the excavation, from the platform's own public layer
 var bb=area.getBounds().pad(2),q=[bb.getWest(),bb.getSouth(),bb.getEast(),bb.getNorth()].map(function(v){return v.toFixed(6)}).join(',');
@@ -189,10 +190,10 @@ var d=JSON.parse(document.getElementById('permit-data').textContent);
 var map=L.map('map',{attributionControl:false});
 var ctx=L.layerGroup().addTo(map);
 var lyr=L.geoJSON(d.features,{style:function(f){return {color:d.colours[f.properties.status]||'#333',weight:2,fillOpacity:.35}},
- onEachFeature:function(f,l){l.bindTooltip(f.properties.permit_no+' · '+f.properties.status_ko);
+ onEachFeature:function(f,l){l.bindTooltip(txt(f.properties.permit_no+' · '+f.properties.status_ko));
   // a dot at the centre, so a 20 m trench is visible at city scale
   if(l.getBounds){L.circleMarker(l.getBounds().getCenter(),{radius:4,weight:1,color:'#fff',fillOpacity:.9,
-   fillColor:d.colours[f.properties.status]||'#333'}).bindTooltip(f.properties.permit_no+' · '+f.properties.status_ko).addTo(map)}}}).addTo(map);
+   fillColor:d.colours[f.properties.status]||'#333'}).bindTooltip(txt(f.properties.permit_no+' · '+f.properties.status_ko)).addTo(map)}}}).addTo(map);
 var b=lyr.getBounds();if(b.isValid()){map.fitBounds(b,{maxZoom:18})}else{map.setView([37.55,126.98],11)}
 // context: the district outlines from the platform's own public layer (if it has one)
 contextLayer('districts','limit=100').then(function(g){if(g){L.geoJSON(g,{interactive:false,

@@ -6,7 +6,6 @@ import geopandas as gpd
 import psycopg
 import pytest
 from shapely.geometry import LineString
-from typer.testing import CliRunner
 
 from layers.domains.ingest import DomainIngestError, ingest_domain_file
 
@@ -83,14 +82,21 @@ def test_explicit_mapping_and_unknown_targets(db_url, tmp_path):
         ingest_domain_file(db_url, tmp_path / "m.gpkg", "facilities", mapping={"SORT": "colour"})
 
 
-def test_cli_ingest_reports_rejected_rows(db_url, tmp_path, monkeypatch):
-    from gis_platform.cli import app
-    monkeypatch.setenv("GIS_DATABASE_URL", db_url)
-    monkeypatch.setenv("GIS_DATA_DIR", str(tmp_path))
+def test_cli_ingest_reports_rejected_rows(db_url, tmp_path, data_dir):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(data_dir), "COLUMNS": "200"}
     path = korean_facilities(tmp_path / "bad.gpkg", GOOD + [("unicorn", 100, 1.0, 1.2)])
-    runner = CliRunner()
-    res = runner.invoke(app, ["domains", "ingest", "facilities", str(path)])
-    assert res.exit_code == 1 and "nothing was loaded" in res.output.replace("\n", " ")
-    res = runner.invoke(app, ["domains", "ingest", "facilities", str(path), "--skip-invalid", "--json"])
-    assert res.exit_code == 0, res.output
-    assert '"rows_loaded": 4' in res.output
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "gis_platform.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    code, out = cli("domains", "ingest", "facilities", str(path))
+    assert code == 1 and "nothing was loaded" in out.replace("\n", " ")
+    code, out = cli("domains", "ingest", "facilities", str(path), "--skip-invalid", "--json")
+    assert code == 0, out
+    assert '"rows_loaded": 4' in out

@@ -85,3 +85,36 @@ def test_report_and_permit_pages_render_without_console_errors(dom_server, dc, p
         assert_private(s["text"])
         assert APPLICANT["name"] not in s["text"]
     assert "검토완료" in seen[2]["text"] and "허가" in seen[2]["text"]
+
+
+@pytest.mark.browser
+def test_report_tooltips_show_facility_text_as_text(dom_server, dc, planner, dom_db):
+    import psycopg
+    from playwright.sync_api import sync_playwright
+
+    hostile = '<img src=x onerror="window.__pwned=1">'
+    with psycopg.connect(dom_db) as conn:
+        conn.execute("UPDATE gis_data.underground_facilities SET owner = %s", (hostile,))
+    report = dc.post("/dig-check?f=html", json={"geometry": excavation_lonlat(), "depth_m": 1.0},
+                     headers=planner)
+    assert report.status_code == 200
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+            page = ctx.new_page()
+            url = f"{dom_server.url}/__report"
+            page.route(url, _serve(report.text))
+            page.goto(url)
+            page.wait_for_function("window.__reportReady", timeout=30_000)
+            shapes = page.locator(".leaflet-overlay-pane path.leaflet-interactive")
+            for i in range(shapes.count()):
+                shapes.nth(i).dispatch_event("mouseover")
+            tips = page.locator(".leaflet-tooltip").all_inner_texts()
+            pwned = page.evaluate("window.__pwned")
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert pwned is None
+    assert tips and all(hostile in t for t in tips), tips

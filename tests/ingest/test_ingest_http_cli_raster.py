@@ -105,21 +105,21 @@ def test_metadata_patch_and_delete(client, db_url, shared_data):
     assert client.get("/layers/gu", headers=auth).status_code == 404
 
 
-def _cli(args: list[str], db_url: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(tmp_path / "data")}
+def _cli(args: list[str], db_url: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(data_dir)}
     exe = Path(sys.executable).parent / "gis-platform"
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=300)
 
 
-def test_cli_ingest_prints_a_report(db_url, tmp_path, shared_data, conn):
-    res = _cli(["ingest", str(shared_data / BIKE), "--layer", "bike", "--json"], db_url, tmp_path)
+def test_cli_ingest_prints_a_report(data_dir, db_url, tmp_path, shared_data, conn):
+    res = _cli(["ingest", str(shared_data / BIKE), "--layer", "bike", "--json"], db_url, data_dir)
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["features_written"] == 1540 and report["features_per_second"] > 0
-    res = _cli(["ingest", str(shared_data / BIKE), "--layer", "bike"], db_url, tmp_path)
+    res = _cli(["ingest", str(shared_data / BIKE), "--layer", "bike"], db_url, data_dir)
     assert res.returncode == 1 and "already exists" in res.stderr
-    res = _cli(["layers", "list"], db_url, tmp_path)
+    res = _cli(["layers", "list"], db_url, data_dir)
     assert res.returncode == 0 and "bike" in res.stdout
 
 

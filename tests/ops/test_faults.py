@@ -47,10 +47,10 @@ def _no_file_writes():
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))   # every non-empty file write: EFBIG
 
 
-def test_full_cache_disk_degrades_to_uncached_tiles_not_errors(db_url, tmp_path):
+def test_full_cache_disk_degrades_to_uncached_tiles_not_errors(data_dir, db_url, tmp_path):
     ingest_geodataframe(db_url, _points(3000), "pts", mode="create", metadata={"access_level": "public"})
     port = free_port()
-    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(data_dir),
            "GIS_PORT": str(port), "GIS_LOG_LEVEL": "error"}
     proc = subprocess.Popen([sys.executable, "-m", "gis_platform.cli", "serve"], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

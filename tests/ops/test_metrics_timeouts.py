@@ -23,13 +23,30 @@ def _value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-def test_metrics_count_requests_by_family_and_db_time(client):
+def test_metrics_need_an_admin_key_unless_made_public(client, db_url, make_settings):
+    from gis_platform.apikeys import create_api_key
+
+    assert client.get("/metrics").status_code == 401
+    staff = create_api_key(db_url, "staff", ["staff"])
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {staff}"}).status_code == 403
+    srv = start_server(make_settings(metrics_public=True))
+    try:
+        with srv.client() as c:
+            assert c.get("/metrics").status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_metrics_count_requests_by_family_and_db_time(client, db_url):
+    from gis_platform.apikeys import create_api_key
+
+    admin = {"Authorization": f"Bearer {create_api_key(db_url, 'prometheus', ['admin'])}"}
     for _ in range(3):
         assert client.get("/health").status_code == 200
     assert client.get("/ready").status_code == 200
     assert client.get("/collections").status_code == 200
     assert client.get("/no/such/thing").status_code == 404
-    r = client.get("/metrics")
+    r = client.get("/metrics", headers=admin)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     s = _samples(r.text)
@@ -73,7 +90,8 @@ def _raw_request(url: str, head: bytes, body_part: bytes, wait: float) -> bytes:
 
 def test_request_that_stalls_gets_503_after_the_timeout(make_settings):
     """A client that stops sending its body mid-way does not hold a worker forever."""
-    srv = start_server(make_settings(request_timeout_s=0.5, allow_anonymous_writes=True))
+    srv = start_server(make_settings(request_timeout_s=0.5, allow_anonymous_writes=True,
+                                     metrics_public=True))
     try:
         head = (b"POST /layers/upload HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Type: multipart/form-data; boundary=XyZ\r\n"

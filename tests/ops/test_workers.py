@@ -54,10 +54,10 @@ def _wait(pred, timeout: float, what: str):
 
 
 @pytest.fixture
-def multi_server(db_url, tmp_path):
+def multi_server(data_dir, db_url, tmp_path):
     port = free_port()
-    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(tmp_path / "data"),
-           "GIS_PORT": str(port), "GIS_LOG_LEVEL": "warning"}
+    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(data_dir),
+           "GIS_PORT": str(port), "GIS_LOG_LEVEL": "warning", "GIS_METRICS_PUBLIC": "true"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen([sys.executable, "-m", "gis_platform.cli", "serve", "--workers", "2"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -125,7 +125,7 @@ def test_sigterm_stops_cleanly(multi_server):
         httpx.get(url + "/health", timeout=2)
 
 
-def test_sigterm_lets_an_export_in_flight_finish(db_url, tmp_path):
+def test_sigterm_lets_an_export_in_flight_finish(data_dir, db_url, tmp_path):
     """Graceful shutdown: a download that is streaming when the server is told to stop
     completes, whole and valid; new connections are refused."""
     import geopandas as gpd
@@ -142,7 +142,7 @@ def test_sigterm_lets_an_export_in_flight_finish(db_url, tmp_path):
                                                          rng.uniform(37.5, 37.6, n)),
         crs="EPSG:4326"), "pts", mode="create", metadata={"access_level": "public"})
     port = free_port()
-    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "GIS_DATABASE_URL": db_url, "GIS_DATA_DIR": str(data_dir),
            "GIS_PORT": str(port), "GIS_LOG_LEVEL": "warning"}
     proc = subprocess.Popen([sys.executable, "-m", "gis_platform.cli", "serve"], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import morecantile
-from typer.testing import CliRunner
 
 from tests.conftest import start_server
 from tests.tiles.conftest import STUB_LAT, STUB_LON
@@ -27,9 +26,15 @@ def serve_one(settings, z: int) -> tuple[int, int]:
 
 
 def run_cli(args, env):
-    from gis_platform.cli import app
+    """The real command in a process of its own (run as root, it becomes the service user)."""
+    import os
+    import subprocess
+    import sys
 
-    return CliRunner().invoke(app, args, env=env)
+    proc = subprocess.run([sys.executable, "-m", "gis_platform.cli", *args],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    proc.exit_code, proc.output = proc.returncode, proc.stdout + proc.stderr
+    return proc
 
 
 def test_seed_renders_the_range_and_the_server_answers_from_disk(city, tile_settings):

@@ -24,11 +24,21 @@ function fmt(v) {
     { maximumFractionDigits: 2 });
 }
 
+function legendRow(r) {
+  // Built node by node: a label is text, never markup.
+  const li = document.createElement('li');
+  const sw = document.createElement('span');
+  sw.className = 'sw';
+  sw.style.background = r.color;
+  const count = document.createElement('small');
+  count.textContent = `(${r.count})`;
+  li.append(sw, `${r.label} `, count);
+  return li;
+}
+
 function showYear(year) {
   state.year = year;
-  const rows = D.legend[year].map((r) =>
-    `<li><span class="sw" style="background:${r.color}"></span>${r.label} <small>(${r.count})</small></li>`);
-  document.getElementById('pm-legend-rows').innerHTML = rows.join('');
+  document.getElementById('pm-legend-rows').replaceChildren(...D.legend[year].map(legendRow));
   document.getElementById('pm-summary').textContent = D.summary[year];
   const out = document.getElementById('pm-year-out');
   if (out) out.textContent = year;
