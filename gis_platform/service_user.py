@@ -98,7 +98,8 @@ def become_service_user(settings: Settings) -> None:
     data_dir = settings.resolved_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
-        os.chmod(data_dir, 0o700 if not (data_dir / "pg").exists() else 0o711)
+        # Private, but keep the group's pass-through a root start gave the cluster's user.
+        os.chmod(data_dir, 0o700 | (data_dir.stat().st_mode & 0o010))
         secure_tree(data_dir)
         return
     user = _ensure_user(settings.service_user)
