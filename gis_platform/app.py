@@ -78,17 +78,17 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     # scripts 404 (or an offline-map download that fails with a 500).
     require_vendor_assets(vendor_dir(settings))
     if configure_logs:
-        configure_logging(settings.log_level)
+        configure_logging(settings.http.log_level)
     modules = _feature_modules()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         conninfo = await asyncio.to_thread(resolve_conninfo, settings)
-        if settings.auto_migrate:
+        if settings.database.auto_migrate:
             await asyncio.to_thread(_migrate, settings, conninfo)
         await asyncio.to_thread(_check_postgis, conninfo)
         app.state.least_privilege = await asyncio.to_thread(_check_login, conninfo)
-        db = Database(conninfo, settings, read_conninfo=settings.read_database_url)
+        db = Database(conninfo, settings, read_conninfo=settings.database.read_url)
         await db.open()
         app.state.db = db
         app.state.conninfo = conninfo
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         openapi_url="/openapi.json",
         # FastAPI's native OpenTelemetry is opt-in: left on, it asks the OTel API for its
         # providers on every request (~7 % of the server's Python time on cold tiles).
-        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False,
+        telemetry=None if settings.http.opentelemetry else {"tracing": False, "metrics": False,
                                                        "logs": False},
     )
     app.state.settings = settings
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.include_router(health_router)
     app.include_router(keys_router)
     app.include_router(audit_router)
-    if settings.metrics_enabled:
+    if settings.http.metrics_enabled:
         app.include_router(metrics.router)
     _mount_static(app, vendor_dir(settings))
     for mod in modules:
@@ -140,24 +140,24 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     # Middleware order: the last added runs first.
     # Security headers innermost: they hash the inline scripts of the uncompressed HTML.
-    app.add_middleware(SecurityHeadersMiddleware, embed_paths=settings.embed_paths,
-                       frame_ancestors=settings.frame_ancestors)
+    app.add_middleware(SecurityHeadersMiddleware, embed_paths=settings.http.embed_paths,
+                       frame_ancestors=settings.http.frame_ancestors)
     # Level 5: most of level 9's ratio at a fraction of its CPU (measured on feature pages).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+    if settings.http.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.http.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
-    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_request_body_kb * 1024,
-                       max_upload=settings.max_upload_mb * 1024 * 1024)
-    if settings.rate_limit_per_ip > 0 or settings.rate_limit_per_key > 0:
-        app.add_middleware(RateLimitMiddleware, per_ip=settings.rate_limit_per_ip,
-                           per_key=settings.rate_limit_per_key,
-                           burst_seconds=settings.rate_limit_burst_seconds)
-    app.add_middleware(AuditMiddleware, levels=settings.audit_levels,
-                       flush_seconds=settings.audit_flush_seconds,
-                       batch_rows=settings.audit_batch_rows, max_buffer=settings.audit_max_buffer)
-    app.add_middleware(RequestLogMiddleware, timeout=settings.request_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.http.max_request_body_kb * 1024,
+                       max_upload=settings.ingest.max_upload_mb * 1024 * 1024)
+    if settings.security.rate_limit_per_ip > 0 or settings.security.rate_limit_per_key > 0:
+        app.add_middleware(RateLimitMiddleware, per_ip=settings.security.rate_limit_per_ip,
+                           per_key=settings.security.rate_limit_per_key,
+                           burst_seconds=settings.security.rate_limit_burst_seconds)
+    app.add_middleware(AuditMiddleware, levels=settings.security.audit_levels,
+                       flush_seconds=settings.security.audit_flush_seconds,
+                       batch_rows=settings.security.audit_batch_rows, max_buffer=settings.security.audit_max_buffer)
+    app.add_middleware(RequestLogMiddleware, timeout=settings.http.request_timeout_s)
     return app
 
 

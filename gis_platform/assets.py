@@ -28,7 +28,7 @@ REQUIRED = (
 
 def vendor_dir(settings: Settings) -> Path:
     """The folder served as /static/vendor for these settings."""
-    return (settings.static_vendor_dir or VENDOR_DIR).expanduser().resolve()
+    return (settings.http.static_vendor_dir or VENDOR_DIR).expanduser().resolve()
 
 
 def missing_vendor_assets(vendor_dir: Path = VENDOR_DIR) -> list[str]:

@@ -60,7 +60,7 @@ def conninfo(s: Settings) -> str:
         raise  # unreachable
     # No cluster management after this point: this process (and the server's workers, which
     # read the environment) use the least-privilege login directly.
-    s.database_url = url
+    s.database.url = url
     os.environ["GIS_DATABASE_URL"] = url
     return url
 
@@ -110,13 +110,13 @@ def db_status() -> None:
         for k, v in st.items():
             table.add_row(k, str(v))
     else:
-        table.add_row("database_url", _redact(s.database_url or ""))
+        table.add_row("database_url", _redact(s.database.url or ""))
     try:
         import psycopg
 
         from gis_platform.db import migrations
 
-        url = s.database_url or (_embedded(s).url() if st.get("running") else None)
+        url = s.database.url or (_embedded(s).url() if st.get("running") else None)
         if url:
             with psycopg.connect(url, connect_timeout=5) as conn:
                 applied = sorted(migrations.applied_versions(conn))
@@ -360,12 +360,12 @@ def serve(
 
     s = settings()
     _require_assets(s)
-    host = host or s.host
-    port = port or s.port
-    workers = workers or s.workers
+    host = host or s.http.host
+    port = port or s.http.port
+    workers = workers or s.http.workers
     # Start the cluster once and migrate with the owner's login, before the workers race for
     # it; then stop being root (the server holds only the least-privilege login).
-    if s.auto_migrate:
+    if s.database.auto_migrate:
         _migrate(s)
     conninfo(s)
     if workers > 1:
@@ -380,7 +380,7 @@ def serve(
     # requests finish for up to graceful_shutdown_s.
     uvicorn.run("gis_platform.main:app", host=host, port=port, workers=workers,
                 factory=False, log_config=None, proxy_headers=True,
-                timeout_graceful_shutdown=s.graceful_shutdown_s, timeout_keep_alive=15)
+                timeout_graceful_shutdown=s.http.graceful_shutdown_s, timeout_keep_alive=15)
 
 
 @app.command("up")
@@ -398,7 +398,7 @@ def up(
         loader = _demo_loader()
         if loader is not None:
             loader(s, url, scale=scale, only_if_empty=True, console=console)
-    base = f"http://{host or s.host}:{port or s.port}"
+    base = f"http://{host or s.http.host}:{port or s.http.port}"
     console.print(f"[bold]open[/] {base}/maps  (policy map gallery) · {base}/permits  (road works) "
                   f"· {base}/collections  (OGC API) · {base}/viewer?layers=districts,roads")
     serve(host=host, port=port, workers=None)

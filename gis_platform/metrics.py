@@ -173,7 +173,7 @@ router = APIRouter(tags=["health"])
 async def metrics(request: Request, principal: PrincipalDep) -> Response:
     # Request counts, pool sizes and timings tell an attacker how busy and how big the
     # deployment is: only admin keys (a Prometheus bearer token) unless made public.
-    if not request.app.state.settings.metrics_public:
+    if not request.app.state.settings.http.metrics_public:
         require_admin(principal)
     sample(request.app)
     if MULTIPROC:

@@ -102,11 +102,11 @@ def become_service_user(settings: Settings) -> None:
         os.chmod(data_dir, 0o700 | (data_dir.stat().st_mode & 0o010))
         secure_tree(data_dir)
         return
-    user = _ensure_user(settings.service_user)
+    user = _ensure_user(settings.security.service_user)
     _check_reachable(data_dir, user)
     # The cluster's user passes through the data directory to its own folder; nobody else.
     try:
-        pg_gid = pwd.getpwnam(settings.pg_os_user).pw_gid
+        pg_gid = pwd.getpwnam(settings.database.pg_os_user).pw_gid
     except KeyError:
         pg_gid = user.pw_gid
     os.chown(data_dir, user.pw_uid, pg_gid)

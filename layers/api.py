@@ -114,7 +114,7 @@ async def upload_layer(request: Request, registry: RegistryDep, principal: Princ
     scope) once the form names it.  New layers are ``internal`` unless ``access_level`` says
     otherwise.
     """
-    anon = settings.allow_anonymous_writes
+    anon = settings.security.allow_anonymous_writes
     access.require_writer(principal, anonymous_writes=anon)
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
@@ -158,14 +158,14 @@ async def upload_layer(request: Request, registry: RegistryDep, principal: Princ
         workdir = Path(tempfile.mkdtemp(dir=upload_dir))
         try:
             target = workdir / ("upload" + _safe_suffix(file.filename))
-            limit = settings.max_upload_mb * 1024 * 1024
+            limit = settings.ingest.max_upload_mb * 1024 * 1024
             written = 0
             with target.open("wb") as out:
                 while chunk := await file.read(1 << 20):
                     written += len(chunk)
                     if written > limit:
                         raise PayloadTooLarge(f"The file exceeds the upload limit of "
-                                              f"{settings.max_upload_mb} MB.")
+                                              f"{settings.ingest.max_upload_mb} MB.")
                     out.write(chunk)
             meta = {k: v for k, v in {"title": _field(form, "title"), "access_level": access_level,
                                       "source": Path(file.filename or "upload").name[:200]}.items() if v}
@@ -185,7 +185,7 @@ async def upload_layer(request: Request, registry: RegistryDep, principal: Princ
 @router.patch("/layers/{layer_id}", tags=["catalog"], summary="Change a layer's metadata")
 async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, registry: RegistryDep,
                       principal: PrincipalDep, settings: SettingsDep) -> dict:
-    registry.writable(layer_id, principal, anonymous_writes=settings.allow_anonymous_writes)
+    registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
 
     def run():
         with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
@@ -200,7 +200,7 @@ async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, regis
                summary="Delete a layer and its data")
 async def remove_layer(layer_id: str, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, settings: SettingsDep):
-    registry.writable(layer_id, principal, anonymous_writes=settings.allow_anonymous_writes)
+    registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
 
     def run():
         with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:

@@ -291,7 +291,7 @@ async def file_export(conn, job: ExportJob, path: str) -> None:
 
 def temp_export_path(settings, fmt: str) -> tuple[str, str]:
     """A private temp directory (under ``features_export_tmp_dir`` if set) and a file in it."""
-    base = getattr(settings, "features_export_tmp_dir", None)
+    base = settings.features.export_tmp_dir
     if base:
         os.makedirs(base, exist_ok=True)
     tmpdir = tempfile.mkdtemp(prefix="gis-export-", dir=base)

@@ -20,7 +20,6 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
-
 import datetime as dt
 import threading
 from collections import OrderedDict
@@ -95,8 +94,8 @@ def parse_int(value: str | None, name: str, default: int, *, lo: int, hi: int) -
 
 
 def parse_limit(params: Mapping[str, str], settings) -> int:
-    default = int(getattr(settings, "features_default_limit", 100))
-    maximum = int(getattr(settings, "features_max_limit", 10_000))
+    default = int(settings.features.default_limit)
+    maximum = int(settings.features.max_limit)
     return parse_int(params.get("limit"), "limit", min(default, maximum), lo=1, hi=maximum)
 
 
@@ -232,8 +231,8 @@ def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, prin
     for key in params:
         if key not in ITEMS_PARAMS and key not in allowed and layer.attribute(key) is None:
             raise InvalidParameter(f"Unknown query parameter {key[:60]!r}.", parameter=key[:60])
-    crs = parse_crs(params.get("crs"), settings, param="crs")
-    q = ItemsQuery(layer=layer, crs=crs, precision=default_precision(crs, settings))
+    crs = parse_crs(params.get("crs"), settings.features, param="crs")
+    q = ItemsQuery(layer=layer, crs=crs, precision=default_precision(crs, settings.features))
     rows = row_filter_frag(principal, layer)
     if rows is not None:
         q.where.append(rows)
@@ -245,14 +244,14 @@ def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, prin
     if params.get("bbox-crs") and not params.get("bbox"):
         raise InvalidParameter("bbox-crs needs a bbox.", parameter="bbox-crs")
     if params.get("bbox") is not None:
-        bbox_crs = parse_crs(params.get("bbox-crs"), settings, param="bbox-crs")
+        bbox_crs = parse_crs(params.get("bbox-crs"), settings.features, param="bbox-crs")
         q.where.append(bbox_filter(parse_bbox(params["bbox"], bbox_crs), bbox_crs))
     if params.get("datetime"):
         q.where.append(datetime_filter(params["datetime"], layer))
     if params.get("filter") is not None:
         if not params["filter"].strip():
             raise InvalidParameter("filter is empty.", parameter="filter")
-        filter_crs = parse_crs(params.get("filter-crs"), settings, param="filter-crs")
+        filter_crs = parse_crs(params.get("filter-crs"), settings.features, param="filter-crs")
         q.where.append(to_sql(parse_filter(params["filter"], params.get("filter-lang")), layer, filter_crs))
     elif params.get("filter-lang") or params.get("filter-crs"):
         raise InvalidParameter("filter-lang and filter-crs need a filter.", parameter="filter")

@@ -31,7 +31,6 @@ from layers import features_html as views
 from layers.api import RegistryDep
 from layers.catalog import Layer
 from layers.cql import FILTER_LANGS, queryables_schema
-from layers.scoped import all_as_seen_by, as_seen_by
 from layers.features import collection_bytes, fetch_feature, fetch_page, items_query
 from layers.features_http import (
     GEOJSON,
@@ -44,6 +43,7 @@ from layers.features_http import (
     vector_layer,
     wants_html,
 )
+from layers.scoped import all_as_seen_by, as_seen_by
 from layers.spatial import CRS84, supported_crs
 
 router = APIRouter(tags=["features"])
@@ -159,7 +159,7 @@ def collection_doc(layer: Layer, request: Request) -> dict:
         links.append(link(layer.licence, "license", "text/html", "Licence"))
     doc = {"id": cid, "title": layer.title, "description": layer.description or "",
            "keywords": layer.keywords, "itemType": "feature", "links": links,
-           "crs": list(supported_crs(request.app.state.settings)), "storageCrs": CRS84,
+           "crs": list(supported_crs(request.app.state.settings.features)), "storageCrs": CRS84,
            "numberOfFeatures": layer.feature_count}
     if layer.extent:
         doc["extent"] = {"spatial": {"bbox": [layer.extent], "crs": CRS84}}
@@ -180,7 +180,7 @@ async def collections(request: Request, registry: RegistryDep, principal: Princi
     docs = [collection_doc(layer, request) for layer in await all_as_seen_by(layers, principal, db)]
     doc = {"links": [link(f"{base}/collections?f=json", "self", "application/json", "Collections"),
                      link(f"{base}/collections?f=html", "alternate", "text/html", "Collections as HTML")],
-           "collections": docs, "crs": list(supported_crs(request.app.state.settings))}
+           "collections": docs, "crs": list(supported_crs(request.app.state.settings.features))}
     return negotiate(request, doc, views.collections_html)
 
 
@@ -322,6 +322,6 @@ async def _fast_items(request: Request, groups: tuple) -> Response:
 async def on_startup(app) -> None:
     from gis_platform.fastroute import FastGetRoute, install
 
-    if app.state.settings.features_fast_route:
+    if app.state.settings.features.fast_route:
         install(app, FastGetRoute("features_items", _ITEMS_PATH, _fast_items,
                                   prefix="/collections/"))

@@ -52,7 +52,7 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     fmt = parse_format(format)
     q = await items_query(qp, layer, settings, principal=principal, paging=False,
                           allowed={"format", "geometry", "limit"})
-    cap = getattr(settings, "features_export_max_features", None)
+    cap = settings.features.export_max_features
     limit = qp.get("limit")
     max_features = parse_int(limit, "limit", 0, lo=1, hi=int(cap) if cap else 2**62) if limit else cap
     csv_geometry = (qp.get("geometry") or "wkt").lower()
@@ -61,10 +61,10 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     if qp.get("geometry") and fmt != "csv":
         raise InvalidParameter("geometry applies to format=csv only.", parameter="geometry")
     job = ExportJob(q, fmt, csv_geometry=csv_geometry,
-                    batch=int(getattr(settings, "features_export_batch", 5_000)),
-                    timeout_ms=int(getattr(settings, "features_export_timeout_ms", 600_000)),
+                    batch=int(settings.features.export_batch),
+                    timeout_ms=int(settings.features.export_timeout_ms),
                     max_features=int(max_features) if max_features else None,
-                    fgb_index=bool(getattr(settings, "features_export_fgb_index", False)))
+                    fgb_index=bool(settings.features.export_fgb_index))
     headers = export_headers(job)
     media_type = FORMATS[fmt][0]
     where = q.where_frag()

@@ -37,8 +37,8 @@ def wants_html(request: Request) -> bool:
 
 
 def base_url(request: Request) -> str:
-    """The external base URL: ``settings.public_url`` if set, else what the client used."""
-    public = getattr(request.app.state.settings, "public_url", None)
+    """The external base URL: ``settings.http.public_url`` if set, else what the client used."""
+    public = request.app.state.settings.http.public_url
     return (public or str(request.base_url)).rstrip("/")
 
 

@@ -31,8 +31,8 @@ from gis_platform import limits
 from gis_platform.db.pool import budget_for
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import InvalidParameter
-from gis_platform.responses import FastJSONResponse
 from gis_platform.principal import Principal
+from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.catalog import Layer, Registry
@@ -44,8 +44,8 @@ from layers.features import (
     collection_bytes,
     feature_sql,
     fetch_page,
-    parse_int,
     items_query,
+    parse_int,
     row_filter_frag,
 )
 from layers.features_http import geojson_response, items_links, link, url_with, vector_layer
@@ -66,7 +66,7 @@ MAX_GROUPS = 1000
 
 
 def _settings_max_distance(settings) -> float:
-    return float(getattr(settings, "features_max_distance_m", 100_000))
+    return float(settings.features.max_distance_m)
 
 
 def parse_distance(value: str | None, settings) -> float:
@@ -85,7 +85,7 @@ def parse_distance(value: str | None, settings) -> float:
 
 async def read_geometry_body(request: Request, settings) -> Any:
     """The posted GeoJSON (geometry, Feature or ``{"geometry": ...}``) as parsed JSON."""
-    doc = await limits.read_json_body(request, int(settings.max_request_body_kb) * 1024,
+    doc = await limits.read_json_body(request, int(settings.http.max_request_body_kb) * 1024,
                                       what="a GeoJSON geometry (or Feature)")
     if isinstance(doc, dict) and "geometry" in doc and doc.get("type") != "Feature":
         doc = doc["geometry"]
@@ -93,7 +93,7 @@ async def read_geometry_body(request: Request, settings) -> Any:
 
 
 def _geometry_from(request: Request, settings, doc: Any | None, *, point_required: bool = True) -> Frag:
-    crs = parse_crs(request.query_params.get("geometry-crs"), settings, param="geometry-crs")
+    crs = parse_crs(request.query_params.get("geometry-crs"), settings.features, param="geometry-crs")
     if doc is not None:
         return geometry_sql(shape_from_geojson(doc, param="body"), crs, param="body")
     point = request.query_params.get("point")
@@ -114,7 +114,7 @@ async def nearest(collection_id: CollectionId, request: Request, registry: Regis
     q = await items_query(request.query_params, layer, settings, principal=principal, paging=False,
                           allowed={"point", "geometry-crs", "limit"})
     k = parse_int(request.query_params.get("limit"), "limit", 10, lo=1,
-                  hi=int(getattr(settings, "features_max_limit", 10_000)))
+                  hi=int(settings.features.max_limit))
     pt = _geometry_from(request, settings, None)
     where = q.where_frag()
     dist = sql.SQL("ST_Distance(geom::geography, __knn_g::geography)")
@@ -242,11 +242,11 @@ async def _stats(collection_id: str, request: Request, registry: Registry, princ
     if len(sources) > 1:
         raise InvalidParameter("Give one area: a posted geometry, bbox, or area=<layer>:<fid>.", parameter="area")
     if doc is not None:
-        crs: CrsRef = parse_crs(qp.get("geometry-crs"), settings, param="geometry-crs")
+        crs: CrsRef = parse_crs(qp.get("geometry-crs"), settings.features, param="geometry-crs")
         area = geometry_sql(shape_from_geojson(doc, param="body"), crs, param="body")
         area_desc = {"type": "geometry"}
     elif qp.get("bbox"):
-        bcrs = parse_crs(qp.get("bbox-crs"), settings, param="bbox-crs")
+        bcrs = parse_crs(qp.get("bbox-crs"), settings.features, param="bbox-crs")
         box = parse_bbox(qp["bbox"], bcrs)
         if box[0] > box[2]:
             raise InvalidParameter("stats: a bbox across the antimeridian is not supported.", parameter="bbox")

@@ -26,6 +26,7 @@ import numpy as np
 import shapely
 from psycopg import sql
 
+from gis_platform.config import FeatureSettings
 from gis_platform.errors import InvalidParameter
 from gis_platform.sqlfrag import Frag
 
@@ -70,10 +71,10 @@ def _axis_info(srid: int) -> tuple[bool, bool]:
     return first in ("north", "south"), crs.is_geographic
 
 
-def supported_crs(settings=None) -> dict[str, CrsRef]:
+def supported_crs(features: FeatureSettings | None = None) -> dict[str, CrsRef]:
     """Every supported CRS by URI (CRS84 first, as the standard's default)."""
     srids = list(DEFAULT_SRIDS)
-    for extra in getattr(settings, "features_extra_srids", None) or []:
+    for extra in (features.extra_srids if features else []):
         if int(extra) not in srids:
             srids.append(int(extra))
     out = {CRS84: CRS84_REF}
@@ -83,14 +84,15 @@ def supported_crs(settings=None) -> dict[str, CrsRef]:
     return out
 
 
-def parse_crs(value: str | None, settings=None, *, param: str = "crs") -> CrsRef:
+def parse_crs(value: str | None, features: FeatureSettings | None = None, *,
+              param: str = "crs") -> CrsRef:
     """A CRS from a request parameter; ``None``/empty means CRS84.  Unknown -> 400."""
     if value is None or not value.strip():
         return CRS84_REF
     raw = value.strip()
     text = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
     text = text.replace("https://", "http://")
-    known = supported_crs(settings)
+    known = supported_crs(features)
     key = None
     if text in known or text == CRS84H:
         key = CRS84 if text == CRS84H else text
@@ -249,11 +251,10 @@ def output_geometry_sql(crs: CrsRef, precision: int,
     return sql.SQL("ST_AsGeoJSON({}, {})").format(expr, sql.Literal(int(precision)))
 
 
-def default_precision(crs: CrsRef, settings=None) -> int:
+def default_precision(crs: CrsRef, features: FeatureSettings | None = None) -> int:
     """Decimal places for output coordinates: ~1 cm in degrees, 1 mm in metres."""
-    if crs.geographic:
-        return int(getattr(settings, "features_precision_degrees", 7))
-    return int(getattr(settings, "features_precision_metres", 3))
+    features = features or FeatureSettings()
+    return features.precision_degrees if crs.geographic else features.precision_metres
 
 
 def degrees_for_metres(metres: float, max_abs_lat: float) -> float:

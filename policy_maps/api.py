@@ -52,7 +52,7 @@ def _templates():
 
 def _lang(request: Request, lang: str | None, settings) -> str:
     return choose_lang(lang, request.headers.get("accept-language"),
-                       settings.maps_default_lang)
+                       settings.maps.default_lang)
 
 
 def _wants_json(request: Request, f: str | None) -> bool:
@@ -72,7 +72,7 @@ def _lookup(registry: Registry, principal: Principal) -> MapAccess:
 
 def _require_editor(principal: Principal, settings) -> None:
     """Before the body is read: only a writing role saves or publishes maps."""
-    access.require_writer(principal, anonymous_writes=settings.allow_anonymous_writes, what="map")
+    access.require_writer(principal, anonymous_writes=settings.security.allow_anonymous_writes, what="map")
 
 
 def map_resource(data: MapData) -> Resource:
@@ -84,7 +84,7 @@ def map_resource(data: MapData) -> Resource:
 
 def _actor(principal: Principal, settings) -> Principal:
     """Development instances with anonymous writes act as a planner."""
-    if settings.allow_anonymous_writes and not can_edit(principal):
+    if settings.security.allow_anonymous_writes and not can_edit(principal):
         return Principal(id="anonymous-dev", roles=frozenset({"planner"}))
     return principal
 
@@ -132,7 +132,7 @@ async def create_map(request: Request, registry: RegistryDep, principal: Princip
 
     def authorize_write(mapdata: MapData) -> None:
         access.authorize(principal, "write", map_resource(mapdata),
-                         anonymous_writes=settings.allow_anonymous_writes)
+                         anonymous_writes=settings.security.allow_anonymous_writes)
 
     def do(conn):
         version, mapdata = save_spec(conn, data, principal.id, _lookup(registry, principal),
@@ -159,7 +159,7 @@ async def publish_map(request: Request, map_id: str, registry: RegistryDep, prin
     def do(conn):
         data, _ = load_map(conn, map_id, version, principal, _lookup(registry, caller))
         access.authorize(caller, "write", map_resource(data),
-                         anonymous_writes=settings.allow_anonymous_writes)
+                         anonymous_writes=settings.security.allow_anonymous_writes)
         return publish(conn, map_id, version, principal)
 
     mv = await run_sync(request, do)
@@ -175,7 +175,7 @@ async def _load(request: Request, map_id: str, version: int | None, registry: Re
 
 def _page(request: Request, data, status: str, lang: str, embed: bool, settings) -> HTMLResponse:
     doc = data.document(lang)
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    base = (settings.http.public_url or str(request.base_url)).rstrip("/")
     permalink = f"{base}/maps/{data.spec.id}/v/{data.version}?lang={lang}"
     # The snippet is pasted into other sites' pages: every value is escaped for its attribute.
     src = f"{base}/maps/{quote(data.spec.id)}/embed?lang={quote(lang)}&version={int(data.version)}"
@@ -261,6 +261,6 @@ async def map_png(request: Request, map_id: str, registry: RegistryDep, principa
     cache_dir = settings.resolved_data_dir() / "maps" / "png"
     name = cache_key(data, lang, year, w) + ".png"
     body = await asyncio.to_thread(cached, cache_dir, name, lambda: render_png(data, lang, year, width_px=w),
-                                   settings.maps_png_cache_mb * 1024 * 1024)
+                                   settings.maps.png_cache_mb * 1024 * 1024)
     cache = "no-cache" if status != "published" else "public, max-age=300"
     return Response(body, media_type="image/png", headers={"Cache-Control": cache})

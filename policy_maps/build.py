@@ -29,6 +29,7 @@ from layers.indicators.store import AreaUnit, Indicator, get_area_unit, get_indi
 from policy_maps.classify import NO_DATA, Classes, classify, colours, is_signed, palette_kind
 from policy_maps.spec import MapSpec, SpecError
 
+
 @dataclass(frozen=True)
 class MapAccess:
     """How a map reads its parts on behalf of a caller: each layer by id (raising the 404 of

@@ -20,7 +20,6 @@ import pandas as pd
 import psycopg
 
 from gis_platform.principal import SYSTEM
-from policy_maps.build import MapAccess
 from layers.demo import data_root
 from layers.indicators.hexgrid import aggregate_indicator, create_hex_grid
 from layers.indicators.store import (
@@ -31,6 +30,7 @@ from layers.indicators.store import (
     register_area_unit,
     upsert_indicator,
 )
+from policy_maps.build import MapAccess
 from policy_maps.service import save_spec
 from policy_maps.store import publish
 

@@ -66,7 +66,7 @@ def test_cluster_memory_is_sized_to_the_machine_at_each_start(own_cluster: Embed
     assert shared_buffers_mb(url) == max(128, min(4096, mem_mb // 4))
     # The setting wins, and it applies to an existing cluster at its next start.
     own_cluster.stop()
-    sized = EmbeddedPostgres(own_cluster.settings.model_copy(update={"pg_shared_buffers_mb": 48}))
+    sized = EmbeddedPostgres(own_cluster.settings.with_(pg_shared_buffers_mb=48))
     try:
         assert shared_buffers_mb(sized.start()) == 48
     finally:

@@ -66,12 +66,12 @@ async def on_startup(app: FastAPI) -> None:
     settings = app.state.settings
     service = TileService(settings, app.state.db)
     app.state.tile_service = service
-    service.reader = TileReader(settings.read_database_url or app.state.conninfo, settings)
+    service.reader = TileReader(settings.database.read_url or app.state.conninfo, settings)
     await service.reader.open()
     service.overviews = OverviewManager(app.state.conninfo, service.tuning,
-                                        OverviewPlan.from_settings(settings))
+                                        OverviewPlan.from_settings(settings.tiles))
     await service.overviews.start()
-    if getattr(settings, "tile_fast_path", True):
+    if settings.tiles.fast_path:
         install_fast_path(app)
 
 
@@ -102,7 +102,7 @@ TmsDep = Annotated[TileMatrixSet, Depends(get_grid)]
 
 def base_url(request: Request, settings) -> str:
     """The external base URL for links (``public_url`` behind a proxy)."""
-    return (settings.public_url or str(request.base_url)).rstrip("/")
+    return (settings.http.public_url or str(request.base_url)).rstrip("/")
 
 
 def parse_y(segment: str) -> tuple[int, str | None]:
@@ -183,7 +183,7 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 def _headers(etag: str, media_type: str, settings, private: bool = False) -> dict[str, str]:
-    control = getattr(settings, "tile_cache_control", "public, max-age=3600")
+    control = settings.tiles.cache_control
     vary = ["Accept-Encoding"] if media_type == MVT_MEDIA_TYPE else []
     if private:
         # A tile of an internal or restricted layer: only the caller's own browser may keep

@@ -284,8 +284,8 @@ class TileCache:
     @classmethod
     def from_settings(cls, settings) -> TileCache:
         root = settings.resolved_data_dir() / "tile-cache"
-        return cls(root, int(getattr(settings, "tile_cache_memory_mb", 128)) * 1024 * 1024,
-                   int(getattr(settings, "tile_cache_disk_mb", 2048)) * 1024 * 1024)
+        return cls(root, int(settings.tiles.cache_memory_mb) * 1024 * 1024,
+                   int(settings.tiles.cache_disk_mb) * 1024 * 1024)
 
     def get(self, h: str) -> bytes | None:
         value = self.memory.get(h)

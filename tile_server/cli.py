@@ -109,7 +109,7 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
         # generalised ones the server would render, under the same cache keys.
         from tile_server.overviews import OverviewManager, OverviewPlan, build_layer
 
-        plan = OverviewPlan.from_settings(settings)
+        plan = OverviewPlan.from_settings(settings.tiles)
         built = []
         for l in layers:
             built += await build_layer(conninfo, l.id, service.tuning, plan)
@@ -174,8 +174,8 @@ async def build_overviews(settings, conninfo: str, layer_ids: list[str], force: 
                 raise PlatformError(f"No vector layer {missing}.")
         else:
             layers = list_layers(conn)
-    plan = OverviewPlan.from_settings(settings)
-    tuning = TileTuning.from_settings(settings)
+    plan = OverviewPlan.from_settings(settings.tiles)
+    tuning = TileTuning.from_settings(settings.tiles)
     built = []
     for layer in layers:
         if layer_ids or plan.wants(layer):

@@ -53,6 +53,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from gis_platform.config import TileSettings
 from layers import selection
 from layers.catalog import Layer
 from tile_server.sources import TileTuning
@@ -86,15 +87,11 @@ class OverviewPlan:
     build_timeout_s: int = 1800
 
     @classmethod
-    def from_settings(cls, settings) -> OverviewPlan:
-        d = cls()
-        zooms = getattr(settings, "tile_overview_zooms", d.zooms)
-        zooms = tuple(sorted({int(z) for z in zooms if 0 <= int(z) <= 24}))
-        return cls(zooms=zooms,
-                   min_features=int(getattr(settings, "tile_overview_min_features", d.min_features)),
-                   auto_build=bool(getattr(settings, "tile_overview_auto_build", d.auto_build)),
-                   build_timeout_s=int(getattr(settings, "tile_overview_build_timeout_s",
-                                               d.build_timeout_s)))
+    def from_settings(cls, tiles: TileSettings) -> OverviewPlan:
+        zooms = tuple(sorted({int(z) for z in tiles.overview_zooms if 0 <= int(z) <= 24}))
+        return cls(zooms=zooms, min_features=tiles.overview_min_features,
+                   auto_build=tiles.overview_auto_build,
+                   build_timeout_s=tiles.overview_build_timeout_s)
 
     def level_for(self, z: int) -> int | None:
         """The overview level serving zoom ``z`` (the smallest level >= z), or None."""

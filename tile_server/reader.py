@@ -29,21 +29,21 @@ class TileReader:
         # (PostgreSQL plans them for a few thousand rows), which pays on an idle server
         # and costs on a busy one - at 8 concurrent z14-z16 tiles on 2 cores the SQL alone
         # ran 1.5-1.7x faster without them (bench/tiles/RESULTS.md, run 13's notes).
-        parallel = int(getattr(settings, "tile_parallel_workers", 0))
-        kwargs = {"options": f"-c statement_timeout={int(settings.statement_timeout_ms)} "
+        parallel = int(settings.tiles.parallel_workers)
+        kwargs = {"options": f"-c statement_timeout={int(settings.database.statement_timeout_ms)} "
                              f"-c max_parallel_workers_per_gather={parallel}",
                   "connect_timeout": 5, "autocommit": True,
                   # A handful of statement texts (per layer set, zoom band and overview
                   # level) serve every tile: prepare each on its first use rather than
                   # planning it five times per connection first (psycopg's default).
                   "prepare_threshold": 0}
-        max_size = int(settings.pool_max_size)
+        max_size = int(settings.database.pool_max_size)
         # Connections opened at startup (in the background): the first burst of a map
         # view - a dozen tiles at once - must not wait for a dozen connection handshakes.
-        min_size = max(1, min(max_size, int(getattr(settings, "tile_pool_min_size", 4))))
+        min_size = max(1, min(max_size, int(settings.tiles.pool_min_size)))
         self.pool = AsyncConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs,
-            timeout=float(settings.pool_timeout), open=False, name="gis-tiles",
+            timeout=float(settings.database.pool_timeout), open=False, name="gis-tiles",
             reconnect_timeout=0)
 
     async def open(self) -> None:
@@ -67,7 +67,7 @@ class TileReader:
             except pg_errors.QueryCanceled as exc:
                 raise QueryTimeout(
                     "The tile query ran longer than the server allows "
-                    f"({self.settings.statement_timeout_ms} ms).") from exc
+                    f"({self.settings.database.statement_timeout_ms} ms).") from exc
             except (psycopg.OperationalError, pg_errors.AdminShutdown) as exc:
                 # A connection that died while idle (database restarted): the pool drops it
                 # on return; try once more on a fresh one.

@@ -69,13 +69,13 @@ class TileService:
     def __init__(self, settings, db, cache: TileCache | None = None) -> None:
         self.settings = settings
         self.db = db
-        self.tuning = TileTuning.from_settings(settings)
+        self.tuning = TileTuning.from_settings(settings.tiles)
         self._fingerprint = self.tuning.fingerprint()
         self.overviews = None        # an OverviewManager, set by the app or the seeder
         self.reader = None           # a TileReader (the app), else statements use db
         self.sql_cache = SqlCache()
         self.cache = cache or TileCache.from_settings(settings)
-        self.raster_limiter = asyncio.Semaphore(int(getattr(settings, "tile_raster_threads", 4)))
+        self.raster_limiter = asyncio.Semaphore(int(settings.tiles.raster_threads))
         self._rendering = SingleFlight()     # cache hash -> the render under way
 
     async def drain(self) -> None:

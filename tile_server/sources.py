@@ -8,9 +8,11 @@ Routes, the cache, the seeder and the metadata builders are written once against
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from morecantile import Tile, TileMatrixSet
+
+from gis_platform.config import TileSettings
 
 # Bump when the bytes a given (data version, tile, params) renders to change (new SQL,
 # new simplification...): it is part of every cache key and ETag, so a deploy of a new
@@ -22,11 +24,7 @@ MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 
 @dataclass(frozen=True)
 class TileTuning:
-    """Settings that shape tile bytes (all part of the cache key via :meth:`fingerprint`).
-
-    Read with ``getattr(settings, name, default)`` so the platform's Settings need not
-    declare them until an operator wants to change one.
-    """
+    """Settings that shape tile bytes (all part of the cache key via :meth:`fingerprint`)."""
 
     extent: int = 4096                # MVT grid units per tile side
     buffer: int = 64                  # clip buffer, in extent units
@@ -41,24 +39,15 @@ class TileTuning:
     max_layers: int = 10              # layers in one composite tile
 
     @classmethod
-    def from_settings(cls, settings: Any) -> TileTuning:
-        """The tuning from ``settings`` (``tile_extent``, ``tile_buffer``, ...), defaults otherwise."""
-        d = cls()
+    def from_settings(cls, tiles: TileSettings) -> TileTuning:
+        """The tuning of the ``tiles`` settings group."""
         return cls(
-            extent=int(getattr(settings, "tile_extent", d.extent)),
-            buffer=int(getattr(settings, "tile_buffer", d.buffer)),
-            max_features=int(getattr(settings, "tile_max_features", d.max_features)),
-            # tile_overview_max_zoom (#4) raises the band: zooms up to it are overview zooms.
-            overview_below_zoom=max(
-                int(getattr(settings, "tile_overview_below_zoom", d.overview_below_zoom)),
-                int(getattr(settings, "tile_overview_max_zoom", d.overview_below_zoom - 1)) + 1),
-            overview_attributes=int(getattr(settings, "tile_overview_attributes", d.overview_attributes)),
-            detail_from_zoom=int(getattr(settings, "tile_detail_from_zoom", d.detail_from_zoom)),
-            mid_attributes=int(getattr(settings, "tile_mid_attributes", d.mid_attributes)),
-            min_feature_px=float(getattr(settings, "tile_min_feature_px", d.min_feature_px)),
-            simplify_px=float(getattr(settings, "tile_simplify_px", d.simplify_px)),
-            max_layers=int(getattr(settings, "tile_max_layers", d.max_layers)),
-        )
+            extent=tiles.extent, buffer=tiles.buffer, max_features=tiles.max_features,
+            # overview_max_zoom (#4) raises the band: zooms up to it are overview zooms.
+            overview_below_zoom=max(tiles.overview_below_zoom, tiles.overview_max_zoom + 1),
+            overview_attributes=tiles.overview_attributes, detail_from_zoom=tiles.detail_from_zoom,
+            mid_attributes=tiles.mid_attributes, min_feature_px=tiles.min_feature_px,
+            simplify_px=tiles.simplify_px, max_layers=tiles.max_layers)
 
     def fingerprint(self) -> str:
         """A short string that changes whenever a setting that shapes tile bytes changes."""

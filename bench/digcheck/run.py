@@ -74,10 +74,9 @@ async def sql_floor(url: str, reqs: list[dict]) -> tuple[dict, float]:
     from gis_platform.principal import SYSTEM
     from layers.catalog import get_layer
     from layers.domains import digcheck
-    from layers.domains.common import DomainSettings
 
     settings = Settings(database_url=url, _env_file=None)
-    ds = DomainSettings.of(settings)
+    ds = settings.domains
     with psycopg.connect(url) as sconn:
         layer = get_layer(sconn, ds.facilities_layer)
     times, found = [], []

@@ -163,10 +163,10 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
     from tile_server.vector import SqlCache, VectorSource, tile_params, zoom_band
 
     settings = Settings(_env_file=None, pool_max_size=concurrency, tile_pool_min_size=concurrency)
-    tuning = TileTuning.from_settings(settings)
+    tuning = TileTuning.from_settings(settings.tiles)
     cache = SqlCache()
     # The server's own statements: the overview tables it would read, where built.
-    overviews = OverviewManager(db_url, tuning, OverviewPlan.from_settings(settings))
+    overviews = OverviewManager(db_url, tuning, OverviewPlan.from_settings(settings.tiles))
     await overviews.load()
     sources = {l.id: VectorSource([l], None, tuning, cache, overviews=overviews) for l in layers}
     reader = TileReader(db_url, settings)
@@ -482,8 +482,8 @@ def main() -> None:
         settings = Settings(_env_file=None)
         t0 = time.perf_counter()
         for l in layers:
-            built = asyncio.run(build_layer(args.db_url, l.id, TileTuning.from_settings(settings),
-                                            OverviewPlan.from_settings(settings)))
+            built = asyncio.run(build_layer(args.db_url, l.id, TileTuning.from_settings(settings.tiles),
+                                            OverviewPlan.from_settings(settings.tiles)))
             overview_info += [o.__dict__ for o in built]
         print(f"overviews: {len(overview_info)} tables built in {time.perf_counter() - t0:.1f}s "
               "(already built ones are kept)")

@@ -13,8 +13,8 @@ __all__ = ["Database", "resolve_admin_conninfo", "resolve_conninfo"]
 def resolve_conninfo(settings, *, start_embedded: bool = True) -> str:
     """The URL the platform works with: the configured one, or the embedded cluster's
     least-privilege login (the cluster started first)."""
-    if settings.database_url:
-        return settings.database_url
+    if settings.database.url:
+        return settings.database.url
     from gis_platform.db.embedded import EmbeddedPostgres
 
     emb = EmbeddedPostgres(settings)
@@ -26,10 +26,10 @@ def resolve_conninfo(settings, *, start_embedded: bool = True) -> str:
 def resolve_admin_conninfo(settings, *, start_embedded: bool = True) -> str | None:
     """The owner's URL for migrations and administration: ``admin_database_url``, else the
     embedded cluster's owner, else ``database_url`` (a deployment with one login)."""
-    if settings.admin_database_url:
-        return settings.admin_database_url
-    if settings.database_url:
-        return settings.database_url
+    if settings.database.admin_url:
+        return settings.database.admin_url
+    if settings.database.url:
+        return settings.database.url
     from gis_platform.db.embedded import EmbeddedPostgres
 
     emb = EmbeddedPostgres(settings)

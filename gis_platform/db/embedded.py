@@ -6,7 +6,7 @@ on a free port remembered in ``<data_dir>/pg/gis-platform.json``.  A password fo
 ``gis`` superuser is generated at init and stored next to it (mode 0600).
 
 PostgreSQL refuses to run as root, so when we are root the cluster directory is owned by an
-unprivileged OS user (``settings.pg_os_user``, ``postgres`` by default) and every server
+unprivileged OS user (``settings.database.pg_os_user``, ``postgres`` by default) and every server
 binary runs as that user.
 """
 
@@ -157,7 +157,7 @@ def memory_options(settings: Settings) -> str:
     advice for a dedicated server; ``pg_shared_buffers_mb`` overrides it.
     """
     mem_mb = available_memory_bytes() // (1024 * 1024)
-    buffers = settings.pg_shared_buffers_mb or max(128, min(4096, mem_mb // 4))
+    buffers = settings.database.pg_shared_buffers_mb or max(128, min(4096, mem_mb // 4))
     cache = max(buffers, mem_mb * 3 // 4)
     return f"-c shared_buffers={int(buffers)}MB -c effective_cache_size={int(cache)}MB"
 
@@ -178,7 +178,7 @@ class EmbeddedPostgres:
     @property
     def install(self) -> PgInstall:
         if self._install is None:
-            self._install = find_postgres(self.settings.pg_bin_dir)
+            self._install = find_postgres(self.settings.database.pg_bin_dir)
         return self._install
 
     def _os_user(self) -> pwd.struct_passwd | None:
@@ -186,12 +186,12 @@ class EmbeddedPostgres:
         if os.geteuid() != 0:
             return None
         try:
-            return pwd.getpwnam(self.settings.pg_os_user)
+            return pwd.getpwnam(self.settings.database.pg_os_user)
         except KeyError as exc:
             raise ConfigurationError(
                 f"Running as root, the embedded PostgreSQL needs an unprivileged OS user "
-                f"'{self.settings.pg_os_user}', which does not exist. Create it "
-                f"(`useradd --system {self.settings.pg_os_user}`, or install the postgresql "
+                f"'{self.settings.database.pg_os_user}', which does not exist. Create it "
+                f"(`useradd --system {self.settings.database.pg_os_user}`, or install the postgresql "
                 "package, which creates 'postgres'), or set GIS_PG_OS_USER."
             ) from exc
 
@@ -290,7 +290,7 @@ class EmbeddedPostgres:
             raise ConfigurationError(f"initdb failed: {exc.stderr.strip()[-2000:]}") from exc
         finally:
             pwfile.unlink(missing_ok=True)
-        port = self.settings.pg_port or free_port()
+        port = self.settings.database.pg_port or free_port()
         self._write_state({"password": password, "port": port, "version": self.install.version,
                            "app_password": secrets.token_urlsafe(24)})
         conf = self.pgdata / "postgresql.auto.conf"
@@ -351,7 +351,7 @@ class EmbeddedPostgres:
             port = state["port"]
             if not _port_free(port):
                 # Someone else took our port since last time: pick a new one.
-                port = self.settings.pg_port or free_port()
+                port = self.settings.database.pg_port or free_port()
                 state["port"] = port
                 self._write_state(state)
             self.socket_dir.mkdir(exist_ok=True)
@@ -372,7 +372,7 @@ class EmbeddedPostgres:
                                   "-o", f"-p {port} {options}"], check=False, timeout=timeout + 30)
 
             res = pg_ctl_start(memory_options(self.settings))
-            if res.returncode != 0 and not self.settings.pg_shared_buffers_mb and \
+            if res.returncode != 0 and not self.settings.database.pg_shared_buffers_mb and \
                     "shared memory" in self._log_tail():
                 # A host that cannot map that much shared memory (strict overcommit, a
                 # small container): start with the cluster's own configuration instead.

@@ -45,7 +45,7 @@ async def _check_unless_recent(conn: psycopg.AsyncConnection) -> None:
 
 def budget_for(principal, settings: Settings) -> int | None:
     """The statement budget of an expensive query by this caller (None: the pool's)."""
-    return None if principal.authenticated else settings.anonymous_statement_timeout_ms
+    return None if principal.authenticated else settings.database.anonymous_statement_timeout_ms
 
 
 class Database:
@@ -54,23 +54,23 @@ class Database:
     def __init__(self, conninfo: str, settings: Settings, read_conninfo: str | None = None) -> None:
         self.conninfo = conninfo
         self.settings = settings
-        kwargs = {"options": f"-c statement_timeout={int(settings.statement_timeout_ms)}",
+        kwargs = {"options": f"-c statement_timeout={int(settings.database.statement_timeout_ms)}",
                   "connect_timeout": 5, "autocommit": True}
         self.pool = AsyncConnectionPool(
-            conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
-            kwargs=kwargs, timeout=settings.pool_timeout, open=False,
+            conninfo, min_size=settings.database.pool_min_size, max_size=settings.database.pool_max_size,
+            kwargs=kwargs, timeout=settings.database.pool_timeout, open=False,
             check=_check_unless_recent, name="gis-rw",
             # Give up a failed (re)connection at once instead of backing off: the next
             # request makes a new one, so service resumes as soon as the DB is back.
             reconnect_timeout=0,
         )
-        self._heavy_slots = max(1, int(settings.pool_max_size * settings.pool_heavy_share))
+        self._heavy_slots = max(1, int(settings.database.pool_max_size * settings.database.pool_heavy_share))
         self._heavy: asyncio.Semaphore | None = None
         self.read_pool = None
         if read_conninfo:
             self.read_pool = AsyncConnectionPool(
-                read_conninfo, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
-                kwargs=kwargs, timeout=settings.pool_timeout, open=False,
+                read_conninfo, min_size=settings.database.pool_min_size, max_size=settings.database.pool_max_size,
+                kwargs=kwargs, timeout=settings.database.pool_timeout, open=False,
                 check=_check_unless_recent, name="gis-ro", reconnect_timeout=0)
 
     async def open(self) -> None:
@@ -98,7 +98,7 @@ class Database:
             if self._heavy is None:
                 self._heavy = asyncio.Semaphore(self._heavy_slots)
             try:
-                await asyncio.wait_for(self._heavy.acquire(), timeout=self.settings.pool_timeout)
+                await asyncio.wait_for(self._heavy.acquire(), timeout=self.settings.database.pool_timeout)
             except TimeoutError:
                 metrics.DB_ERRORS.labels("busy").inc()
                 raise DatabaseUnavailable(
@@ -114,7 +114,7 @@ class Database:
     @contextlib.asynccontextmanager
     async def _connection(self, read_only: bool, budget_ms: int | None):
         pool = self.read_pool if (read_only and self.read_pool is not None) else self.pool
-        budget = int(budget_ms) if budget_ms and budget_ms < self.settings.statement_timeout_ms else None
+        budget = int(budget_ms) if budget_ms and budget_ms < self.settings.database.statement_timeout_ms else None
         t0 = time.perf_counter()
         try:
             async with pool.connection() as conn:
@@ -144,7 +144,7 @@ class Database:
                     "key.") from exc
             raise QueryTimeout(
                 "The query ran longer than the server allows "
-                f"({self.settings.statement_timeout_ms} ms). Narrow it: a smaller area, a "
+                f"({self.settings.database.statement_timeout_ms} ms). Narrow it: a smaller area, a "
                 "stricter filter or a lower limit.") from exc
         except (psycopg.OperationalError, pg_errors.AdminShutdown) as exc:
             metrics.DB_ERRORS.labels("connection").inc()

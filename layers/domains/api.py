@@ -40,7 +40,6 @@ from gis_platform.security import PrincipalDep
 from layers.api import RegistryDep
 from layers.domains import digcheck, permits, render, section
 from layers.domains.common import (
-    DomainSettings,
     input_geometry,
     read_json_body,
     readable_rows,
@@ -76,7 +75,7 @@ async def dig_check(request: Request, registry: RegistryDep, principal: Principa
                     settings: SettingsDep, f: str | None = Query(None, description="json | geojson | html")):
     """Body: ``{"geometry": <GeoJSON Polygon | LineString+width_m | Point+width_m>,
     "depth_m": 1.2, "buffer_m": 3, "width_m": 0.8, "geometry_crs": "EPSG:5179"}``."""
-    ds = DomainSettings.of(settings)
+    ds = settings.domains
     layer = readable_rows(registry, ds.facilities_layer, principal)
     fmt = _format(request, f, ("json", "geojson", "html"))
     req = digcheck.parse_request(await read_json_body(request, settings), settings, ds)
@@ -93,7 +92,7 @@ async def dig_check(request: Request, registry: RegistryDep, principal: Principa
              responses={400: {}, 404: {}, 422: {}})
 async def cross_section(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
                         settings: SettingsDep, f: str | None = Query(None, description="json | svg")):
-    ds = DomainSettings.of(settings)
+    ds = settings.domains
     layer = readable_rows(registry, ds.facilities_layer, principal)
     fmt = _format(request, f, ("json", "svg"))
     req = section.parse_request(await read_json_body(request, settings), settings)
@@ -155,7 +154,7 @@ async def create_permit(request: Request, registry: RegistryDep, principal: Prin
     if geom.kind not in ("Polygon", "MultiPolygon"):
         raise InvalidParameter(f"A permit's geometry must be a Polygon or MultiPolygon, not {geom.kind}.",
                                parameter="geometry")
-    ds = DomainSettings.of(settings)
+    ds = settings.domains
 
     def run() -> str:
         with psycopg.connect(request.app.state.conninfo) as conn, conn.transaction():

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import shapely
 from fastapi import Request
@@ -23,23 +22,6 @@ METRIC_SRID = 5179
 MAX_DEPTH_M = 30.0
 
 
-@dataclass(frozen=True)
-class DomainSettings:
-    """The ``domains_*`` fields of :class:`gis_platform.config.Settings` (defaults live there)."""
-
-    facilities_layer: str
-    roads_layer: str
-    digcheck_buffer_m: float
-    digcheck_max_buffer_m: float
-    digcheck_max_area_m2: float
-    digcheck_max_results: int
-    cross_section_max_length_m: float
-
-    @classmethod
-    def of(cls, settings: Any) -> DomainSettings:
-        return cls(**{f.name: getattr(settings, "domains_" + f.name) for f in fields(cls)})
-
-
 def readable_rows(registry, layer_id: str, principal: Principal):
     """Resolve a layer whose rows we read (we AND ``row_filter`` in ourselves)."""
     return registry.readable(layer_id, principal, filtered=True)
@@ -56,7 +38,7 @@ def row_filter_sql(principal: Principal, layer) -> tuple[sql.Composable, dict]:
 
 async def read_json_body(request: Request, settings) -> dict:
     """The request body as a JSON object, size-limited, with actionable errors."""
-    doc = await limits.read_json_body(request, int(settings.max_request_body_kb) * 1024)
+    doc = await limits.read_json_body(request, int(settings.http.max_request_body_kb) * 1024)
     if not isinstance(doc, dict):
         raise InvalidParameter("The request body must be a JSON object.", parameter="body")
     return doc
@@ -108,7 +90,7 @@ def input_geometry(doc: dict, settings, *, key: str = "geometry") -> InputGeomet
     if crs_text is not None and not isinstance(crs_text, str):
         raise InvalidParameter("geometry_crs must be a string such as 'EPSG:5179'.",
                                parameter="geometry_crs")
-    crs = parse_crs(crs_text, settings, param="geometry_crs")
+    crs = parse_crs(crs_text, settings.features, param="geometry_crs")
     shape = shape_from_geojson(doc[key], param=key)
     frag = geometry_sql(shape, crs, param=key)
     return InputGeometry(shape, crs, frag)

@@ -126,7 +126,7 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
     if scale not in COUNTS:
         raise InvalidParameter(f"Unknown scale {scale!r}: use {', '.join(COUNTS)}.")
     say = console.print if console is not None else (lambda *a, **k: None)
-    roads_layer = getattr(settings, "domains_roads_layer", "roads")
+    roads_layer = settings.domains.roads_layer
     with psycopg.connect(conninfo) as conn:
         have = conn.execute("SELECT count(*) FROM gis_domain.permits").fetchone()[0]
         if have and only_if_empty:

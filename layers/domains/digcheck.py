@@ -44,12 +44,12 @@ import orjson
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from gis_platform.config import DomainSettings
 from gis_platform.errors import InvalidParameter, Unprocessable
 from layers.catalog import Layer
 from layers.domains.common import (
     MAX_DEPTH_M,
     METRIC_SRID,
-    DomainSettings,
     InputGeometry,
     input_geometry,
     number,

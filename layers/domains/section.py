@@ -14,12 +14,12 @@ from __future__ import annotations
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from gis_platform.config import DomainSettings
 from gis_platform.errors import InvalidParameter, Unprocessable
 from layers.catalog import Layer
 from layers.domains.common import (
     MAX_DEPTH_M,
     METRIC_SRID,
-    DomainSettings,
     input_geometry,
     number,
     row_filter_sql,

@@ -45,7 +45,7 @@ async def run_sync(request: Request, fn: Callable[..., T], *args: Any, **kw: Any
     requests are few and heavy compared with tiles, so a thread hop is the right trade.
     """
     conninfo = request.app.state.conninfo
-    timeout = request.app.state.settings.statement_timeout_ms
+    timeout = request.app.state.settings.database.statement_timeout_ms
 
     def call() -> T:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=10,

@@ -19,8 +19,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from gis_platform.errors import InvalidParameter, NotFound, Unprocessable
 from gis_platform.access import Resource
+from gis_platform.errors import InvalidParameter, NotFound, Unprocessable
 from gis_platform.principal import LEVELS
 from layers.catalog import Layer, get_layer
 

@@ -36,10 +36,10 @@ class IngestLimits:
 
     @classmethod
     def from_settings(cls, settings) -> IngestLimits:
-        return cls(max_feature_vertices=settings.ingest_max_feature_vertices,
+        return cls(max_feature_vertices=settings.ingest.max_feature_vertices,
                    zip=readers.ZipLimits(
-                       max_uncompressed_bytes=settings.ingest_max_uncompressed_mb * 1024**2,
-                       max_ratio=settings.ingest_max_zip_ratio))
+                       max_uncompressed_bytes=settings.ingest.max_uncompressed_mb * 1024**2,
+                       max_ratio=settings.ingest.max_zip_ratio))
 
 
 @dataclass

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from tests.conftest import owner_url
-
 from tests.domains.conftest import X0, Y0, excavation_lonlat, lonlat
 
 APPLICANT = {"name": "홍길동", "organisation": "비밀건설(주)", "contact": "010-9876-5432",

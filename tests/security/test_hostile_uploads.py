@@ -15,7 +15,6 @@ import io
 import json
 import threading
 import zipfile
-from pathlib import Path
 
 import psycopg
 import pytest

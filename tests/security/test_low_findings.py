@@ -84,11 +84,11 @@ def test_anonymous_rate_limits_are_on_by_default(make_settings):
     from gis_platform.config import Settings
 
     defaults = Settings(_env_file=None)
-    assert defaults.rate_limit_per_ip > 0
+    assert defaults.security.rate_limit_per_ip > 0
     srv = start_server(make_settings())
     try:
         with srv.client() as c:
-            burst = int(defaults.rate_limit_per_ip * defaults.rate_limit_burst_seconds)
+            burst = int(defaults.security.rate_limit_per_ip * defaults.security.rate_limit_burst_seconds)
             codes = [c.get("/conformance").status_code for _ in range(burst + 50)]
         assert codes[:burst // 2] == [200] * (burst // 2)
         assert 429 in codes

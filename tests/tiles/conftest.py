@@ -30,15 +30,6 @@ LON1, LAT1 = 127.10, 37.60
 STUB_LON, STUB_LAT = 126.9785, 37.5665      # where the tiny road stubs are
 
 
-class TileSettings(Settings):
-    """The platform settings plus the tile settings this package reads with getattr."""
-
-    tile_max_features: int = 20_000
-    tile_buffer: int = 64
-    tile_overview_below_zoom: int = 12
-    tile_overview_attributes: int = 3
-
-
 def districts_gdf() -> gpd.GeoDataFrame:
     names = ["종로구", "중구", "용산구", "성동구"]
     cells = [box(126.90, 37.55, 127.00, 37.60), box(127.00, 37.55, 127.10, 37.60),
@@ -91,11 +82,9 @@ def ingest_city(db_url: str) -> None:
 
 @pytest.fixture
 def tile_settings(make_settings):
-    """Like ``make_settings``, with the tile settings as real fields (overridable)."""
-    def _make(**overrides) -> TileSettings:
-        base = make_settings().model_dump()
-        base.update(overrides)
-        return TileSettings(_env_file=None, **base)
+    """``make_settings`` under the name the tile tests use (flat names: tile_extent=...)."""
+    def _make(**overrides) -> Settings:
+        return make_settings(**overrides)
     return _make
 
 
