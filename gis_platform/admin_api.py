@@ -11,12 +11,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-import psycopg
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gis_platform import apikeys, audit
 from gis_platform.access import require_admin
+from gis_platform.db.connections import connect
 from gis_platform.errors import NotFound
 from gis_platform.security import PrincipalDep
 
@@ -121,7 +121,7 @@ async def admin_search(
     await _flush(request)
 
     def run():
-        with psycopg.connect(request.app.state.conninfo) as conn:
+        with connect(request.app.state.conninfo) as conn:
             return audit.search(conn, principal=actor, layer=layer, action=action, since=lo,
                                 until=hi, status=status, limit=limit)
 
@@ -139,7 +139,7 @@ async def admin_digest(
     await _flush(request)
 
     def run():
-        with psycopg.connect(request.app.state.conninfo) as conn:
+        with connect(request.app.state.conninfo) as conn:
             return audit.digest(conn, factor=factor, min_reads=min_reads)
 
     flagged = await asyncio.to_thread(run)

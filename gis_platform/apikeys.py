@@ -18,11 +18,11 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg.types.json import Jsonb
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import InvalidParameter, Unauthorized
 from gis_platform.principal import ROLES, Principal
 from gis_platform.singleflight import SingleFlight
@@ -41,7 +41,7 @@ def create_api_key(conninfo: str, name: str, roles: list[str], *, scopes: dict |
         raise InvalidParameter(f"Unknown roles {bad}; choose from {list(ROLES)}.")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(24)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO gis_meta.api_keys (id, name, secret_hash, roles, scopes, expires_at) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -56,7 +56,7 @@ KEYS_CHANGED = "api_keys"
 def revoke_api_key(conninfo: str, key_id: str) -> bool:
     """Revoke a key everywhere at once: the update and a ``NOTIFY gis_catalog, 'api_keys'``
     commit together, and every worker's catalog listener clears its key cache on it."""
-    with psycopg.connect(conninfo) as conn, conn.transaction():
+    with connect(conninfo) as conn, conn.transaction():
         cur = conn.execute("UPDATE gis_meta.api_keys SET revoked_at = now() WHERE id = %s "
                            "AND revoked_at IS NULL", (key_id,))
         done = cur.rowcount > 0
@@ -66,7 +66,7 @@ def revoke_api_key(conninfo: str, key_id: str) -> bool:
 
 
 def list_api_keys(conninfo: str) -> list[dict]:
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         cur = conn.execute("SELECT id, name, roles, scopes, created_at, expires_at, revoked_at, "
                            "last_used_at FROM gis_meta.api_keys ORDER BY created_at")
         cols = [d.name for d in cur.description]
@@ -75,6 +75,12 @@ def list_api_keys(conninfo: str) -> list[dict]:
 
 def forget_cached_keys() -> None:
     _cache.clear()
+
+
+async def on_events(events: frozenset[tuple[str, str]]) -> None:
+    """A key was revoked (by any worker): verify every key again."""
+    if any(payload in (KEYS_CHANGED, "*") for _, payload in events):
+        _cache.clear()
 
 
 def key_id_of(token: str) -> str | None:

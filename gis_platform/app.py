@@ -1,9 +1,12 @@
 """The composition root: ``create_app(settings)``.
 
-This is the only module of ``gis_platform`` that imports the feature packages
-(``layers``, ``tile_server``, ``policy_maps``); everything else depends inward on the core.
-The lifespan owns the resources: it resolves the database (embedded or configured), applies
-migrations, opens the pool, checks PostGIS, loads the layer registry, and closes it all.
+With :mod:`gis_platform.cli` and :mod:`gis_platform.demo`, the only modules of
+``gis_platform`` that reach the feature packages - through the one list
+:data:`gis_platform.composition.FEATURES`; everything else depends inward on the core.  The
+lifespan owns the resources: it resolves the database (embedded or configured), applies
+migrations, checks PostGIS and the login, opens the pools and the catalog-event listener,
+enters each feature's lifespan in order, installs the fast routes, and closes it all in
+reverse.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import psycopg
@@ -22,14 +25,24 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis_platform import __version__, metrics
+from gis_platform import __version__, apikeys, metrics
 from gis_platform.admin_api import audit_router, keys_router
 from gis_platform.assets import STATIC_DIR, require_vendor_assets, vendor_dir
 from gis_platform.audit import AuditMiddleware
+from gis_platform.composition import FEATURES
 from gis_platform.config import Settings
-from gis_platform.db import Database, migrations, resolve_admin_conninfo, resolve_conninfo
+from gis_platform.db import (
+    CatalogEvents,
+    Database,
+    migrations,
+    resolve_admin_conninfo,
+    resolve_conninfo,
+)
+from gis_platform.db.connections import connect
 from gis_platform.errors import ConfigurationError, PlatformError, problem
 from gis_platform.headers import SecurityHeadersMiddleware
+from gis_platform.health import metrics_router
+from gis_platform.health import router as health_router
 from gis_platform.limits import BodyLimitMiddleware
 from gis_platform.logs import RequestLogMiddleware, configure_logging
 from gis_platform.ratelimit import RateLimitMiddleware
@@ -40,37 +53,6 @@ log = logging.getLogger("gis_platform.app")
 MIN_POSTGIS = (3, 0)
 
 
-# Router modules of the feature packages, in mount order.  Each exposes ``router`` and may
-# expose ``async on_startup(app)`` / ``async on_shutdown(app)``.
-FEATURE_MODULES = (
-    "layers.api",            # catalog, uploads
-    "layers.features_api",   # OGC API Features, spatial queries, exports
-    "layers.domains.api",    # facilities, roads, permits
-    "layers.indicators.api", # indicators, hexagon grids, aggregation
-    "tile_server.api",       # vector/raster tiles, TileJSON, styles
-    "policy_maps.api",       # policy maps and the public gallery
-)
-
-
-def _feature_modules():
-    """Import the feature packages' router modules (the composition root's job).
-
-    A module that does not exist yet is skipped; an import error *inside* an existing
-    module is a bug and propagates.
-    """
-    import importlib
-
-    mods = []
-    for name in FEATURE_MODULES:
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-    return mods
-
-
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
     """Build the platform's ASGI app for ``settings`` (from the environment if omitted)."""
     settings = settings or Settings()
@@ -79,7 +61,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     require_vendor_assets(vendor_dir(settings))
     if configure_logs:
         configure_logging(settings.http.log_level)
-    modules = _feature_modules()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,25 +69,25 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             await asyncio.to_thread(_migrate, settings, conninfo)
         await asyncio.to_thread(_check_postgis, conninfo)
         app.state.least_privilege = await asyncio.to_thread(_check_login, conninfo)
-        db = Database(conninfo, settings, read_conninfo=settings.database.read_url)
-        await db.open()
-        app.state.db = db
-        app.state.conninfo = conninfo
-        for mod in modules:
-            startup = getattr(mod, "on_startup", None)
-            if startup is not None:
-                await startup(app)
-        metrics.start_sampler(app)
-        log.info("platform started", extra={"embedded": settings.embedded})
-        try:
+        async with AsyncExitStack() as stack:
+            db = Database(conninfo, settings, read_conninfo=settings.database.read_url)
+            await db.open()
+            stack.push_async_callback(db.close)
+            events = CatalogEvents(conninfo)
+            events.subscribe("api keys", apikeys.on_events)
+            app.state.db, app.state.conninfo, app.state.events = db, conninfo, events
+            for feature in FEATURES:
+                if feature.lifespan is not None:
+                    await stack.enter_async_context(feature.lifespan(app))
+            await events.start()
+            stack.push_async_callback(events.stop)
+            for feature in FEATURES:
+                if feature.fast_routes is not None:
+                    feature.fast_routes(app)
+            metrics.start_sampler(app)
+            stack.push_async_callback(metrics.stop_sampler, app)
+            log.info("platform started", extra={"embedded": settings.embedded})
             yield
-        finally:
-            await metrics.stop_sampler(app)
-            for mod in reversed(modules):
-                shutdown = getattr(mod, "on_shutdown", None)
-                if shutdown is not None:
-                    await shutdown(app)
-            await db.close()
 
     app = FastAPI(
         title="City GIS spatial services platform",
@@ -127,16 +108,15 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.state.settings = settings
     _install_error_handlers(app)
 
-    from gis_platform.health import router as health_router
-
     app.include_router(health_router)
     app.include_router(keys_router)
     app.include_router(audit_router)
     if settings.http.metrics_enabled:
-        app.include_router(metrics.router)
+        app.include_router(metrics_router)
     _mount_static(app, vendor_dir(settings))
-    for mod in modules:
-        app.include_router(mod.router)
+    for feature in FEATURES:
+        for router in feature.routers:
+            app.include_router(router)
 
     # Middleware order: the last added runs first.
     # Security headers innermost: they hash the inline scripts of the uncompressed HTML.
@@ -177,7 +157,7 @@ def _migrate(settings: Settings, conninfo: str) -> None:
     except (PermissionError, ConfigurationError):
         admin = None
     if admin is None:
-        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        with connect(conninfo, connect_timeout=10) as conn:
             waiting = migrations.pending(conn)
         if waiting:
             raise ConfigurationError(
@@ -192,7 +172,7 @@ def _migrate(settings: Settings, conninfo: str) -> None:
 def _check_login(conninfo: str) -> bool:
     """Whether the server's login is least-privilege (not a superuser, not the owner of the
     audit log); logged loudly when it is not."""
-    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+    with connect(conninfo, connect_timeout=10) as conn:
         superuser, owns_audit = conn.execute(
             "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_roles r, "
             "pg_class c WHERE r.rolname = current_user AND c.oid = 'gis_meta.audit_log'::regclass"
@@ -206,7 +186,7 @@ def _check_login(conninfo: str) -> bool:
 
 
 def _check_postgis(conninfo: str) -> None:
-    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+    with connect(conninfo, connect_timeout=10) as conn:
         version = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
     parts = tuple(int(p) for p in version.split(".")[:2])
     if parts < MIN_POSTGIS:

@@ -32,9 +32,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import psycopg
-
 from gis_platform import __version__
+from gis_platform.db.connections import connect
+from gis_platform.db.embedded import find_postgres
 from gis_platform.errors import ConfigurationError, InvalidParameter, PlatformError
 
 FORMAT = 1
@@ -52,7 +52,6 @@ class BackupError(PlatformError):
 
 def _pg_tool(name: str) -> str:
     """The client tool matching the newest installed server (pg_dump must be >= server)."""
-    from gis_platform.db.embedded import find_postgres
 
     try:
         install = find_postgres()
@@ -100,7 +99,7 @@ def _data_files(data_dir: Path) -> list[Path]:
 
 def database_summary(conninfo: str) -> dict:
     """Layers with data versions and counts, and the applied migrations."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         layers = conn.execute(
             "SELECT id, data_version, feature_count FROM gis_meta.layers ORDER BY id").fetchall()
         migrations = [r[0] for r in conn.execute(
@@ -178,7 +177,7 @@ def read_manifest(archive: Path) -> dict:
 
 
 def _is_empty(conninfo: str) -> bool:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('gis_meta.layers') IS NOT NULL").fetchone()[0]
         if not exists:
             return True
@@ -187,7 +186,7 @@ def _is_empty(conninfo: str) -> bool:
 
 def _platform_schemas(conninfo: str) -> list[str]:
     """Schemas to replace: every user schema except public and extension-owned ones."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         rows = conn.execute("""
             SELECT n.nspname FROM pg_namespace n
             WHERE n.nspname NOT IN ('public', 'information_schema')
@@ -205,7 +204,7 @@ def _post_restore_sql(conninfo: str, old_dir: str | None, new_dir: Path) -> str:
 
     stmts = []
     if old_dir and old_dir != str(new_dir):
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with connect(conninfo, autocommit=True) as conn:
             old, new = sql.Literal(old_dir.rstrip("/") + "/"), sql.Literal(str(new_dir) + "/")
             stmts.append(sql.SQL(
                 "UPDATE gis_meta.layers SET raster_path = {new} || substr(raster_path, "

@@ -17,63 +17,39 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gis_platform.apikeys import create_api_key, list_api_keys, revoke_api_key
+from gis_platform.audit import digest, now_minus, search
+from gis_platform.backup import backup, restore
+from gis_platform.commands import (
+    admin_conninfo,
+    conninfo,
+    console,
+    fail,
+    migrate,
+    require_assets,
+    settings,
+)
+from gis_platform.composition import FEATURES
 from gis_platform.config import Settings
+from gis_platform.db import migrations
+from gis_platform.db.connections import connect
+from gis_platform.db.embedded import EmbeddedPostgres
+from gis_platform.demo import load_demo
 from gis_platform.errors import PlatformError
+from gis_platform.metrics import prepare_multiprocess_dir
+from gis_platform.service_user import restrict_umask
 
-console = Console(stderr=True)
 app = typer.Typer(help="City GIS spatial services platform.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database: embedded cluster and migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def settings() -> Settings:
-    """Settings from the environment (GIS_*), built once per command."""
-    return Settings()
-
-
-def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
 def _embedded(s: Settings):
-    from gis_platform.db.embedded import EmbeddedPostgres
 
     if not s.embedded:
         fail("GIS_DATABASE_URL is set: the platform uses that database, not an embedded one.")
     return EmbeddedPostgres(s)
-
-
-def conninfo(s: Settings) -> str:
-    """The platform's database URL (its least-privilege login), starting the embedded cluster
-    if that is what is configured - and from here on the process is the service user, never
-    root (:mod:`gis_platform.service_user`): every data command calls this first."""
-    from gis_platform.db import resolve_conninfo
-    from gis_platform.service_user import become_service_user
-
-    try:
-        url = resolve_conninfo(s)
-        become_service_user(s)
-    except PlatformError as exc:
-        fail(exc.detail)
-        raise  # unreachable
-    # No cluster management after this point: this process (and the server's workers, which
-    # read the environment) use the least-privilege login directly.
-    s.database.url = url
-    os.environ["GIS_DATABASE_URL"] = url
-    return url
-
-
-def admin_conninfo(s: Settings) -> str:
-    """The schema owner's URL (migrations, backup, restore, psql)."""
-    from gis_platform.db import resolve_admin_conninfo
-
-    try:
-        return resolve_admin_conninfo(s)
-    except PlatformError as exc:
-        fail(exc.detail)
-        raise  # unreachable
 
 
 @db_app.command("start")
@@ -112,13 +88,11 @@ def db_status() -> None:
     else:
         table.add_row("database_url", _redact(s.database.url or ""))
     try:
-        import psycopg
 
-        from gis_platform.db import migrations
 
         url = s.database.url or (_embedded(s).url() if st.get("running") else None)
         if url:
-            with psycopg.connect(url, connect_timeout=5) as conn:
+            with connect(url, connect_timeout=5) as conn:
                 applied = sorted(migrations.applied_versions(conn))
                 pend = [m.version for m in migrations.pending(conn)]
                 table.add_row("postgis", conn.execute("SELECT postgis_full_version()").fetchone()[0][:60])
@@ -132,7 +106,6 @@ def db_status() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations."""
-    from gis_platform.db import migrations
 
     s = settings()
     try:
@@ -186,7 +159,6 @@ def keys_create(
     """Create an API key and print its token (shown once)."""
     from datetime import datetime, timedelta
 
-    from gis_platform.apikeys import create_api_key
 
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     scopes = {k: list(v) for k, v in {"layers": layers, "owners": owner, "kinds": kind,
@@ -201,7 +173,6 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (never their secrets)."""
-    from gis_platform.apikeys import list_api_keys
 
     table = Table("id", "name", "roles", "scopes", "expires", "revoked", "last used")
     for k in list_api_keys(conninfo(settings())):
@@ -214,7 +185,6 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by its id (the part after gis_)."""
-    from gis_platform.apikeys import revoke_api_key
 
     if not revoke_api_key(conninfo(settings()), key_id):
         fail(f"No active key '{key_id}'.")
@@ -224,7 +194,6 @@ def keys_revoke(key_id: str) -> None:
 @app.command("backup")
 def backup_cmd(out: Path = typer.Argument(..., help="Archive to write (.tar).")) -> None:
     """Back up the platform: database (pg_dump) plus rasters and map files, one archive."""
-    from gis_platform.backup import backup
 
     s = settings()
     try:
@@ -243,7 +212,6 @@ def restore_cmd(
                                            "taken first)."),
 ) -> None:
     """Restore a backup in one transaction (all or nothing); stop the servers first."""
-    from gis_platform.backup import restore
 
     s = settings()
     try:
@@ -273,14 +241,11 @@ def audit_search(
     """Search the audit log, newest first."""
     import json
 
-    import psycopg
-
-    from gis_platform.audit import now_minus, search
 
     try:
         lo = now_minus(since) if since else None
         hi = now_minus(until, "until") if until else None
-        with psycopg.connect(conninfo(settings())) as conn:
+        with connect(conninfo(settings())) as conn:
             rows = search(conn, principal=principal, layer=layer, action=action, since=lo, until=hi,
                           limit=limit)
     except PlatformError as exc:
@@ -310,11 +275,8 @@ def audit_digest(
     """
     import json
 
-    import psycopg
 
-    from gis_platform.audit import digest
-
-    with psycopg.connect(conninfo(settings())) as conn:
+    with connect(conninfo(settings())) as conn:
         flagged = digest(conn, factor=factor, min_reads=min_reads)
     if as_json:
         print(json.dumps({"factor": factor, "min_reads": min_reads, "flagged": flagged}))
@@ -330,25 +292,6 @@ def audit_digest(
         raise typer.Exit(3)
 
 
-def _migrate(s: Settings) -> None:
-    from gis_platform.db import migrations
-
-    try:
-        migrations.migrate(admin_conninfo(s))
-    except PlatformError as exc:
-        fail(exc.detail)
-
-
-def _require_assets(s: Settings) -> None:
-    """One clear line, before any database work, when `make assets` has not run."""
-    from gis_platform.assets import require_vendor_assets, vendor_dir
-
-    try:
-        require_vendor_assets(vendor_dir(s))
-    except PlatformError as exc:
-        fail(exc.detail)
-
-
 @app.command("serve")
 def serve(
     host: str = typer.Option(None, help="Bind address (GIS_HOST)."),
@@ -359,18 +302,17 @@ def serve(
     import uvicorn
 
     s = settings()
-    _require_assets(s)
+    require_assets(s)
     host = host or s.http.host
     port = port or s.http.port
     workers = workers or s.http.workers
     # Start the cluster once and migrate with the owner's login, before the workers race for
     # it; then stop being root (the server holds only the least-privilege login).
     if s.database.auto_migrate:
-        _migrate(s)
+        migrate(s)
     conninfo(s)
     if workers > 1:
         # Every worker writes its metric samples here; /metrics aggregates them.
-        from gis_platform.metrics import prepare_multiprocess_dir
 
         prepare_multiprocess_dir(s.resolved_data_dir() / "run" / f"metrics-{port}")
     console.print(f"[green]serving[/] on http://{host}:{port} with {workers} worker(s)  "
@@ -391,58 +333,43 @@ def up(
 ) -> None:
     """Start the embedded database if needed, migrate, load the demo city, and serve."""
     s = settings()
-    _require_assets(s)
-    _migrate(s)
+    require_assets(s)
+    migrate(s)
     url = conninfo(s)
     if demo:
-        loader = _demo_loader()
-        if loader is not None:
-            loader(s, url, scale=scale, only_if_empty=True, console=console)
+        load_demo(s, url, scale=scale, only_if_empty=True, console=console)
     base = f"http://{host or s.http.host}:{port or s.http.port}"
     console.print(f"[bold]open[/] {base}/maps  (policy map gallery) · {base}/permits  (road works) "
                   f"· {base}/collections  (OGC API) · {base}/viewer?layers=districts,roads")
     serve(host=host, port=port, workers=None)
 
 
-def _demo_loader():
-    from gis_platform.demo import load_demo
+demo_app = typer.Typer(help="The demo city (real Seoul boundaries, synthetic networks).",
+                       no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
 
-    return load_demo
 
-
-def _attach_feature_commands() -> None:
-    """Sub-commands contributed by the feature packages."""
+@demo_app.command("load")
+def demo_load(
+    scale: str = typer.Option("small", help="small | city | large (large: ~1M features)."),
+    force: bool = typer.Option(False, help="Rebuild even if the demo layers exist."),
+) -> None:
+    """Build the demo city into the catalog (deterministic)."""
+    s = settings()
+    url = conninfo(s)
     try:
-        from layers.cli import register as register_layers
-    except ImportError:
-        register_layers = None
-    if register_layers:
-        register_layers(app)
-    try:
-        from tile_server.cli import register as register_tiles
-    except ImportError:
-        register_tiles = None
-    if register_tiles:
-        register_tiles(app)
-    try:
-        from policy_maps.cli import register as register_maps
-    except ImportError:
-        register_maps = None
-    if register_maps:
-        register_maps(app)
-    try:
-        from layers.domains.cli import register as register_domains
-    except ImportError:
-        register_domains = None
-    if register_domains:
-        register_domains(app)
+        load_demo(s, url, scale=scale, only_if_empty=not force, console=console)
+    except PlatformError as exc:
+        fail(exc.detail)
 
 
-_attach_feature_commands()
+# The features' own sub-commands (ingest, layers, tiles, maps, indicators, domains...).
+for _feature in FEATURES:
+    if _feature.cli is not None:
+        _feature.cli(app)
 
 
 def main() -> None:  # pragma: no cover - entry point
-    from gis_platform.service_user import restrict_umask
 
     restrict_umask()
     try:

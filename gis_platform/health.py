@@ -1,17 +1,23 @@
-"""Liveness and readiness."""
+"""Operations routes: liveness, readiness and the Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from gis_platform import metrics
+from gis_platform.access import require_admin
 from gis_platform.db import migrations
 from gis_platform.deps import Db
 from gis_platform.errors import DatabaseUnavailable, problem
 from gis_platform.responses import ProblemResponse
+from gis_platform.security import PrincipalDep
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="Liveness: the process answers")
@@ -41,3 +47,15 @@ async def ready(db: Db, request: Request):
                                       "`gis-platform db migrate`.", "not-ready"), status_code=503)
     return {"status": "ready", "postgis": postgis, "migrations": sorted(applied),
             "least_privilege": getattr(request.app.state, "least_privilege", None)}
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics (text exposition format); admin key "
+                    "unless GIS_METRICS_PUBLIC", response_class=Response,
+                    responses={401: {}, 403: {}})
+async def metrics_route(request: Request, principal: PrincipalDep) -> Response:
+    # Request counts, pool sizes and timings tell an attacker how busy and how big the
+    # deployment is: only admin keys (a Prometheus bearer token) unless made public.
+    if not request.app.state.settings.http.metrics_public:
+        require_admin(principal)
+    metrics.sample(request.app)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ byte is read; a chunked body is counted as it streams and cut off at the limit.
 
 from __future__ import annotations
 
-from gis_platform.errors import PayloadTooLarge, problem
+from gis_platform.errors import InvalidParameter, PayloadTooLarge, problem
 from gis_platform.responses import dumps
 
 UPLOAD_PATHS = ("/layers/upload",)
@@ -74,7 +74,6 @@ async def read_json_body(request, limit_bytes: int, *, what: str = "a JSON objec
     declared length or while streaming) is 413; empty or malformed is 400."""
     import orjson
 
-    from gis_platform.errors import InvalidParameter
 
     too_large = f"The request body is larger than {limit_bytes // 1024} KB."
     declared = request.headers.get("content-length")

@@ -20,10 +20,8 @@ import contextlib
 import logging
 import os
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -31,10 +29,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-
-from gis_platform.access import require_admin
-from gis_platform.security import PrincipalDep
 
 log = logging.getLogger("gis_platform.metrics")
 
@@ -165,20 +159,11 @@ def prepare_multiprocess_dir(path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
-router = APIRouter(tags=["health"])
-
-
-@router.get("/metrics", summary="Prometheus metrics (text exposition format); admin key unless "
-            "GIS_METRICS_PUBLIC", response_class=Response, responses={401: {}, 403: {}})
-async def metrics(request: Request, principal: PrincipalDep) -> Response:
-    # Request counts, pool sizes and timings tell an attacker how busy and how big the
-    # deployment is: only admin keys (a Prometheus bearer token) unless made public.
-    if not request.app.state.settings.http.metrics_public:
-        require_admin(principal)
-    sample(request.app)
+def exposition() -> bytes:
+    """The metrics in Prometheus' text format (every worker's, with several workers)."""
     if MULTIPROC:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = DEFAULT_REGISTRY
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return generate_latest(registry)

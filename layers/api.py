@@ -7,48 +7,22 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
 
-import psycopg
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from gis_platform import access
 from gis_platform.access import Resource
+from gis_platform.db.connections import connect
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
-from layers.catalog import (
-    LayerUpdate,
-    Registry,
-    delete_layer,
-    slugify,
-    update_layer,
-    validate_layer_id,
-)
+from layers.catalog import LayerUpdate, delete_layer, slugify, update_layer, validate_layer_id
 from layers.ingest import IngestLimits, ingest_file
+from layers.registry import RegistryDep
 from layers.scoped import all_as_seen_by, as_seen_by
 
 router = APIRouter()
-
-
-async def on_startup(app: FastAPI) -> None:
-    registry = Registry(app.state.conninfo)
-    await registry.start()
-    app.state.registry = registry
-
-
-async def on_shutdown(app: FastAPI) -> None:
-    registry = getattr(app.state, "registry", None)
-    if registry is not None:
-        await registry.stop()
-
-
-async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
 @router.get("/layers", tags=["catalog"], summary="The layer catalog (what the caller may see)")
@@ -188,7 +162,7 @@ async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, regis
     registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
 
     def run():
-        with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
+        with connect(request.app.state.conninfo, autocommit=True) as conn:
             return update_layer(conn, layer_id, patch)
 
     layer = await asyncio.to_thread(run)
@@ -203,7 +177,7 @@ async def remove_layer(layer_id: str, request: Request, registry: RegistryDep,
     registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
 
     def run():
-        with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
+        with connect(request.app.state.conninfo, autocommit=True) as conn:
             return delete_layer(conn, layer_id)
 
     layer = await asyncio.to_thread(run)

@@ -1,14 +1,12 @@
-"""The layer catalog (``gis_meta.layers``) and the in-process layer registry.
+"""The layer catalog (``gis_meta.layers``): records, metadata patches, deletion.
 
 The catalog is the only source of identifiers: table and column names used in SQL come from
-a :class:`Layer` record, never from a request.  The :class:`Registry` keeps every layer in
-memory, keyed by id, and refreshes itself when the catalog announces a change
-(``NOTIFY gis_catalog``), so every worker process sees a new data version at once.
+a :class:`Layer` record, never from a request.  :mod:`layers.registry` keeps every record in
+memory for the server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from datetime import datetime
@@ -19,11 +17,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, field_validator
 
-from gis_platform import access
-from gis_platform.access import Action, Resource, RowFilter
-from gis_platform.apikeys import KEYS_CHANGED, forget_cached_keys
+from gis_platform.access import Resource
 from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
-from gis_platform.principal import Principal
 from layers.selection import parse as parse_selection
 
 log = logging.getLogger("layers.catalog")
@@ -147,26 +142,26 @@ def slugify(name: str) -> str:
 
 
 _COLUMNS = [f for f in Layer.model_fields if f not in ("schema_",)] + ["schema"]
-_SELECT = sql.SQL("SELECT {} FROM gis_meta.layers").format(
+SELECT_LAYERS = sql.SQL("SELECT {} FROM gis_meta.layers").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS))
 
 
-def _row_to_layer(row: dict) -> Layer:
+def row_to_layer(row: dict) -> Layer:
     return Layer.model_validate(row)
 
 
 # --- synchronous access (CLI, ingest threads) ------------------------------------------
 def get_layer(conn: psycopg.Connection, layer_id: str, *, for_update: bool = False) -> Layer | None:
-    q = _SELECT + sql.SQL(" WHERE id = %s") + (sql.SQL(" FOR UPDATE") if for_update else sql.SQL(""))
+    q = SELECT_LAYERS + sql.SQL(" WHERE id = %s") + (sql.SQL(" FOR UPDATE") if for_update else sql.SQL(""))
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(q, (layer_id,)).fetchone()
-    return _row_to_layer(row) if row else None
+    return row_to_layer(row) if row else None
 
 
 def list_layers(conn: psycopg.Connection) -> list[Layer]:
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_SELECT + sql.SQL(" ORDER BY id")).fetchall()
-    return [_row_to_layer(r) for r in rows]
+        rows = cur.execute(SELECT_LAYERS + sql.SQL(" ORDER BY id")).fetchall()
+    return [row_to_layer(r) for r in rows]
 
 
 def update_layer(conn: psycopg.Connection, layer_id: str, patch: LayerUpdate) -> Layer:
@@ -237,108 +232,3 @@ def ensure_new_id(conn: psycopg.Connection, layer_id: str) -> None:
     if get_layer(conn, layer_id) is not None:
         raise Conflict(f"A layer '{layer_id}' already exists. Use mode 'replace' to overwrite it "
                        "or 'append' to add to it, or choose another id.")
-
-
-# --- the in-memory registry ------------------------------------------------------------
-class Registry:
-    """Every layer by id, in memory; refreshed on ``NOTIFY gis_catalog`` and on a TTL."""
-
-    def __init__(self, conninfo: str, ttl: float = 60.0) -> None:
-        self.conninfo = conninfo
-        self.ttl = ttl
-        self._layers: dict[str, Layer] = {}
-        self._task: asyncio.Task | None = None
-        self._loaded = asyncio.Event()
-
-    async def load(self) -> None:
-        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-            async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(_SELECT)
-                rows = await cur.fetchall()
-        self._layers = {r["id"]: _row_to_layer(r) for r in rows}
-        self._loaded.set()
-
-    async def start(self) -> None:
-        await self.load()
-        self._task = asyncio.create_task(self._listen(), name="catalog-listener")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-
-    async def _listen(self) -> None:
-        """Reload on every catalog notification; reconnect forever if the DB goes away."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-                    await conn.execute("LISTEN gis_catalog")
-                    await self.load()  # catch up on changes missed while disconnected
-                    while True:
-                        # Wake on the first notification or after the TTL, then reload.
-                        payloads = [n.payload async for n in
-                                    conn.notifies(timeout=self.ttl, stop_after=1)]
-                        if KEYS_CHANGED in payloads:
-                            forget_cached_keys()     # a key was revoked: verify again
-                            continue
-                        await self.load()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - DB down: retry
-                log.warning("catalog listener reconnecting", extra={"error": str(exc)})
-                await asyncio.sleep(1.0)
-
-    def get(self, layer_id: str) -> Layer | None:
-        return self._layers.get(layer_id)
-
-    def all(self) -> list[Layer]:
-        return sorted(self._layers.values(), key=lambda l: l.id)
-
-    def readable(self, layer_id: str, principal: Principal, *, filtered: bool = False,
-                 action: Action = "read") -> Layer:
-        """The layer if this caller may ``action`` it; otherwise the same 404 as a missing one.
-
-        The access decision is :func:`gis_platform.access.authorize` (levels, the key's layer
-        scope, row scopes; audited).  Callers that read the layer's *rows* must apply
-        :meth:`rows_of` in their SQL and pass ``filtered=True``; a caller that does not say
-        so gets a 404 for a layer on which this principal has a row filter (fail closed: no
-        path can forget the filter).  Metadata-only readers pass ``action="describe"``.
-        """
-        layer = self._layers.get(layer_id)
-        if layer is None:
-            raise LayerNotFound(f"No layer '{layer_id}'.")
-        access.authorize(principal, action, layer.resource, rows_supported=filtered,
-                         hidden=LayerNotFound(f"No layer '{layer_id}'."))
-        return layer
-
-    def writable(self, layer_id: str, principal: Principal, *, anonymous_writes: bool = False,
-                 action: Action = "write") -> Layer:
-        """The layer if this caller may change it (as a whole, or its rows); 404 when it may
-        not even see it, 401/403 otherwise.  Audited."""
-        layer = self._layers.get(layer_id)
-        if layer is None:
-            access.authorize(principal, "create", Resource.new_layer(layer_id),
-                             anonymous_writes=anonymous_writes)   # role and scope first
-            raise LayerNotFound(f"No layer '{layer_id}'.")
-        access.authorize(principal, action, layer.resource, anonymous_writes=anonymous_writes,
-                         hidden=LayerNotFound(f"No layer '{layer_id}'."))
-        return layer
-
-    @staticmethod
-    def rows_of(principal: Principal, layer: Layer) -> RowFilter | None:
-        """The rows of ``layer`` this caller may read (None: all); see :meth:`readable`."""
-        return access.row_filter_for(principal, layer.resource)
-
-    def visible(self, principal: Principal) -> list[Layer]:
-        """Every layer this caller may see (catalog listings; metadata only, not audited)."""
-        return [l for l in self.all() if access.decide(principal, "describe", l.resource).allowed]
-
-    def put(self, layer: Layer) -> None:
-        """Update one record immediately (after a write in this process)."""
-        self._layers[layer.id] = layer
-
-    def drop(self, layer_id: str) -> None:
-        self._layers.pop(layer_id, None)

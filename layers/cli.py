@@ -1,4 +1,4 @@
-"""CLI commands of the layers package: ``ingest``, ``layers ...`` and ``demo load``."""
+"""CLI commands of the layers package: ``ingest`` and ``layers ...``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gis_platform.commands import conninfo, settings
+from gis_platform.db.connections import connect
 from gis_platform.errors import PlatformError
+from gis_platform.service_user import stage_input
+from layers.catalog import LayerUpdate, delete_layer, get_layer, list_layers, update_layer
+from layers.ingest import ingest_file, readers
+from layers.public_views import publish_aggregate
 
 console = Console(stderr=True)
 
 
 def _ctx():
-    from gis_platform.cli import conninfo, settings
-
     s = settings()
     return s, conninfo(s)
 
@@ -58,10 +62,6 @@ def ingest_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Ingest a GIS file (GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf, CSV, GeoTIFF)."""
-    from gis_platform.cli import settings
-    from gis_platform.service_user import stage_input
-    from layers.ingest import ingest_file
-    from layers.ingest.readers import list_layers, sniff_format
 
     path = stage_input(settings(), path)
     s, url = _ctx()
@@ -69,9 +69,9 @@ def ingest_cmd(
     try:
         targets: list[tuple[str | None, str | None]] = [(source_layer, layer)]
         if all_layers:
-            if sniff_format(path) != "GPKG":
+            if readers.sniff_format(path) != "GPKG":
                 _fail("--all-layers applies to GeoPackages only.")
-            targets = [(name, None) for name in list_layers(path)]
+            targets = [(name, None) for name in readers.list_layers(path)]
         reports = []
         for src_layer, layer_id in targets:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -102,12 +102,10 @@ layers_app = typer.Typer(help="The layer catalog.", no_args_is_help=True)
 @layers_app.command("list")
 def layers_list() -> None:
     """List every layer in the catalog."""
-    import psycopg
 
-    from layers.catalog import list_layers
 
     _, url = _ctx()
-    with psycopg.connect(url) as conn:
+    with connect(url) as conn:
         items = list_layers(conn)
     table = Table("id", "kind", "geometry", "features", "access", "version", "title")
     for l in items:
@@ -119,12 +117,10 @@ def layers_list() -> None:
 @layers_app.command("show")
 def layers_show(layer_id: str) -> None:
     """Show one catalog record as JSON."""
-    import psycopg
 
-    from layers.catalog import get_layer
 
     _, url = _ctx()
-    with psycopg.connect(url) as conn:
+    with connect(url) as conn:
         layer = get_layer(conn, layer_id)
     if layer is None:
         _fail(f"No layer '{layer_id}'.")
@@ -145,10 +141,8 @@ def layers_set(
                               '"values": {"arterial": 0}, "default": 14}}\''),
 ) -> None:
     """Change a layer's metadata."""
-    import psycopg
     from pydantic import ValidationError
 
-    from layers.catalog import LayerUpdate, update_layer
 
     _, url = _ctx()
     values = {"title": title, "title_ko": title_ko, "description": description, "licence": licence,
@@ -163,7 +157,7 @@ def layers_set(
             _fail("--style must be a JSON object, e.g. '{\"color\": \"#d62728\"}'")
     try:
         patch = LayerUpdate(**{k: v for k, v in values.items() if v is not None})
-        with psycopg.connect(url, autocommit=True) as conn:
+        with connect(url, autocommit=True) as conn:
             layer = update_layer(conn, layer_id, patch)
     except ValidationError as exc:
         _fail(str(exc.errors()[0]["msg"]))
@@ -175,15 +169,13 @@ def layers_set(
 @layers_app.command("delete")
 def layers_delete(layer_id: str, yes: bool = typer.Option(False, "--yes", "-y")) -> None:
     """Delete a layer and its data."""
-    import psycopg
 
-    from layers.catalog import delete_layer
 
     if not yes:
         typer.confirm(f"Delete layer '{layer_id}' and all its data?", abort=True)
     _, url = _ctx()
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
+        with connect(url, autocommit=True) as conn:
             layer = delete_layer(conn, layer_id)
     except PlatformError as exc:
         _fail(exc.detail)
@@ -202,7 +194,6 @@ def layers_publish_aggregate(
     title: str = typer.Option(None),
 ) -> None:
     """Publish a PUBLIC aggregate (count, length per district or hexagon) of a restricted layer."""
-    from layers.public_views import publish_aggregate
 
     _, url = _ctx()
     try:
@@ -214,27 +205,7 @@ def layers_publish_aggregate(
                   f"{rep.cells} cells, {rep.suppressed} suppressed (< {rep.min_count} assets)")
 
 
-demo_app = typer.Typer(help="The demo city (real Seoul boundaries, synthetic networks).",
-                       no_args_is_help=True)
-
-
-@demo_app.command("load")
-def demo_load(
-    scale: str = typer.Option("small", help="small | city | large (large: ~1M features)."),
-    force: bool = typer.Option(False, help="Rebuild even if the demo layers exist."),
-) -> None:
-    """Build the demo city into the catalog (deterministic)."""
-    from gis_platform.demo import load_demo
-
-    s, url = _ctx()
-    try:
-        load_demo(s, url, scale=scale, only_if_empty=not force, console=console)
-    except PlatformError as exc:
-        _fail(exc.detail)
-
-
 def register(app: typer.Typer) -> None:
     """Attach this package's commands to the ``gis-platform`` CLI."""
     app.command("ingest")(ingest_cmd)
     app.add_typer(layers_app, name="layers")
-    app.add_typer(demo_app, name="demo")

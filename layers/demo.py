@@ -25,13 +25,14 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import psycopg
 import pyogrio
 import shapely
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import ConfigurationError, InvalidParameter
 from layers.catalog import get_layer
 from layers.ingest import ingest_geodataframe
+from layers.ingest.readers import read_csv
 
 SEED = 20261123
 METRIC = "EPSG:5179"  # Korea 2000 / Unified CS: metres, for generating geometry
@@ -254,7 +255,7 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
     if scale not in SCALES:
         raise InvalidParameter(f"Unknown scale {scale!r}: use {', '.join(SCALES)}.")
     say = console.print if console is not None else (lambda *a, **k: None)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         existing = {lid for lid in DEMO_LAYERS if get_layer(conn, lid) is not None}
     if only_if_empty and existing == set(DEMO_LAYERS):
         say("demo city already loaded (use `gis-platform demo load --force` to rebuild)")
@@ -285,7 +286,6 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
         source="KOSTAT SGIS 2018 via southkorea/southkorea-maps", licence="KOGL Type 1",
         attribution="Statistics Korea (SGIS), KOGL Type 1", units={"area_km2": "km²"},
         access_level="public")
-    from layers.ingest.readers import read_csv
 
     bikes = read_csv(bike_stations(root))
     put("bike_stations", bikes.gdf.set_crs("EPSG:4326"), title="Bike-share stations",

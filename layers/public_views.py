@@ -30,8 +30,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import InvalidParameter, LayerNotFound
 from layers.catalog import Layer, get_layer, validate_layer_id
+from layers.ingest import ingest_geodataframe
 
 _HEX_RE = re.compile(r"^hex(\d{3,5})$")
 _LABELS = ("name", "name_ko", "district_name", "sgg_nm", "code", "district_code")
@@ -106,13 +108,12 @@ def publish_aggregate(conninfo: str, source: str, *, by: str = "hex500", min_cou
     import geopandas as gpd
     import shapely
 
-    from layers.ingest import ingest_geodataframe
 
     kind, size = parse_by(by)
     if int(min_count) < 2:
         raise InvalidParameter("--min-count must be at least 2: a cell must never describe one asset.")
     target = validate_layer_id(target or f"{source}_by_{'district' if kind == 'district' else f'hex{size}'}"[:63])
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         src = get_layer(conn, source)
         if src is None or src.kind != "vector" or not src.table_name:
             raise LayerNotFound(f"No vector layer '{source}'.")

@@ -14,7 +14,8 @@ from collections import OrderedDict
 from psycopg import sql
 
 from gis_platform.principal import Principal
-from layers.catalog import Layer, Registry
+from layers.catalog import Layer
+from layers.registry import Registry
 
 _MAX = 1024
 _cache: OrderedDict[tuple, tuple[int, list[float] | None]] = OrderedDict()

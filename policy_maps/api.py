@@ -27,12 +27,14 @@ from gis_platform.errors import InvalidParameter, UnsupportedMediaType
 from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
-from layers.api import RegistryDep
-from layers.catalog import Registry
-from layers.indicators.api import check_indicator, run_sync
+from indicators.api import check_indicator, run_sync
+from layers.registry import Registry, RegistryDep
 from policy_maps.build import MapAccess, MapData
 from policy_maps.i18n import TEXTS, choose_lang
+from policy_maps.render_folium import render_folium
+from policy_maps.render_png import render_png
 from policy_maps.service import cache_key, cached, load_map, save_spec
+from policy_maps.service import load_map as _lm
 from policy_maps.spec import SpecError
 from policy_maps.store import can_edit, list_maps, publish
 
@@ -229,12 +231,10 @@ async def map_data(request: Request, map_id: str, registry: RegistryDep, princip
 async def map_html(request: Request, map_id: str, registry: RegistryDep, principal: PrincipalDep,
                    settings: SettingsDep, version: int | None = Query(None, ge=1),
                    lang: str | None = None, download: bool = False):
-    from policy_maps.render_folium import render_folium
 
     lang = _lang(request, lang, settings)
 
     def do(conn):
-        from policy_maps.service import load_map as _lm
 
         data, _ = _lm(conn, map_id, version, principal, _lookup(registry, principal))
         return data.version, render_folium(data, conn, lang,
@@ -252,7 +252,6 @@ async def map_png(request: Request, map_id: str, registry: RegistryDep, principa
                   settings: SettingsDep, version: int | None = Query(None, ge=1), lang: str | None = None,
                   year: int | None = Query(None, ge=1900, le=2200),
                   w: int = Query(1200, ge=200, le=3000, description="width in pixels")):
-    from policy_maps.render_png import render_png
 
     lang = _lang(request, lang, settings)
     data, status = await _load(request, map_id, version, registry, principal)

@@ -24,8 +24,8 @@ import psycopg
 from psycopg import sql
 
 from gis_platform.errors import NotFound
+from indicators.store import AreaUnit, Indicator, get_area_unit, get_indicator, read_values
 from layers.catalog import Layer, get_layer
-from layers.indicators.store import AreaUnit, Indicator, get_area_unit, get_indicator, read_values
 from policy_maps.classify import NO_DATA, Classes, classify, colours, is_signed, palette_kind
 from policy_maps.spec import MapSpec, SpecError
 

@@ -19,10 +19,10 @@ import time
 import pandas as pd
 import psycopg
 
+from gis_platform.db.connections import connect
 from gis_platform.principal import SYSTEM
-from layers.demo import data_root
-from layers.indicators.hexgrid import aggregate_indicator, create_hex_grid
-from layers.indicators.store import (
+from indicators.hexgrid import aggregate_indicator, create_hex_grid
+from indicators.store import (
     Indicator,
     codes_by_name,
     load_values,
@@ -30,6 +30,8 @@ from layers.indicators.store import (
     register_area_unit,
     upsert_indicator,
 )
+from layers.catalog import get_layer
+from layers.demo import data_root
 from policy_maps.build import MapAccess
 from policy_maps.service import save_spec
 from policy_maps.store import publish
@@ -116,7 +118,6 @@ def _indicators(conn: psycopg.Connection, root) -> None:
 
 
 def _has_column(conn: psycopg.Connection, layer_id: str, column: str) -> bool:
-    from layers.catalog import get_layer
 
     layer = get_layer(conn, layer_id)
     return bool(layer and layer.attribute(column))
@@ -126,7 +127,7 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
               console=None) -> dict[str, int]:
     """Indicators, the hexagon grid and the published demo maps (idempotent)."""
     say = console.print if console is not None else (lambda *a, **k: None)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         have = {r[0] for r in conn.execute("SELECT id FROM gis_meta.policy_maps WHERE published_version "
                                            "IS NOT NULL")}
     if only_if_empty and {m["id"] for m in MAPS} <= have:
@@ -134,13 +135,13 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
         return {}
     t0 = time.perf_counter()
     root = data_root()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         register_area_unit(conn, "district", "districts", "code", "name", "Districts (gu)", "자치구")
         register_area_unit(conn, "neighbourhood", "neighbourhoods", "code", "name",
                            "Neighbourhoods (dong)", "행정동")
     hexes = create_hex_grid(conninfo, "hex_500m", clip_layer_id="districts", radius_m=500, unit_id="hex500")
     say(f"  hex_500m                 {hexes['cells']:>9,} cells     ({hexes['area_km2']} km²)")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         _indicators(conn, root)
         for spec in MAPS:
             version, _ = save_spec(conn, spec, "demo", MapAccess.system(conn))

@@ -18,6 +18,8 @@ from psycopg.types.json import Jsonb
 from gis_platform import access
 from gis_platform.errors import NotFound, Unprocessable
 from gis_platform.principal import ANONYMOUS, Principal
+from indicators.store import get_area_unit, get_indicator
+from layers.catalog import get_layer
 from policy_maps.spec import MapSpec, parse_spec
 
 
@@ -124,8 +126,6 @@ def list_maps(conn: psycopg.Connection, principal: Principal, query: str | None 
 
 def public_problems(conn: psycopg.Connection, spec: MapSpec) -> list[str]:
     """Why ``spec`` may not be public: non-public layers or indicator (empty = fine)."""
-    from layers.catalog import get_layer
-    from layers.indicators.store import get_area_unit, get_indicator
 
     problems = []
     ind = get_indicator(conn, spec.indicator)

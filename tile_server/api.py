@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from morecantile import TileMatrixSet
 from starlette.responses import HTMLResponse, Response
 
@@ -38,15 +38,12 @@ from gis_platform.deps import SettingsDep
 from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from gis_platform.security import PrincipalDep
-from layers.api import RegistryDep
-from layers.catalog import Layer, Registry
+from layers.catalog import Layer
+from layers.registry import Registry, RegistryDep
 from layers.scoped import all_as_seen_by, as_seen_by
 from tile_server import metadata
 from tile_server.cache import key_hash
-from tile_server.fastpath import install_fast_path
-from tile_server.overviews import OverviewManager, OverviewPlan
 from tile_server.raster import RasterSource, parse_raster_params
-from tile_server.reader import TileReader
 from tile_server.service import TileResult, TileService
 from tile_server.sources import MVT_MEDIA_TYPE
 from tile_server.tms import DEFAULT_TMS, check_tile, get_tms
@@ -58,31 +55,6 @@ _Y_RE = re.compile(r"^(\d{1,9})(?:\.([A-Za-z0-9]{1,8}))?$")
 _VECTOR_FORMATS = {"mvt", "pbf"}
 _RASTER_FORMATS = {"png", "webp"}
 _LAYER_LIST_RE = re.compile(r"^[a-z0-9_,\s]*$")
-
-
-async def on_startup(app: FastAPI) -> None:
-    """The tile service, its overview manager (listening for new data versions) and the
-    cache-hit fast path (a thin route placed before FastAPI's, see ``tile_server.fastpath``)."""
-    settings = app.state.settings
-    service = TileService(settings, app.state.db)
-    app.state.tile_service = service
-    service.reader = TileReader(settings.database.read_url or app.state.conninfo, settings)
-    await service.reader.open()
-    service.overviews = OverviewManager(app.state.conninfo, service.tuning,
-                                        OverviewPlan.from_settings(settings.tiles))
-    await service.overviews.start()
-    if settings.tiles.fast_path:
-        install_fast_path(app)
-
-
-async def on_shutdown(app: FastAPI) -> None:
-    service = getattr(app.state, "tile_service", None)
-    if service is not None:
-        if service.overviews is not None:
-            await service.overviews.stop()
-        await service.drain()
-        if service.reader is not None:
-            await service.reader.close()
 
 
 # ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, one
@@ -131,8 +103,7 @@ def row_filters(principal: Principal, layers: list[Layer]) -> dict | None:
 def vector_source(service: TileService, layers: list[Layer], principal: Principal) -> VectorSource:
     """A vector source over already access-checked ``layers`` for this caller."""
     return VectorSource(layers, service.db, service.tuning, service.sql_cache,
-                        overviews=service.overviews, filters=row_filters(principal, layers),
-                        reader=service.reader)
+                        overviews=service.overviews, filters=row_filters(principal, layers))
 
 
 def resolve_layers(text: str | None, registry: Registry, principal: Principal,

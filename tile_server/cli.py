@@ -25,7 +25,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from gis_platform.commands import conninfo, settings
+from gis_platform.db import Database
+from gis_platform.db.connections import connect, connect_async
 from gis_platform.errors import PlatformError
+from gis_platform.principal import Principal, can_read_level
+from layers.catalog import get_layer, list_layers
+from tile_server.overview_build import OverviewPlan, build_layer, drop_overviews, list_overviews
+from tile_server.overviews import OverviewManager
+from tile_server.raster import RasterSource, parse_raster_params
+from tile_server.service import TileService
+from tile_server.sources import TileTuning
+from tile_server.tms import get_tms
+from tile_server.vector import VectorSource
 
 console = Console(stderr=True)
 MAX_TILES = 2_000_000
@@ -56,7 +68,6 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 
 def access_keys_for(layers) -> list[str]:
     """Distinct access keys of the roles that may read every one of ``layers``."""
-    from gis_platform.principal import Principal, can_read_level
 
     keys = []
     for role in _ROLES:
@@ -70,17 +81,10 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
                      bbox: tuple[float, float, float, float] | None, tms_id: str,
                      concurrency: int, progress: Progress | None = None) -> dict:
     """Render the tiles into the cache; returns counts.  Shared by the command and tests."""
-    import psycopg
 
-    from gis_platform.db import Database
-    from layers.catalog import get_layer
-    from tile_server.raster import RasterSource, parse_raster_params
-    from tile_server.service import TileService
-    from tile_server.tms import get_tms
-    from tile_server.vector import VectorSource
 
     grid = get_tms(tms_id)
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         layers = [get_layer(conn, i) for i in layer_ids]
     missing = [i for i, l in zip(layer_ids, layers) if l is None]
     if missing:
@@ -107,7 +111,6 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
     if layers[0].kind == "vector":
         # Overviews first (those missing for big layers), so the seeded tiles are the
         # generalised ones the server would render, under the same cache keys.
-        from tile_server.overviews import OverviewManager, OverviewPlan, build_layer
 
         plan = OverviewPlan.from_settings(settings.tiles)
         built = []
@@ -160,13 +163,9 @@ async def seed_tiles(settings, conninfo: str, layer_ids: list[str], zooms: list[
 
 async def build_overviews(settings, conninfo: str, layer_ids: list[str], force: bool) -> list:
     """Build the missing overviews of ``layer_ids`` (all big vector layers if empty)."""
-    import psycopg
 
-    from layers.catalog import get_layer, list_layers
-    from tile_server.overviews import OverviewPlan, build_layer
-    from tile_server.sources import TileTuning
 
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         if layer_ids:
             layers = [get_layer(conn, i) for i in layer_ids]
             missing = [i for i, l in zip(layer_ids, layers) if l is None or l.kind != "vector"]
@@ -184,11 +183,9 @@ async def build_overviews(settings, conninfo: str, layer_ids: list[str], force: 
 
 
 async def list_overviews_info(conninfo: str) -> list:
-    import psycopg
 
-    from tile_server.overviews import list_overviews
 
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+    async with await connect_async(conninfo, autocommit=True) as conn:
         return await list_overviews(conn)
 
 
@@ -207,7 +204,6 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Build even under the size threshold."),
     ) -> None:
         """Build the overviews missing for the layers' current data versions."""
-        from gis_platform.cli import conninfo, settings
 
         s = settings()
         t0 = time.perf_counter()
@@ -225,7 +221,6 @@ def register(app: typer.Typer) -> None:
     @ov_app.command("list")
     def ov_list() -> None:
         """The overview tables and what they hold."""
-        from gis_platform.cli import conninfo, settings
 
         for o in asyncio.run(list_overviews_info(conninfo(settings()))):
             print(f"{o.layer_id}\tv{o.data_version}\tz{o.zoom}\t{o.features}\t{o.vertices}\t"
@@ -234,8 +229,6 @@ def register(app: typer.Typer) -> None:
     @ov_app.command("drop")
     def ov_drop(layer: str = typer.Option(..., "--layer", help="Layer id.")) -> None:
         """Drop every overview of a layer (the base table serves until they are rebuilt)."""
-        from gis_platform.cli import conninfo, settings
-        from tile_server.overviews import drop_overviews
 
         n = asyncio.run(drop_overviews(conninfo(settings()), layer))
         console.print(f"dropped {n} overview tables of {layer}")
@@ -249,7 +242,6 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(4, min=1, max=32, help="Tiles rendered at once."),
     ) -> None:
         """Render tiles into the on-disk cache so first visitors get them warm."""
-        from gis_platform.cli import conninfo, settings
 
         s = settings()
         z = parse_zooms(zooms)

@@ -28,6 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gis_platform.fastroute import FastGetRoute, install
+from gis_platform.security import get_principal
+from tile_server.api import serve_collection_tile, serve_composite_tile
+from tile_server.tms import get_tms
 
 _COLLECTION_RE = r"^/collections/([^/]+)/tiles/([^/]+)/(\d{1,9})/(\d{1,9})/([^/]+)$"
 _COMPOSITE_RE = r"^/tiles/([^/]+)/(\d{1,9})/(\d{1,9})/([^/]+)$"
@@ -44,9 +47,6 @@ def _query(request: Request) -> QueryParams:
 
 
 async def _collection_tile(request: Request, groups: tuple) -> Response:
-    from gis_platform.security import get_principal
-    from tile_server.api import serve_collection_tile
-    from tile_server.tms import get_tms
 
     collection_id, tms_id, z, x, y = groups
     state, q = request.app.state, _query(request)
@@ -60,9 +60,6 @@ async def _collection_tile(request: Request, groups: tuple) -> Response:
 
 
 async def _composite_tile(request: Request, groups: tuple) -> Response:
-    from gis_platform.security import get_principal
-    from tile_server.api import serve_composite_tile
-    from tile_server.tms import get_tms
 
     tms_id, z, x, y = groups
     state, q = request.app.state, _query(request)

@@ -19,8 +19,8 @@ from morecantile import TileMatrixSet
 from layers import selection
 from layers.catalog import Layer
 from tile_server.sources import TileTuning
-from tile_server.tms import geographic_bounds, tms_ids, tms_srid
-from tile_server.vector import band_attributes
+from tile_server.tms import geographic_bounds, get_tms, tms_ids, tms_srid
+from tile_server.bands import band_attributes
 
 _FIELD_TYPES = {"text": "String", "bigint": "Number", "integer": "Number", "smallint": "Number",
                 "double precision": "Number", "real": "Number", "numeric": "Number",
@@ -161,7 +161,6 @@ def raster_tilejson(layer: Layer, grid: TileMatrixSet, base: str, fmt: str, quer
 # --- OGC API Tiles ---------------------------------------------------------------------
 def tms_list(base: str) -> dict:
     """``/tileMatrixSets``: the grids offered, each with a link to its definition."""
-    from tile_server.tms import get_tms
 
     return {"tileMatrixSets": [{
         "id": tid, "title": get_tms(tid).title or tid, "uri": get_tms(tid).uri,

@@ -25,6 +25,7 @@ from morecantile import Tile, TileMatrixSet
 
 from gis_platform.errors import ConfigurationError, InvalidParameter, LayerNotFound
 from layers.catalog import Layer
+from tile_server.metadata import raster_tilejson
 
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
 MAX_BANDS = 4
@@ -163,7 +164,6 @@ class RasterSource:
         return str(p)
 
     def tilejson(self, grid: TileMatrixSet, base_url: str, query: str = "") -> dict:
-        from tile_server.metadata import raster_tilejson
 
         return raster_tilejson(self.layer, grid, base_url, self.params.fmt, query)
 

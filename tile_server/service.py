@@ -19,7 +19,7 @@ from gis_platform.principal import Principal
 from gis_platform.singleflight import SingleFlight
 from tile_server.cache import TileCache, cache_key, key_hash
 from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning
-from tile_server.vector import SqlCache
+from tile_server.vector_sql import SqlCache
 
 # Tiles are gzipped with ISA-L (PyPI ``isal``: the same deflate format, SIMD-optimised) when
 # it is installed, else zlib.  Measured on the large demo's facility tiles: a 21 KB z16 tile
@@ -72,7 +72,6 @@ class TileService:
         self.tuning = TileTuning.from_settings(settings.tiles)
         self._fingerprint = self.tuning.fingerprint()
         self.overviews = None        # an OverviewManager, set by the app or the seeder
-        self.reader = None           # a TileReader (the app), else statements use db
         self.sql_cache = SqlCache()
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(settings.tiles.raster_threads))

@@ -70,10 +70,10 @@ def make_requests(url: str, n: int, seed: int) -> list[dict]:
 
 
 async def sql_floor(url: str, reqs: list[dict]) -> tuple[dict, float]:
+    from domains import digcheck
     from gis_platform.config import Settings
     from gis_platform.principal import SYSTEM
     from layers.catalog import get_layer
-    from layers.domains import digcheck
 
     settings = Settings(database_url=url, _env_file=None)
     ds = settings.domains

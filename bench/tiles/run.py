@@ -155,12 +155,16 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
     the same session settings and prepared statements), ``concurrency`` of them; the
     ``warmup`` tiles go through them first, untimed, as they do through each server.
     """
-    from gis_platform.config import Settings
-    from tile_server.overviews import OverviewManager, OverviewPlan
     from tile_server.reader import TileReader
+
+    from gis_platform.config import Settings
+    from tile_server.overview_build import OverviewPlan
+    from tile_server.overviews import OverviewManager
     from tile_server.sources import TileTuning
     from tile_server.tms import tile_bounds
-    from tile_server.vector import SqlCache, VectorSource, tile_params, zoom_band
+    from tile_server.bands import zoom_band
+    from tile_server.vector import VectorSource
+    from tile_server.vector_sql import SqlCache, tile_params
 
     settings = Settings(_env_file=None, pool_max_size=concurrency, tile_pool_min_size=concurrency)
     tuning = TileTuning.from_settings(settings.tiles)
@@ -476,7 +480,7 @@ def main() -> None:
     overview_info = []
     if not args.no_overviews:
         from gis_platform.config import Settings
-        from tile_server.overviews import OverviewPlan, build_layer
+        from tile_server.overview_build import OverviewPlan, build_layer
         from tile_server.sources import TileTuning
 
         settings = Settings(_env_file=None)

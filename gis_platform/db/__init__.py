@@ -5,9 +5,13 @@ Two logins (see migration 0007): the *owner* runs migrations and administration
 least-privilege ``gis_platform_app`` (:func:`resolve_conninfo`).
 """
 
-from gis_platform.db.pool import Database
+from gis_platform.db.connections import connect, connect_async
+from gis_platform.db.embedded import EmbeddedPostgres
+from gis_platform.db.events import CatalogEvents
+from gis_platform.db.pool import Database, budget_for
 
-__all__ = ["Database", "resolve_admin_conninfo", "resolve_conninfo"]
+__all__ = ["CatalogEvents", "Database", "budget_for", "connect", "connect_async",
+           "resolve_admin_conninfo", "resolve_conninfo"]
 
 
 def resolve_conninfo(settings, *, start_embedded: bool = True) -> str:
@@ -15,7 +19,6 @@ def resolve_conninfo(settings, *, start_embedded: bool = True) -> str:
     least-privilege login (the cluster started first)."""
     if settings.database.url:
         return settings.database.url
-    from gis_platform.db.embedded import EmbeddedPostgres
 
     emb = EmbeddedPostgres(settings)
     if start_embedded:
@@ -30,7 +33,6 @@ def resolve_admin_conninfo(settings, *, start_embedded: bool = True) -> str | No
         return settings.database.admin_url
     if settings.database.url:
         return settings.database.url
-    from gis_platform.db.embedded import EmbeddedPostgres
 
     emb = EmbeddedPostgres(settings)
     return emb.start() if start_embedded else emb.url()

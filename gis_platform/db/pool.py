@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -27,6 +28,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gis_platform import metrics
 from gis_platform.config import Settings
+from gis_platform.db.connections import connect
+from gis_platform.db.tiles import TilePool
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
 # A connection used successfully less than this long ago is handed out without the
@@ -35,6 +38,7 @@ from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 # broken connection; idle connections are still checked, so after a restart service resumes
 # by itself.
 RECENT_S = 2.0
+T = TypeVar("T")
 
 
 async def _check_unless_recent(conn: psycopg.AsyncConnection) -> None:
@@ -49,11 +53,14 @@ def budget_for(principal, settings: Settings) -> int | None:
 
 
 class Database:
-    """Owns the read/write pool (and an optional read-replica pool)."""
+    """Every way the server reaches PostgreSQL: the read/write pool, the optional read-replica
+    pool, the tile-read pool (:class:`~gis_platform.db.tiles.TilePool`, on the replica when
+    there is one) and :meth:`run_sync` for the blocking stores shared with the CLI."""
 
     def __init__(self, conninfo: str, settings: Settings, read_conninfo: str | None = None) -> None:
         self.conninfo = conninfo
         self.settings = settings
+        self.tiles = TilePool(read_conninfo or conninfo, settings)
         kwargs = {"options": f"-c statement_timeout={int(settings.database.statement_timeout_ms)}",
                   "connect_timeout": 5, "autocommit": True}
         self.pool = AsyncConnectionPool(
@@ -79,11 +86,29 @@ class Database:
         await self.pool.open(wait=False)
         if self.read_pool is not None:
             await self.read_pool.open(wait=False)
+        await self.tiles.open()
 
     async def close(self) -> None:
+        await self.tiles.close()
         await self.pool.close()
         if self.read_pool is not None:
             await self.read_pool.close()
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """``fn(conn, *args)`` on a short-lived autocommit connection in a worker thread.
+
+        For the synchronous stores the CLI and the demo share (indicators, maps, ingest):
+        their requests are few and heavy compared with tiles, so a thread hop is the right
+        trade.  The statement timeout is the pool's.
+        """
+        timeout = int(self.settings.database.statement_timeout_ms)
+
+        def call() -> T:
+            with connect(self.conninfo, autocommit=True, connect_timeout=10,
+                         options=f"-c statement_timeout={timeout}") as conn:
+                return fn(conn, *args, **kw)
+
+        return await asyncio.to_thread(call)
 
     @contextlib.asynccontextmanager
     async def connection(self, *, read_only: bool = False, heavy: bool = False,

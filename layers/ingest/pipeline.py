@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
-import psycopg
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import IngestError, InvalidParameter
 from gis_platform.gdal_env import ensure_hardened
 from layers.catalog import Layer, ensure_new_id, get_layer, slugify, validate_layer_id
 from layers.ingest import readers
 from layers.ingest.prepare import MAX_FEATURE_VERTICES, prepare
+from layers.ingest.raster import ingest_raster
+from layers.ingest.report import IngestReport
 from layers.ingest.writer import write_layer
 
 Progress = Callable[[str, int, int | None], None]   # (stage, advance, total)
@@ -42,34 +43,6 @@ class IngestLimits:
                        max_ratio=settings.ingest.max_zip_ratio))
 
 
-@dataclass
-class IngestReport:
-    """What an ingest did: counts, timings and notes, as shown by the CLI and the API."""
-
-    layer_id: str
-    mode: str
-    kind: str = "vector"
-    format: str | None = None
-    features_read: int = 0
-    features_written: int = 0
-    repaired: int = 0
-    dropped_empty: int = 0
-    dropped_no_coordinates: int = 0
-    dropped_other: int = 0
-    geometry_type: str | None = None
-    source_crs: str | None = None
-    storage_srid: int | None = None
-    encoding: str | None = None
-    data_version: int | None = None
-    feature_count: int | None = None
-    seconds: float = 0.0
-    features_per_second: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _check_mode(mode: str) -> str:
     if mode not in ("create", "replace", "append"):
         raise InvalidParameter(f"Unknown mode {mode!r}: use create, replace or append.")
@@ -78,7 +51,7 @@ def _check_mode(mode: str) -> str:
 
 def _precheck(conninfo: str, layer_id: str, mode: str) -> None:
     """Fail fast (before reading a big file) on id clashes and missing targets."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         if mode == "create":
             ensure_new_id(conn, layer_id)
         elif get_layer(conn, layer_id) is None:
@@ -103,7 +76,7 @@ def ingest_geodataframe(conninfo: str, gdf: gpd.GeoDataFrame, layer_id: str, *,
                        notes=src.notes, max_vertices=limits.max_feature_vertices)
     if progress:
         progress("write", 0, prepared.count)
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         layer: Layer = write_layer(conn, prepared, layer_id, mode=mode, metadata=metadata or {},
                                    progress=(lambda n: progress("write", n, prepared.count))
                                    if progress else None)
@@ -137,7 +110,6 @@ def ingest_file(conninfo: str, path: str | Path, *, layer_id: str | None = None,
     validate_layer_id(layer_id)
     _check_mode(mode)
     if fmt == "RASTER":
-        from layers.ingest.raster import ingest_raster
 
         if data_dir is None:
             raise IngestError("Raster ingest needs the platform's data directory.")

@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import IngestError, LayerNotFound
 from layers.catalog import ensure_new_id, get_layer, validate_layer_id
 from layers.ingest.crs import describe, fix_legacy_crs, parse_crs
+from layers.ingest.report import IngestReport
 
 
 def _raster_info(path: Path) -> dict:
@@ -49,14 +50,13 @@ def _raster_info(path: Path) -> dict:
 
 def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "create",
                   crs: str | int | None = None, metadata: dict | None = None,
-                  data_dir: Path) -> IngestReport:  # noqa: F821
+                  data_dir: Path) -> IngestReport:
     """Convert ``path`` to a COG and register it as raster layer ``layer_id``."""
     import rasterio
     from rasterio.errors import RasterioIOError
     from rio_cogeo.cogeo import cog_translate
     from rio_cogeo.profiles import cog_profiles
 
-    from layers.ingest.pipeline import IngestReport
 
     t0 = time.perf_counter()
     validate_layer_id(layer_id)
@@ -84,7 +84,7 @@ def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "crea
     except RasterioIOError as exc:
         raise IngestError(f"Cannot read {path.name} as a raster: the file is corrupt, truncated "
                           "or not a raster.") from exc
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         existing = get_layer(conn, layer_id)
         if mode == "create":
             ensure_new_id(conn, layer_id)
@@ -113,7 +113,7 @@ def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "crea
             raise IngestError(f"Cannot convert {path.name} to a Cloud-Optimized GeoTIFF: {exc}") from exc
         info, extent = _raster_info(tmp)
         meta = dict(metadata or {})
-        with psycopg.connect(conninfo) as conn, conn.transaction():
+        with connect(conninfo) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('gis_layer:' || %s))", (layer_id,))
             version = conn.execute("SELECT nextval('gis_meta.data_version_seq')").fetchone()[0]
             final = out_dir / f"{layer_id}-{version}.tif"
@@ -144,7 +144,7 @@ def ingest_raster(conninfo: str, path: Path, layer_id: str, *, mode: str = "crea
         tmp.unlink(missing_ok=True)
         if "final" in locals() and final.exists():
             # The commit failed after the move: this file belongs to no catalog record.
-            with psycopg.connect(conninfo, autocommit=True) as conn:
+            with connect(conninfo, autocommit=True) as conn:
                 row = get_layer(conn, layer_id)
             if row is None or row.raster_path != str(final):
                 final.unlink(missing_ok=True)

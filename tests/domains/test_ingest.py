@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from shapely.geometry import LineString
 
-from layers.domains.ingest import DomainIngestError, ingest_domain_file
+from domains.ingest import DomainIngestError, ingest_domain_file
 
 
 def korean_facilities(path, rows):

@@ -207,7 +207,7 @@ def test_list_filters_by_status_and_pages(dc, planner):
 
 
 def test_demo_permits_are_deterministic_idempotent_and_follow_the_rules(dom_db, make_settings):
-    from layers.domains import demo
+    from domains import demo
 
     settings = make_settings()
     counts = demo.load_demo(settings, dom_db, scale="small")

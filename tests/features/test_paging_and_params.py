@@ -141,10 +141,11 @@ def test_a_condition_is_counted_once_per_data_version_and_never_reused_after_a_w
     from psycopg.rows import dict_row
     from shapely.geometry import Point
 
+    from features.query import parse_items_query
+    from features.sql import COUNTS, fetch_page
     from gis_platform.config import Settings
     from gis_platform.security import ANONYMOUS
     from layers.catalog import get_layer
-    from layers.features import COUNTS, fetch_page, parse_items_query
     from layers.ingest import ingest_geodataframe
 
     def points(n: int, start: int) -> gpd.GeoDataFrame:

@@ -11,8 +11,8 @@ import pytest
 import shapely
 from shapely.geometry import LineString, box
 
-from layers.indicators.hexgrid import aggregate, create_hex_grid
-from layers.indicators.store import Indicator, load_values, read_values, register_area_unit, upsert_indicator
+from indicators.hexgrid import aggregate, create_hex_grid
+from indicators.store import Indicator, load_values, read_values, register_area_unit, upsert_indicator
 from layers.ingest import ingest_geodataframe
 
 R = 500.0
@@ -80,7 +80,7 @@ def test_points_and_lines_aggregate_into_areas_as_computed_by_hand(db_url, squar
 
 
 def test_an_aggregate_of_restricted_data_is_restricted(db_url, square_city):
-    from layers.indicators.hexgrid import aggregate_indicator
+    from indicators.hexgrid import aggregate_indicator
 
     pts = gpd.GeoDataFrame({"k": [1]}, geometry=shapely.points([[955_100.0, 1_950_100.0]]), crs="EPSG:5179")
     ingest_geodataframe(db_url, pts, "valves", metadata={"title": "Valves", "access_level": "restricted"})

@@ -28,6 +28,10 @@ def test_csv_exports_neutralise_spreadsheet_formulas(world: SecurityWorld):
                            crs="EPSG:4326")
     ingest_geodataframe(world.db_url, gdf, "notes", metadata={"access_level": "public"})
     with world.client() as c:
+        deadline = time.monotonic() + 5          # the server hears of the new layer at once
+        while c.get("/collections/notes").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         body = c.get("/collections/notes/export", params={"format": "csv"}).content
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [r["note"] for r in rows] == ["'" + v if v != "plain" else v for v in values]

@@ -104,8 +104,8 @@ def test_an_empty_scope_grants_nothing(world):
 
 def _restricted_indicator(world) -> str:
     from gis_platform.principal import SYSTEM  # noqa: F401 - the operator loads it
-    from layers.indicators.hexgrid import aggregate_indicator
-    from layers.indicators.store import Indicator, register_area_unit
+    from indicators.hexgrid import aggregate_indicator
+    from indicators.store import Indicator, register_area_unit
 
     with psycopg.connect(world.db_url, autocommit=True) as conn:
         register_area_unit(conn, "gu", "districts", "sig_cd", "sig_kor_nm", "Districts", "자치구")

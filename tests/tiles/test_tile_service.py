@@ -99,10 +99,10 @@ def test_each_access_key_gets_its_own_cache_entry_and_etag(service):
 def test_tile_connections_run_without_parallel_workers_unless_configured(db_url, tmp_path):
     """Tile statements are short and many: by default their connections plan no parallel
     workers (PostgreSQL's default is 2), and the setting raises it."""
-    from tile_server.reader import TileReader
+    from gis_platform.db.tiles import TilePool
 
     async def setting(**kw) -> bytes:
-        reader = TileReader(db_url, Settings(data_dir=tmp_path, _env_file=None, **kw))
+        reader = TilePool(db_url, Settings(data_dir=tmp_path, _env_file=None, **kw))
         await reader.open()
         try:
             return await reader.fetch_bytes(

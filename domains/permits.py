@@ -26,10 +26,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from domains.common import MAX_DEPTH_M, number
 from gis_platform.access import RowFilter
 from gis_platform.errors import Conflict, InvalidParameter, NotFound, Unprocessable
 from gis_platform.principal import Principal
-from layers.domains.common import MAX_DEPTH_M
 
 PERMIT_NO_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,39}$")
 ACTIVE_WORKS = "active_works"
@@ -100,7 +100,6 @@ def _text(doc: dict, key: str, *, required: bool = True, max_len: int = 500) -> 
 
 def validate_new_permit(doc: dict) -> dict:
     """Check a permit application (everything but the geometry); 400s name the field."""
-    from layers.domains.common import number
 
     known = {"permit_no", "permit_type", "purpose", "facility_kind", "planned_depth_m", "starts_on",
              "ends_on", "office", "district_code", "geometry", "geometry_crs", "applicant", "note"}

@@ -2,7 +2,7 @@
 
 Deterministic (seeded; the roads are deterministic too) and idempotent: with
 ``only_if_empty`` an existing set of permits is kept; otherwise all permits are deleted and
-rebuilt.  Permits go through the same :func:`layers.domains.permits.insert_permit` and the
+rebuilt.  Permits go through the same :func:`domains.permits.insert_permit` and the
 same database-enforced transitions as the API, with timestamps spread over 2025.
 Applicants are invented (company names, 02- phone numbers) and never published.
 """
@@ -16,9 +16,10 @@ import psycopg
 import shapely
 from shapely.ops import substring
 
+from domains import permits
+from gis_platform.db.connections import connect
 from gis_platform.errors import InvalidParameter
 from layers.catalog import get_layer
-from layers.domains import permits
 
 SEED = 20260505
 COUNTS = {"small": 200, "city": 1_000, "large": 5_000}
@@ -127,7 +128,7 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
         raise InvalidParameter(f"Unknown scale {scale!r}: use {', '.join(COUNTS)}.")
     say = console.print if console is not None else (lambda *a, **k: None)
     roads_layer = settings.domains.roads_layer
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         have = conn.execute("SELECT count(*) FROM gis_domain.permits").fetchone()[0]
         if have and only_if_empty:
             say("demo permits already loaded")

@@ -27,6 +27,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from psycopg import sql
 
+from features.cql import kind_of
+from features.http import geojson_response, items_links, link, url_with, vector_layer
+from features.query import ItemsQuery, items_query, parse_int, row_filter_frag
+from features.sql import QUERY_ERRORS, bad_query, collection_bytes, feature_sql, fetch_page
 from gis_platform import limits
 from gis_platform.db.pool import budget_for
 from gis_platform.deps import Db, SettingsDep
@@ -34,21 +38,8 @@ from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
-from layers.api import RegistryDep
-from layers.catalog import Layer, Registry
-from layers.cql import kind_of
-from layers.features import (
-    QUERY_ERRORS,
-    ItemsQuery,
-    bad_query,
-    collection_bytes,
-    feature_sql,
-    fetch_page,
-    items_query,
-    parse_int,
-    row_filter_frag,
-)
-from layers.features_http import geojson_response, items_links, link, url_with, vector_layer
+from layers.catalog import Layer
+from layers.registry import Registry, RegistryDep
 from layers.spatial import (
     CrsRef,
     Frag,

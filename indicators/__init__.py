@@ -1,6 +1,6 @@
 """Policy indicators: definitions, values per area unit and year, hexagon grids, aggregation."""
 
-from layers.indicators.store import (
+from indicators.store import (
                                      AreaUnit,
                                      Indicator,
                                      get_indicator,

@@ -14,17 +14,17 @@ from __future__ import annotations
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from gis_platform.config import DomainSettings
-from gis_platform.errors import InvalidParameter, Unprocessable
-from layers.catalog import Layer
-from layers.domains.common import (
+from domains.common import (
     MAX_DEPTH_M,
     METRIC_SRID,
     input_geometry,
     number,
     row_filter_sql,
 )
-from layers.domains.digcheck import _columns
+from domains.digcheck import _columns
+from gis_platform.config import DomainSettings
+from gis_platform.errors import InvalidParameter, Unprocessable
+from layers.catalog import Layer
 
 
 def parse_request(doc: dict, settings) -> dict:

@@ -12,10 +12,11 @@ from urllib.parse import quote_plus
 from fastapi import Request
 from fastapi.responses import Response
 
+from features.query import ItemsQuery
 from gis_platform.errors import InvalidParameter, LayerNotFound
 from gis_platform.principal import Principal
-from layers.catalog import Layer, Registry
-from layers.features import ItemsQuery
+from layers.catalog import Layer
+from layers.registry import Registry
 
 GEOJSON = "application/geo+json"
 

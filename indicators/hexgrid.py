@@ -21,16 +21,18 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import InvalidParameter
-from layers.catalog import Layer, get_layer
-from layers.indicators.store import (
+from indicators.store import (
     Indicator,
     get_area_unit,
     load_values,
+    register_area_unit,
     strictest,
     unit_layer,
     upsert_indicator,
 )
+from layers.catalog import Layer, get_layer
 from layers.ingest import ingest_geodataframe
 
 Measure = Literal["count", "sum", "density", "length_density"]
@@ -75,9 +77,8 @@ def create_hex_grid(conninfo: str, layer_id: str, *, clip_layer_id: str, radius_
                     unit_id: str | None = None, srid: int = METRIC_SRID, access_level: str = "public",
                     replace: bool = True) -> dict:
     """Build the grid as layer ``layer_id`` and register it as area unit ``unit_id``."""
-    from layers.indicators.store import register_area_unit
 
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         clip = get_layer(conn, clip_layer_id)
         if clip is None or clip.kind != "vector" or "polygon" not in (clip.geometry_type or "").lower():
             raise InvalidParameter(f"Clip layer {clip_layer_id!r} must be a polygon layer.")
@@ -94,7 +95,7 @@ def create_hex_grid(conninfo: str, layer_id: str, *, clip_layer_id: str, radius_
         "source": f"ST_HexagonGrid over {clip_layer_id}", "units": {"area_km2": "km²"},
         "attribution": clip.attribution})
     unit_id = unit_id or layer_id
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, autocommit=True) as conn:
         register_area_unit(conn, unit_id, layer_id, "code", None, f"Hexagons {title_m}",
                            f"육각 격자 {title_m}")
     return {"layer": layer_id, "unit": unit_id, "cells": len(cells),

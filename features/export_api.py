@@ -19,11 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from psycopg import sql
 
-from gis_platform.deps import Db, SettingsDep
-from gis_platform.errors import InvalidParameter
-from gis_platform.security import PrincipalDep
-from layers.api import RegistryDep
-from layers.export import (
+from features.export import (
     FORMATS,
     ExportJob,
     csv_chunks,
@@ -34,10 +30,15 @@ from layers.export import (
     stream_file,
     temp_export_path,
 )
-from layers.features import QUERY_ERRORS, bad_query, items_query, parse_int
-from layers.features_http import vector_layer
+from features.http import vector_layer
+from features.query import items_query, parse_int
+from features.sql import QUERY_ERRORS, bad_query
+from gis_platform.deps import Db, SettingsDep
+from gis_platform.errors import InvalidParameter
+from gis_platform.security import PrincipalDep
+from layers.registry import RegistryDep
 
-log = logging.getLogger("layers.export")
+log = logging.getLogger("features.export")
 router = APIRouter(tags=["export"])
 
 

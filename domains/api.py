@@ -31,19 +31,20 @@ import psycopg
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from gis_platform import access
-from gis_platform.access import APPLICANTS, PERMITS
-from gis_platform.deps import Db, SettingsDep
-from gis_platform.errors import Forbidden, InvalidParameter, Unprocessable
-from gis_platform.responses import FastJSONResponse
-from gis_platform.security import PrincipalDep
-from layers.api import RegistryDep
-from layers.domains import digcheck, permits, render, section
-from layers.domains.common import (
+from domains import digcheck, permits, render, section
+from domains.common import (
     input_geometry,
     read_json_body,
     readable_rows,
 )
+from gis_platform import access
+from gis_platform.access import APPLICANTS, PERMITS
+from gis_platform.db.connections import connect
+from gis_platform.deps import Db, SettingsDep
+from gis_platform.errors import Forbidden, InvalidParameter, Unprocessable
+from gis_platform.responses import FastJSONResponse
+from gis_platform.security import PrincipalDep
+from layers.registry import RegistryDep
 
 router = APIRouter(tags=["domains"])
 PermitNo = Annotated[str, Path(max_length=60, description="Permit number, e.g. RW-2025-000123")]
@@ -157,7 +158,7 @@ async def create_permit(request: Request, registry: RegistryDep, principal: Prin
     ds = settings.domains
 
     def run() -> str:
-        with psycopg.connect(request.app.state.conninfo) as conn, conn.transaction():
+        with connect(request.app.state.conninfo) as conn, conn.transaction():
             valid, reason, area, wkb = conn.execute(
                 psycopg.sql.SQL("SELECT ST_IsValid(g), ST_IsValidReason(g), ST_Area(g::geography), "
                                 "ST_AsBinary(g) FROM (SELECT {} AS g) s").format(geom.frag.sql),
@@ -211,7 +212,7 @@ async def change_status(permit_no: PermitNo, request: Request, registry: Registr
             raise InvalidParameter(f"{key} must be text (at most 1000 characters).", parameter=key)
 
     def run() -> dict:
-        with psycopg.connect(request.app.state.conninfo, autocommit=True) as conn:
+        with connect(request.app.state.conninfo, autocommit=True) as conn:
             return permits.transition(conn, permit_no, status, actor=principal.id,
                                       roles=sorted(principal.roles), office=office, note=note,
                                       rows=decision.rows)

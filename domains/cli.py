@@ -19,7 +19,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from domains.ingest import DomainIngestError, ingest_domain_file
+from domains.permits import transition
+from gis_platform.commands import settings
+from gis_platform.db.connections import connect
 from gis_platform.errors import PlatformError
+from gis_platform.service_user import stage_input
 from layers.cli import _ctx, _fail
 
 console = Console(stderr=True)
@@ -50,9 +55,6 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Load facilities or roads from a file, validating every row."""
-    from gis_platform.cli import settings
-    from gis_platform.service_user import stage_input
-    from layers.domains.ingest import DomainIngestError, ingest_domain_file
 
     path = stage_input(settings(), path)
     _, url = _ctx()
@@ -93,10 +95,9 @@ def _print_rejected(rejected: list[dict]) -> None:
 @domains_app.command("permits")
 def list_permits(status: str = typer.Option(None, help="Only this status.")) -> None:
     """The permits and their current status (no applicant data)."""
-    import psycopg
 
     _, url = _ctx()
-    with psycopg.connect(url) as conn:
+    with connect(url) as conn:
         rows = conn.execute("SELECT permit_no, status, starts_on, ends_on, office, purpose FROM "
                             "gis_domain.permits WHERE %(s)s::text IS NULL OR status = %(s)s "
                             "ORDER BY status_at DESC LIMIT 200", {"s": status}).fetchall()
@@ -112,13 +113,11 @@ def list_permits(status: str = typer.Option(None, help="Only this status.")) -> 
 def permit_status(permit_no: str, status: str, note: str = typer.Option(None),
                   office: str = typer.Option(None)) -> None:
     """Move a permit to its next status (illegal transitions are refused)."""
-    import psycopg
 
-    from layers.domains.permits import transition
 
     _, url = _ctx()
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
+        with connect(url, autocommit=True) as conn:
             out = transition(conn, permit_no, status, actor=f"cli:{getpass.getuser()}", roles=["admin"],
                              note=note, office=office)
     except PlatformError as exc:

@@ -12,7 +12,7 @@ from psycopg import sql
 from gis_platform import limits
 from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
-from layers.catalog import Registry
+from layers.registry import Registry
 from layers.spatial import CrsRef, Frag, geometry_sql, parse_crs, shape_from_geojson
 
 #: The metric CRS all distances are computed in: Korea 2000 / Unified CS (UTM-K).  Its scale

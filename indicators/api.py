@@ -18,13 +18,12 @@ from fastapi import APIRouter, Query, Request
 from psycopg import sql
 
 from gis_platform import access
+from gis_platform.db.connections import connect
 from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse, GeoJSONResponse
 from gis_platform.security import PrincipalDep
-from layers.api import RegistryDep
-from layers.catalog import Registry
-from layers.indicators.store import (
+from indicators.store import (
     Indicator,
     IndicatorNotFound,
     get_area_unit,
@@ -33,6 +32,7 @@ from layers.indicators.store import (
     list_indicators,
     read_values,
 )
+from layers.registry import Registry, RegistryDep
 
 router = APIRouter(tags=["indicators"])
 T = TypeVar("T")
@@ -48,7 +48,7 @@ async def run_sync(request: Request, fn: Callable[..., T], *args: Any, **kw: Any
     timeout = request.app.state.settings.database.statement_timeout_ms
 
     def call() -> T:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10,
+        with connect(conninfo, autocommit=True, connect_timeout=10,
                              options=f"-c statement_timeout={int(timeout)}") as conn:
             return fn(conn, *args, **kw)
 

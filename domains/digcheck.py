@@ -44,10 +44,7 @@ import orjson
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from gis_platform.config import DomainSettings
-from gis_platform.errors import InvalidParameter, Unprocessable
-from layers.catalog import Layer
-from layers.domains.common import (
+from domains.common import (
     MAX_DEPTH_M,
     METRIC_SRID,
     InputGeometry,
@@ -55,6 +52,9 @@ from layers.domains.common import (
     number,
     row_filter_sql,
 )
+from gis_platform.config import DomainSettings
+from gis_platform.errors import InvalidParameter, Unprocessable
+from layers.catalog import Layer
 
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 NUMERIC = {"double precision", "bigint", "integer", "real", "numeric", "smallint"}

@@ -1,6 +1,6 @@
-"""Connections for tile statements: a pool without a health query per checkout.
+"""The tile-read pool of :class:`gis_platform.db.Database`: no health query per checkout.
 
-The platform's :class:`gis_platform.db.Database` pool checks every connection before
+The platform's read/write pool checks every connection before
 handing it out (an empty query, one round trip), so that after a database restart no
 request gets a dead connection.  For a cold tile that check measured ~1 ms - a third of a
 z15 tile's SQL - and it spends PostgreSQL CPU on the two cores the tiles need.  Tile
@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
 
-class TileReader:
+class TilePool:
     """Read-only autocommit connections for ``SELECT <one bytea>`` tile statements."""
 
     def __init__(self, conninfo: str, settings) -> None:

@@ -3,7 +3,7 @@
 Routes: ``/`` (landing page), ``/conformance``, ``/api`` (the OpenAPI document, as GDAL
 probes it), ``/collections``, ``/collections/{id}``, ``/collections/{id}/items``,
 ``/collections/{id}/items/{fid}``, ``/collections/{id}/queryables``; the spatial operators
-(:mod:`layers.features_spatial`) and exports (:mod:`layers.features_export`) are mounted on
+(:mod:`features.spatial_api`) and exports (:mod:`features.export_api`) are mounted on
 the same router.
 
 Access: every route resolves its layer through ``registry.readable(id, principal)`` and lists
@@ -21,18 +21,10 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from gis_platform.db.pool import budget_for
-from gis_platform.deps import Db, SettingsDep
-from gis_platform.errors import NotFound
-from gis_platform.responses import FastJSONResponse
-from gis_platform.security import PrincipalDep
-from layers import features_export, features_spatial
-from layers import features_html as views
-from layers.api import RegistryDep
-from layers.catalog import Layer
-from layers.cql import FILTER_LANGS, queryables_schema
-from layers.features import collection_bytes, fetch_feature, fetch_page, items_query
-from layers.features_http import (
+from features import export_api, spatial_api
+from features import html as views
+from features.cql import FILTER_LANGS, queryables_schema
+from features.http import (
     GEOJSON,
     base_url,
     geojson_response,
@@ -43,6 +35,15 @@ from layers.features_http import (
     vector_layer,
     wants_html,
 )
+from features.query import items_query
+from features.sql import collection_bytes, fetch_feature, fetch_page
+from gis_platform.db.pool import budget_for
+from gis_platform.deps import Db, SettingsDep
+from gis_platform.errors import NotFound
+from gis_platform.responses import FastJSONResponse
+from gis_platform.security import PrincipalDep
+from layers.catalog import Layer
+from layers.registry import RegistryDep
 from layers.scoped import all_as_seen_by, as_seen_by
 from layers.spatial import CRS84, supported_crs
 
@@ -298,30 +299,5 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
     return geojson_response(body.encode(), q)
 
 
-router.include_router(features_spatial.router)
-router.include_router(features_export.router)
-
-
-# --- the fast route for GET /collections/{id}/items ----------------------------------------
-# Small pages are dominated by framework cost (route matching, dependency injection and the
-# validation of a dozen optional query parameters that parse_items_query reads again from
-# request.query_params anyway); see gis_platform.fastroute.  Ids outside this pattern (or
-# longer than CollectionId allows) fall through to the FastAPI route above.
-_ITEMS_PATH = r"^/collections/([A-Za-z0-9_\-]{1,200})/items$"
-
-
-async def _fast_items(request: Request, groups: tuple) -> Response:
-    from gis_platform.security import get_principal
-
-    state = request.app.state
-    principal = await get_principal(request)
-    return await serve_items(request, groups[0], state.registry, principal, state.db,
-                             state.settings)
-
-
-async def on_startup(app) -> None:
-    from gis_platform.fastroute import FastGetRoute, install
-
-    if app.state.settings.features.fast_route:
-        install(app, FastGetRoute("features_items", _ITEMS_PATH, _fast_items,
-                                  prefix="/collections/"))
+router.include_router(spatial_api.router)
+router.include_router(export_api.router)

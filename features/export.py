@@ -30,11 +30,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from features.cql import kind_of
+from features.query import ItemsQuery
+from features.sql import feature_sql
 from gis_platform.errors import InvalidParameter
 from gis_platform.responses import dumps
 from layers.catalog import Layer
-from layers.cql import kind_of
-from layers.features import ItemsQuery, feature_sql
 
 FORMATS = {
     "geojson": ("application/geo+json", "geojson"),

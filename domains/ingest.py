@@ -31,7 +31,9 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from gis_platform.db.connections import connect
 from gis_platform.errors import IngestError, InvalidParameter
+from layers.ingest import ingest_geodataframe, readers
 
 FACILITY_COLUMNS = {
     "kind": ["kind", "시설종류", "시설물종류", "종류", "ftr_cde", "ftr_nam", "type"],
@@ -219,7 +221,6 @@ def ingest_domain_file(conninfo: str, path: str | Path, kind: str, *, layer_id: 
                        source_layer: str | None = None, mapping: dict[str, str] | None = None,
                        on_error: str = "reject", metadata: dict | None = None) -> DomainIngestReport:
     """Read, map, validate and load a facility (``kind="facilities"``) or road file."""
-    from layers.ingest import ingest_geodataframe, readers
 
     if kind not in ("facilities", "roads"):
         raise InvalidParameter("kind must be 'facilities' or 'roads'.")
@@ -231,7 +232,7 @@ def ingest_domain_file(conninfo: str, path: str | Path, kind: str, *, layer_id: 
     src = readers.read_vector(path, layer=source_layer, encoding=encoding)
     known = FACILITY_COLUMNS if kind == "facilities" else ROAD_COLUMNS
     gdf, used = map_columns(src.gdf, known, mapping)
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo) as conn:
         clean, rejected = (validate_facilities if kind == "facilities" else validate_roads)(gdf, conn)
     layer_id = layer_id or ("underground_facilities" if kind == "facilities" else "roads")
     report = DomainIngestReport(layer_id, kind, rows_read=len(gdf), rejected=rejected, column_mapping=used)

@@ -1,0 +1,100 @@
+"""The in-process layer registry: every catalog record in memory, keyed by id.
+
+The access choke point for layers (:meth:`Registry.readable`, :meth:`Registry.writable`)
+lives here, in front of :func:`gis_platform.access.authorize`.  The layers feature starts it
+in the app's lifespan and subscribes it to the catalog events.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gis_platform import access
+from gis_platform.access import Action, Resource, RowFilter
+from gis_platform.apikeys import KEYS_CHANGED
+from gis_platform.db import Database
+from gis_platform.db.events import CATALOG
+from gis_platform.errors import LayerNotFound
+from gis_platform.principal import Principal
+from layers.catalog import SELECT_LAYERS, Layer, row_to_layer
+
+
+class Registry:
+    """Every layer by id, in memory; reloaded when the catalog announces a change (the
+    process's :class:`~gis_platform.db.CatalogEvents`), so every worker sees a new data
+    version at once."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._layers: dict[str, Layer] = {}
+
+    async def load(self) -> None:
+        """Re-read the whole catalog (a few hundred rows at most)."""
+        rows = await self.db.fetchall(SELECT_LAYERS, read_only=False)
+        self._layers = {r["id"]: row_to_layer(r) for r in rows}
+
+    async def on_events(self, events: frozenset[tuple[str, str]]) -> None:
+        """A catalog change (any layer id, or a resync): reload."""
+        if any(channel in (CATALOG, "*") and payload != KEYS_CHANGED for channel, payload in events):
+            await self.load()
+
+    def get(self, layer_id: str) -> Layer | None:
+        return self._layers.get(layer_id)
+
+    def all(self) -> list[Layer]:
+        return sorted(self._layers.values(), key=lambda l: l.id)
+
+    def readable(self, layer_id: str, principal: Principal, *, filtered: bool = False,
+                 action: Action = "read") -> Layer:
+        """The layer if this caller may ``action`` it; otherwise the same 404 as a missing one.
+
+        The access decision is :func:`gis_platform.access.authorize` (levels, the key's layer
+        scope, row scopes; audited).  Callers that read the layer's *rows* must apply
+        :meth:`rows_of` in their SQL and pass ``filtered=True``; a caller that does not say
+        so gets a 404 for a layer on which this principal has a row filter (fail closed: no
+        path can forget the filter).  Metadata-only readers pass ``action="describe"``.
+        """
+        layer = self._layers.get(layer_id)
+        if layer is None:
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        access.authorize(principal, action, layer.resource, rows_supported=filtered,
+                         hidden=LayerNotFound(f"No layer '{layer_id}'."))
+        return layer
+
+    def writable(self, layer_id: str, principal: Principal, *, anonymous_writes: bool = False,
+                 action: Action = "write") -> Layer:
+        """The layer if this caller may change it (as a whole, or its rows); 404 when it may
+        not even see it, 401/403 otherwise.  Audited."""
+        layer = self._layers.get(layer_id)
+        if layer is None:
+            access.authorize(principal, "create", Resource.new_layer(layer_id),
+                             anonymous_writes=anonymous_writes)   # role and scope first
+            raise LayerNotFound(f"No layer '{layer_id}'.")
+        access.authorize(principal, action, layer.resource, anonymous_writes=anonymous_writes,
+                         hidden=LayerNotFound(f"No layer '{layer_id}'."))
+        return layer
+
+    @staticmethod
+    def rows_of(principal: Principal, layer: Layer) -> RowFilter | None:
+        """The rows of ``layer`` this caller may read (None: all); see :meth:`readable`."""
+        return access.row_filter_for(principal, layer.resource)
+
+    def visible(self, principal: Principal) -> list[Layer]:
+        """Every layer this caller may see (catalog listings; metadata only, not audited)."""
+        return [l for l in self.all() if access.decide(principal, "describe", l.resource).allowed]
+
+    def put(self, layer: Layer) -> None:
+        """Update one record immediately (after a write in this process)."""
+        self._layers[layer.id] = layer
+
+    def drop(self, layer_id: str) -> None:
+        self._layers.pop(layer_id, None)
+
+
+async def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]

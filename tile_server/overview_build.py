@@ -1,0 +1,373 @@
+"""Pre-generalised overviews of big vector layers, one table per zoom level.
+
+Reading a z10 tile of a 300k-line layer from the base table means reading, transforming and
+sorting every line of the city for every tile.  An *overview* is a copy of the layer made
+for one zoom level ``L`` (schema ``tiles``), holding exactly what tiles of zooms just
+below and at ``L`` need:
+
+* geometry already in EPSG:3857 (no ``ST_Transform`` per tile), snapped to the MVT grid of
+  zoom ``L`` and simplified to ``tile_simplify_px`` of a pixel there;
+* at *overview-band* levels (``L < tile_overview_below_zoom``) only the attributes that
+  band ships (:func:`tile_server.bands.overview_attributes`), lines of equal attributes
+  merged per grid cell (``ST_LineMerge``: a network of 80 m segments becomes a few long
+  lines instead of vanishing segment by segment), and features under ``tile_min_feature_px``
+  at ``L`` dropped; at detail-band levels every feature and attribute, generalised only;
+* a ``size`` column (length, or perimeter, in metres of EPSG:3857) so the per-tile
+  sub-pixel filter and "largest first" order cost nothing, and a GiST index;
+* for a layer that selects features by class (:mod:`layers.selection`), a ``minzoom``
+  column (the zoom each row shows from) and only the rows shown at or below ``L``: at z12
+  the demo roads' level holds arterials and collectors, a quarter of the vertices.
+
+Levels come from ``tile_overview_zooms`` (default 8, 10, 11, 12, 13, 14, 16): a tile at
+zoom ``z`` reads the smallest level ``L >= z``; above the last level the base table is read.
+Levels from z14 on (14, and 16 serving z15-z16) are full-resolution copies: only
+transformed to EPSG:3857 and snapped to their own MVT grid, nothing simplified or dropped;
+level 14 keeps only the mid band's attributes, so its rows are narrower (a z14 tile's SQL
+measured -14 % mean against reading level 16).  Each level is built from the next finer one
+(already in 3857, already snapped), so only the finest level scans the base table.
+
+Versioning: an overview belongs to one ``(layer id, data version, spec)``; ``spec`` hashes
+the tuning and the level list.  The tile path looks an overview up by the registry's
+*current* data version, so after a re-ingest the old overview is never read again - the base
+table serves until the new one is built.  A build runs in one transaction that also records
+the table in ``tiles.overviews`` and sends ``NOTIFY gis_tiles``, so a listed overview is
+always complete and every worker learns of it at once.
+
+Who builds: each worker's :class:`OverviewManager` hears the catalog events (new data
+versions, overviews built elsewhere); a layer with at least ``overview_min_features`` features
+and no overview for its current version is built in the background by whichever worker
+takes the layer's advisory lock first.  ``gis-platform tiles overviews build`` does the
+same from the command line, and ``tiles seed`` builds first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from gis_platform.config import TileSettings
+from gis_platform.db.connections import connect_async
+from gis_platform.db.events import TILES
+from layers import selection
+from layers.catalog import Layer
+from tile_server.bands import band_attributes, zoom_band
+from tile_server.sources import TileTuning
+
+log = logging.getLogger("tile_server.overviews")
+
+SCHEMA = "tiles"
+CHANNEL = TILES
+# Bump when the overview SQL changes what an overview holds: part of every spec.
+OVERVIEW_FORMAT = 6
+WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
+DEFAULT_ZOOMS = (8, 10, 11, 12, 13, 14, 16)
+# Levels from this zoom on are full-resolution copies (EPSG:3857, snapped to their own MVT
+# grid, nothing simplified): they only save the per-tile ST_Transform (~20-25 % of a z14-z16
+# tile's SQL, measured on the large demo city).
+FULL_RESOLUTION_FROM = 14
+
+
+def pixel_m(z: int) -> float:
+    """One pixel of a 256 px WebMercatorQuad tile at zoom ``z``, in EPSG:3857 metres."""
+    return 2 * WEB_MERCATOR_HALF / (256 * 2 ** z)
+
+
+@dataclass(frozen=True)
+class OverviewPlan:
+    """Which levels exist, which layers get them, and whether workers build them."""
+
+    zooms: tuple[int, ...] = DEFAULT_ZOOMS
+    min_features: int = 50_000
+    auto_build: bool = True
+    build_timeout_s: int = 1800
+
+    @classmethod
+    def from_settings(cls, tiles: TileSettings) -> OverviewPlan:
+        zooms = tuple(sorted({int(z) for z in tiles.overview_zooms if 0 <= int(z) <= 24}))
+        return cls(zooms=zooms, min_features=tiles.overview_min_features,
+                   auto_build=tiles.overview_auto_build,
+                   build_timeout_s=tiles.overview_build_timeout_s)
+
+    def level_for(self, z: int) -> int | None:
+        """The overview level serving zoom ``z`` (the smallest level >= z), or None."""
+        for level in self.zooms:
+            if level >= z:
+                return level
+        return None
+
+    def levels_for(self, layer: Layer) -> list[int]:
+        """Levels worth building for ``layer``: those serving some zoom in its range."""
+        out, prev = [], -1
+        for level in self.zooms:
+            lo, hi = prev + 1, level            # zooms this level serves
+            if hi >= layer.minzoom and lo <= layer.maxzoom:
+                out.append(level)
+            prev = level
+        return out
+
+    def wants(self, layer: Layer) -> bool:
+        return (layer.kind == "vector" and bool(layer.table_name) and bool(self.zooms)
+                and layer.feature_count >= self.min_features)
+
+
+def spec_for(tuning: TileTuning, plan: OverviewPlan) -> str:
+    """A short hash of everything that shapes an overview's content."""
+    text = f"ov{OVERVIEW_FORMAT}|{tuning.fingerprint()}|{','.join(map(str, plan.zooms))}"
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def table_name_for(layer: Layer, zoom: int, spec: str) -> str:
+    """``ov_<table>_<version>_z<zoom>_<spec>``: derived from catalog values only, <= 63 chars."""
+    return f"ov_{(layer.table_name or layer.id)[:30]}_{int(layer.data_version)}_z{int(zoom)}_{spec[:8]}"
+
+
+def _geometry_family(layer: Layer) -> str:
+    g = (layer.geometry_type or "").lower()
+    return "point" if "point" in g else "polygon" if "polygon" in g else "line"
+
+
+def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
+                    source: str | None) -> sql.Composed:
+    """``CREATE TABLE tiles.<target> AS ...`` for level ``zoom``.
+
+    ``source``: the finer overview table to derive from (already EPSG:3857, holding at least
+    the attributes this level needs), or None to read the layer's base table.
+    """
+
+    band = zoom_band(zoom, tuning)
+    attrs = band_attributes(layer, band, tuning)
+    if band == "mid":
+        # a mid level may also serve overview-band zooms below it: keep their attributes too
+        attrs += [a for a in band_attributes(layer, "overview", tuning) if a not in attrs]
+    px = pixel_m(zoom)
+    grid = px * 256 / tuning.extent            # the MVT grid of zoom ``zoom``
+    tol = px * tuning.simplify_px
+    minsize = px * tuning.min_feature_px
+    family = _geometry_family(layer)
+    if source is None:
+        src = layer.table()
+        geom = sql.SQL("ST_Transform(s.geom, 3857)")
+    else:
+        src = sql.Identifier(SCHEMA, source)
+        geom = sql.SQL("s.geom")
+    cols = [sql.Identifier(a) for a in attrs]
+    attr_list = sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols)
+    tgt = sql.Identifier(SCHEMA, target)
+    # Selection by class (layers.selection): each row keeps the zoom it shows from, and a
+    # level holds only the rows shown at or below it.
+    rule = selection.for_layer(layer)
+    mz = sql.SQL("")
+    mz_sel = sql.SQL("")
+    src_where = sql.SQL("")
+    if rule is not None:
+        expr = rule.expression("s") if source is None else sql.SQL("s.minzoom")
+        mz_sel = sql.SQL(", {}::smallint AS minzoom").format(expr)
+        src_where = sql.SQL(" WHERE {} <= {}").format(expr, sql.Literal(int(zoom)))
+        mz = sql.SQL(", minzoom")
+    if family == "point":
+        # Points are not generalised: the copy saves the per-tile transform only.
+        return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}{mz_sel}, "
+                       "{geom}::geometry(Geometry, 3857) AS geom, "
+                       "0::double precision AS size FROM {src} AS s{src_where} ORDER BY {pos}").format(
+            tgt=tgt, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+            geom=geom, src=src, mz_sel=mz_sel, src_where=src_where,
+            pos=sql.Literal(2 + len(cols) + (rule is not None)))   # the geom column
+    size = sql.SQL("ST_Perimeter(g)" if family == "polygon" else "ST_Length(g)")
+    snapped = sql.SQL("ST_SnapToGrid({geom}, {grid})").format(geom=geom, grid=sql.Literal(grid))
+    if band == "overview" and family == "line":
+        # Merge lines of equal attributes per grid cell into chains (ST_LineMerge joins
+        # segments meeting end to end), drop the chains shorter than a pixel, simplify what
+        # is left: a street continues as one visible line where its 80 m segments would
+        # each have been dropped, and isolated sub-pixel stubs go.
+        cell = px * 256 / 2
+        # Snapped to whole pixels of this level: segments that share a pixel row collapse
+        # into one (ST_Union dissolves the duplicates), stubs shorter than a pixel vanish.
+        snapped = sql.SQL("ST_SnapToGrid({geom}, {grid})").format(geom=geom, grid=sql.Literal(px))
+        names = [*cols, sql.Identifier("minzoom")] if rule is not None else cols
+        a = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in names)
+        a_src = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols) + mz_sel
+        inner = sql.SQL(
+            "SELECT min(p.fid) AS fid{pattrs}, ST_Simplify(ST_Collect(p.g), {tol}) AS g FROM ("
+            " SELECT m.fid{mattrs}, (ST_Dump(m.g)).geom AS g FROM ("
+            "  SELECT min(s.fid) AS fid{a}, ST_LineMerge(ST_Union(s.g)) AS g"
+            "  FROM (SELECT s.fid{a_src}, (ST_Dump({snapped})).geom AS g FROM {src} AS s{src_where})"
+            "  AS s WHERE NOT ST_IsEmpty(s.g)"
+            "  GROUP BY floor(ST_XMin(s.g) / {cell}), floor(ST_YMin(s.g) / {cell}){a}) AS m"
+            ") AS p WHERE ST_Length(p.g) >= {minsize} GROUP BY p.fid{pattrs}").format(
+            a=a, a_src=a_src, src_where=src_where,
+            pattrs=sql.SQL("").join(sql.SQL(", p.{}").format(c) for c in names),
+            mattrs=sql.SQL("").join(sql.SQL(", m.{}").format(c) for c in names),
+            tol=sql.Literal(tol), snapped=snapped, src=src, cell=sql.Literal(cell),
+            minsize=sql.Literal(minsize))
+        keep = sql.SQL(" WHERE NOT ST_IsEmpty(g)")
+    elif zoom >= FULL_RESOLUTION_FROM:
+        # A full-resolution copy: transformed and snapped to the MVT grid of ``zoom`` (which
+        # ST_AsMVTGeom applies anyway at that zoom), nothing simplified or dropped.
+        inner = sql.SQL("SELECT s.fid{attrs}{mz_sel}, {snapped} AS g FROM {src} AS s{src_where}").format(
+            attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+            snapped=snapped, src=src, mz_sel=mz_sel, src_where=src_where)
+        keep = sql.SQL(" WHERE NOT ST_IsEmpty(g)")
+    else:
+        # One row per feature; at overview-band levels sub-pixel features are dropped.
+        inner = sql.SQL("SELECT s.fid{attrs}{mz_sel}, ST_Simplify({snapped}, {tol}, true) AS g "
+                        "FROM {src} AS s{src_where}").format(
+            attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+            snapped=snapped, tol=sql.Literal(tol), src=src, mz_sel=mz_sel, src_where=src_where)
+        keep = (sql.SQL(" WHERE {size} >= {minsize}").format(size=size, minsize=sql.Literal(minsize))
+                if band == "overview" else sql.SQL(" WHERE NOT ST_IsEmpty(g)"))
+    # Rows written in the geometry's B-tree order (a space-filling curve): the features of
+    # one tile then sit on a few heap pages instead of one page each - a dense z16 tile
+    # read 30 pages instead of 206; the benchmark's z14-z16 statements ran 1.06-1.25x
+    # faster from memory and 2x from disk (bench/tiles/RESULTS.md, run 13's notes).
+    return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}{mz}, g::geometry(Geometry, 3857) AS geom, "
+                   "{size} AS size FROM ({inner}) AS m{keep} ORDER BY g").format(
+        tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
+
+
+@dataclass(frozen=True)
+class OverviewInfo:
+    table_name: str
+    layer_id: str
+    data_version: int
+    zoom: int
+    features: int
+    vertices: int
+    source_features: int
+    build_ms: int
+
+
+async def _fetch_layer(conn: psycopg.AsyncConnection, layer_id: str) -> Layer | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM gis_meta.layers WHERE id = %s", (layer_id,))
+        row = await cur.fetchone()
+    return Layer.model_validate(row) if row else None
+
+
+async def list_overviews(conn: psycopg.AsyncConnection, spec: str | None = None) -> list[OverviewInfo]:
+    """Recorded overviews (of one spec, or all)."""
+    q = ("SELECT table_name, layer_id, data_version, zoom, features, vertices, source_features, "
+         "build_ms FROM tiles.overviews")
+    args: tuple = ()
+    if spec is not None:
+        q += " WHERE spec = %s"
+        args = (spec,)
+    cur = await conn.execute(q + " ORDER BY layer_id, data_version, zoom", args)
+    return [OverviewInfo(*r) for r in await cur.fetchall()]
+
+
+async def build_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: OverviewPlan, *,
+                      force: bool = False) -> list[OverviewInfo]:
+    """Build every missing level of ``layer_id``'s current data version; returns those built.
+
+    Takes the layer's advisory lock (another builder of the same layer: returns at once);
+    each level is one transaction that checks the data version under a lock on the base
+    table, so an overview is never recorded under a version it was not built from.
+    ``force`` builds even under the size threshold.  Old versions' overviews of the layer are
+    dropped once the current set is complete.
+    """
+    spec = spec_for(tuning, plan)
+    built: list[OverviewInfo] = []
+    async with await connect_async(conninfo, autocommit=True) as conn:
+        await conn.execute(sql.SQL("SET statement_timeout = {}").format(
+            sql.Literal(int(plan.build_timeout_s) * 1000)))
+        layer = await _fetch_layer(conn, layer_id)
+        if layer is None or layer.kind != "vector" or not layer.table_name:
+            return built
+        if not force and not plan.wants(layer):
+            return built
+        lock = f"tiles-overviews:{layer_id}"
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,))
+        if not (await cur.fetchone())[0]:
+            log.info("overview build of %s already running elsewhere", layer_id)
+            return built
+        try:
+            existing = {o.zoom: o.table_name for o in await list_overviews(conn, spec)
+                        if o.layer_id == layer_id and o.data_version == layer.data_version}
+            source: str | None = None
+            for zoom in sorted(plan.levels_for(layer), reverse=True):   # finest first
+                if zoom in existing:
+                    source = existing[zoom]
+                    continue
+                info = await _build_level(conn, layer, zoom, tuning, spec, source)
+                if info is None:       # the layer changed under us: a later pass builds it
+                    return built
+                built.append(info)
+                existing[zoom] = info.table_name
+                source = info.table_name
+            await _drop_stale(conn, layer_id, layer.data_version, spec)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+    return built
+
+
+async def _build_level(conn: psycopg.AsyncConnection, layer: Layer, zoom: int, tuning: TileTuning,
+                       spec: str, source: str | None) -> OverviewInfo | None:
+    target = table_name_for(layer, zoom, spec)
+    t0 = time.perf_counter()
+    # REPEATABLE READ + the lock first: the version read and the copy see one snapshot, and
+    # a replace (table swap) cannot happen in between.
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(layer.table()))
+        cur = await conn.execute("SELECT data_version FROM gis_meta.layers WHERE id = %s", (layer.id,))
+        row = await cur.fetchone()
+        if row is None or int(row[0]) != int(layer.data_version):
+            return None
+        tgt = sql.Identifier(SCHEMA, target)
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tgt))
+        await conn.execute(build_statement(layer, zoom, tuning, target, source))
+        await conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(tgt))
+        await conn.execute(sql.SQL("ANALYZE {}").format(tgt))
+        cur = await conn.execute(sql.SQL("SELECT count(*), coalesce(sum(ST_NPoints(geom)), 0) "
+                                         "FROM {}").format(tgt))
+        features, vertices = await cur.fetchone()
+        ms = int((time.perf_counter() - t0) * 1000)
+        await conn.execute(
+            "INSERT INTO tiles.overviews (table_name, layer_id, data_version, zoom, spec, features, "
+            "vertices, source_features, build_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (table_name) DO UPDATE SET features = EXCLUDED.features, "
+            "vertices = EXCLUDED.vertices, build_ms = EXCLUDED.build_ms, built_at = now()",
+            (target, layer.id, layer.data_version, zoom, spec, features, vertices,
+             layer.feature_count, ms))
+        await conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(CHANNEL),
+                                                           sql.Literal(layer.id)))
+    log.info("overview built", extra={"layer": layer.id, "zoom": zoom, "table": target,
+                                      "features": features, "vertices": vertices, "ms": ms})
+    return OverviewInfo(target, layer.id, layer.data_version, zoom, features, vertices,
+                        layer.feature_count, ms)
+
+
+async def _drop_stale(conn: psycopg.AsyncConnection, layer_id: str | None,
+                      keep_version: int | None, keep_spec: str = "") -> int:
+    """Drop overviews of older versions of ``layer_id`` (or, with None, of deleted layers)."""
+    if layer_id is None:
+        cur = await conn.execute(
+            "SELECT table_name FROM tiles.overviews o WHERE NOT EXISTS "
+            "(SELECT 1 FROM gis_meta.layers l WHERE l.id = o.layer_id)")
+    else:
+        # Older versions at once; other specs (settings changed) after a grace period, in
+        # case workers with the old settings are still running.
+        cur = await conn.execute(
+            "SELECT table_name FROM tiles.overviews WHERE layer_id = %s AND (data_version <> %s "
+            "OR (spec <> %s AND built_at < now() - interval '10 minutes'))",
+            (layer_id, keep_version, keep_spec))
+    names = [r[0] for r in await cur.fetchall()]
+    for name in names:
+        async with conn.transaction():
+            await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
+            await conn.execute("DELETE FROM tiles.overviews WHERE table_name = %s", (name,))
+    if names:
+        await conn.execute(sql.SQL("NOTIFY {}, 'dropped'").format(sql.Identifier(CHANNEL)))
+    return len(names)
+
+
+async def drop_overviews(conninfo: str, layer_id: str) -> int:
+    """Drop every overview of ``layer_id`` (the CLI)."""
+    async with await connect_async(conninfo, autocommit=True) as conn:
+        return await _drop_stale(conn, layer_id, -1)

@@ -1,0 +1,246 @@
+"""The SQL of vector tiles (MVT), rendered by PostGIS, one query per tile.
+
+The SQL of each layer is composed once per (layer id, data version, tile matrix set, zoom
+band, tuning) and kept in :class:`SqlCache`; a request binds only the envelope and the
+zoom-derived numbers.  A composite tile is one statement that concatenates the layers'
+``ST_AsMVT`` outputs - an MVT is a sequence of layer messages, so ``a || b`` is a valid tile
+holding both layers::
+
+    SELECT COALESCE((SELECT ST_AsMVT(...) FROM ... districts ...), '')
+        || COALESCE((SELECT ST_AsMVT(...) FROM ... roads ...), '')
+
+Zoom bands
+    *overview* (z < ``tile_overview_below_zoom``, 13 with the platform's settings): only a
+    few attributes, the geometry simplified to half a pixel (``ST_Simplify`` in the grid's
+    CRS, then snapped to the tile grid by ``ST_AsMVTGeom``), lines and polygons smaller than
+    a pixel dropped, and when more than ``tile_max_features`` qualify the largest are kept.
+    *mid* (from there to ``tile_detail_from_zoom``, default 15): full geometry, the layer's
+    *mid* attributes - what a map styles and labels by (``default_style.mid_attributes``, or
+    up to ``tile_mid_attributes`` chosen like the overview ones).  A dense z14 tile of the
+    demo's facility lines spent a third of its SQL encoding the eleven attributes nobody
+    draws; a client that wants a feature's every attribute asks the feature API by its id.
+    *detail* (from ``tile_detail_from_zoom``): every catalogued attribute; ``ST_AsMVTGeom``
+    clips and snaps.
+
+Layers are stored in EPSG:4326 (column ``geom``, key ``fid``).  The index filter is
+``geom && <the tile's buffered lon/lat box>``: the box is computed in Python with densified
+edges (see :func:`tile_server.tms.tile_bounds`) so that the GiST index is used on the
+stored column and no row is transformed before it passes the filter.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from morecantile import Tile, TileMatrixSet
+from psycopg import sql
+
+from layers import selection
+from layers.catalog import Layer
+from tile_server.bands import _NATIVE, band_attributes, is_point_layer
+from tile_server.overview_build import SCHEMA
+from tile_server.sources import TileTuning
+from tile_server.tms import TileBounds, tms_srid
+
+
+def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
+                      row_filter: sql.Composable | None = None, select: bool = False) -> sql.Composed:
+    """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its base table.
+
+    Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
+    filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
+    in grid units) and ``minsize`` (smallest kept feature, in degrees).  ``row_filter`` is the
+    caller's row condition (:meth:`gis_platform.access.RowFilter.named`, its parameters named
+    in this layer's namespace), ANDed into the WHERE clause.  ``select``: apply the
+    layer's selection by class (:mod:`layers.selection`) against the bound zoom ``z``.
+    """
+    srid = tms_srid(tms_id)
+    types = {a.name: a.type for a in layer.attributes}
+    cols = []
+    for name in band_attributes(layer, band, tuning):
+        ident = sql.Identifier("src", name)
+        if types.get(name, "text") in _NATIVE:
+            cols.append(sql.SQL("{} AS {}").format(ident, sql.Identifier(name)))
+        else:  # dates, timestamps, json...: their text form, the same in every client
+            cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
+    geom = sql.SQL("src.geom")
+    if srid != 4326:
+        geom = sql.SQL("ST_Transform(src.geom, {})").format(sql.Literal(srid))
+    point = is_point_layer(layer)
+    overview = band == "overview" and not point
+    if overview:
+        geom = sql.SQL("ST_Simplify({}, %(tol)s)").format(geom)
+    envelope = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})").format(
+        sql.Literal(srid))
+    where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
+    if row_filter is not None:
+        where.append(sql.SQL("({})").format(row_filter))
+    rule = selection.for_layer(layer) if select else None
+    if rule is not None:
+        where.append(sql.SQL("{} <= %(z)s").format(rule.expression("src")))
+    order = sql.SQL("")
+    if overview:
+        # Size in degrees: length for lines, perimeter for polygons.  Both read the
+        # coordinates the row already holds, which measured ~20x cheaper per row than
+        # ST_XMax/ST_XMin on the bbox (a box3d conversion each).
+        polygon = "polygon" in (layer.geometry_type or "").lower()
+        size = sql.SQL("ST_Perimeter(src.geom)" if polygon else "ST_Length(src.geom)")
+        # Sub-pixel features: shorter (or with a smaller outline) than one pixel.
+        where.append(sql.SQL("{} >= %(minsize)s").format(size))
+        # Over the cap, keep the largest features rather than an arbitrary (index-ordered,
+        # i.e. spatially clustered) subset that would show as a hole in the map.
+        order = sql.SQL(" ORDER BY {} DESC").format(size)
+    select_cols = sql.SQL(", ").join([sql.SQL("src.fid"), *cols])
+    inner = sql.SQL(
+        "SELECT {cols}, ST_AsMVTGeom({geom}, {env}, {extent}, {buffer}, true) AS geom "
+        "FROM {table} AS src WHERE {where}{order} LIMIT {cap}").format(
+        cols=select_cols, geom=geom, env=envelope, extent=sql.Literal(int(tuning.extent)),
+        buffer=sql.Literal(int(tuning.buffer)), table=layer.table(),
+        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
+    return sql.SQL(
+        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, 'geom', 'fid') FROM ({inner}) AS t "
+        "WHERE t.geom IS NOT NULL), ''::bytea)").format(
+        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
+
+
+def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning,
+                         select: bool = False) -> sql.Composed:
+    """One layer's MVT expression over its overview ``tiles.<table>`` (EPSG:3857, generalised).
+
+    The overview already holds only what its level ships (see :mod:`tile_server.overviews`):
+    no transform and no simplification per tile; the index filter is the buffered tile
+    envelope ``bxmin..bymax`` in EPSG:3857 and, in the overview band, the precomputed
+    ``size`` drops sub-pixel features (``minsize_m``) and orders the largest first.
+    Binds ``xmin..ymax`` (the envelope), ``bxmin..bymax`` and ``minsize_m``; with ``select``
+    (the layer selects by class and ``z`` is below its last class zoom) also ``z``, against
+    the overview's precomputed ``minzoom`` column.
+    """
+
+    types = {a.name: a.type for a in layer.attributes}
+    cols = [sql.SQL("src.fid")]
+    for name in band_attributes(layer, band, tuning):
+        ident = sql.Identifier("src", name)
+        if types.get(name, "text") in _NATIVE:
+            cols.append(sql.SQL("{} AS {}").format(ident, sql.Identifier(name)))
+        else:
+            cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
+    where = [sql.SQL("src.geom && ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")]
+    if select:
+        where.append(sql.SQL("src.minzoom <= %(z)s"))
+    order = sql.SQL("")
+    if band == "overview" and not is_point_layer(layer):
+        where.append(sql.SQL("src.size >= %(minsize_m)s"))
+        order = sql.SQL(" ORDER BY src.size DESC")
+    inner = sql.SQL(
+        "SELECT {cols}, ST_AsMVTGeom(src.geom, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, "
+        "%(ymax)s, 3857), {extent}, {buffer}, true) AS geom FROM {table} AS src WHERE {where}"
+        "{order} LIMIT {cap}").format(
+        cols=sql.SQL(", ").join(cols), extent=sql.Literal(int(tuning.extent)),
+        buffer=sql.Literal(int(tuning.buffer)), table=sql.Identifier(SCHEMA, table),
+        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
+    return sql.SQL(
+        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, 'geom', 'fid') FROM ({inner}) AS t "
+        "WHERE t.geom IS NOT NULL), ''::bytea)").format(
+        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How one layer is read for one tile: its overview table or base table, its row filter.
+
+    ``filter_sql`` names its parameters in the layer's own namespace (``rf<i>_<n>``, from
+    :meth:`RowFilter.named`) so that two layers' filters in a composite never collide.
+    """
+
+    layer: Layer
+    overview: str | None = None            # tiles.<table>, or None: the base table
+    level: int | None = None
+    filter_sql: sql.Composable | None = field(default=None, compare=False)
+    filter_params: tuple = ()              # ((name, value), ...)
+    filter_key: str = ""                   # RowFilter.key + namespace: identifies filter_sql
+    select: bool = False                   # apply the layer's selection by class at this zoom
+
+    def sql_key(self) -> tuple:
+        l = self.layer
+        return (l.id, l.data_version, l.table_name, self.overview, self.filter_key, self.select)
+
+    def cache_part(self) -> str:
+        part = f"{self.layer.id}@{self.layer.data_version}"
+        if self.overview:
+            part += f"~o{self.level}"
+        if self.filter_key:
+            part += f"~r{self.filter_key}"
+        return part
+
+
+class SqlCache:
+    """Composed statements by (layer ids and versions, grid, band, tuning); bounded LRU.
+
+    A re-ingested layer has a new data version, so its old statements simply stop being
+    used and age out.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, sql.Composed | str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def statement(self, layers: list[Layer | LayerPlan], tms_id: str, band: str,
+                  tuning: TileTuning) -> str:
+        plans = [p if isinstance(p, LayerPlan) else LayerPlan(p) for p in layers]
+        key = (tuple(p.sql_key() for p in plans), tms_id, band, tuning.fingerprint())
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        parts = [self._part(p, tms_id, band, tuning) for p in plans]
+        # Rendered to text once: composing a Composed into bytes on every execution cost
+        # ~0.3 ms per tile.  Identifiers are already quoted by sql.Identifier here.
+        stmt = (sql.SQL("SELECT ") + sql.SQL(" || ").join(parts)).as_string(None)
+        with self._lock:
+            self._items[key] = stmt
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return stmt
+
+    def _part(self, plan: LayerPlan, tms_id: str, band: str, tuning: TileTuning) -> sql.Composed:
+        key = (plan.sql_key(), tms_id, band, tuning.fingerprint())
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is None:
+            if plan.overview:
+                hit = compose_overview_sql(plan.layer, plan.overview, band, tuning, plan.select)
+            else:
+                hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql,
+                                        plan.select)
+            with self._lock:
+                self._items[key] = hit
+        return hit
+
+
+def tile_params(grid: TileMatrixSet, tile: Tile, bounds: TileBounds, tuning: TileTuning) -> dict:
+    """The values bound per request: envelope, filter box, tolerance, smallest feature."""
+    px_x = bounds.width / 256.0            # one pixel of a 256 px tile, in grid units
+    geo_w = bounds.lon_max - bounds.lon_min
+    geo_h = bounds.lat_max - bounds.lat_min
+    grow = 1.0 + 2.0 * tuning.buffer / tuning.extent   # the geo box includes the buffer
+    bx = bounds.width * tuning.buffer / tuning.extent
+    by = bounds.height * tuning.buffer / tuning.extent
+    return {
+        "z": tile.z,
+        "xmin": bounds.xmin, "ymin": bounds.ymin, "xmax": bounds.xmax, "ymax": bounds.ymax,
+        # The buffered envelope in the grid's CRS (overview tables are filtered on it).
+        "bxmin": bounds.xmin - bx, "bymin": bounds.ymin - by,
+        "bxmax": bounds.xmax + bx, "bymax": bounds.ymax + by,
+        # One pixel in EPSG:3857 metres (overviews' precomputed sizes are in those).
+        "minsize_m": px_x * tuning.min_feature_px,
+        "gxmin": bounds.lon_min, "gymin": bounds.lat_min,
+        "gxmax": bounds.lon_max, "gymax": bounds.lat_max,
+        "tol": px_x * tuning.simplify_px,
+        # One pixel in degrees, along the axis where a degree is shortest on the tile
+        # (latitude in Web-Mercator): conservative, it never drops a feature a pixel long.
+        "minsize": min(geo_w, geo_h) / grow / 256.0 * tuning.min_feature_px,
+    }
