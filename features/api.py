@@ -105,9 +105,8 @@ async def landing(request: Request):
 @router.get("/conformance", summary="Conformance classes")
 async def conformance(request: Request):
     only_params(request, {"f"})
-    return negotiate(request, {"conformsTo": CONFORMANCE}, lambda doc: views.page(
-        "Conformance", "<ul>" + "".join(f"<li>{views.esc(c)}</li>" for c in CONFORMANCE) + "</ul>",
-        breadcrumbs=[("Home", "/")]))
+    return negotiate(request, {"conformsTo": CONFORMANCE},
+                     lambda doc: views.conformance_html(doc["conformsTo"]))
 
 
 @router.get("/api", summary="The OpenAPI document, with one items path per readable collection")
@@ -200,12 +199,8 @@ async def queryables(collection_id: CollectionId, request: Request, registry: Re
     only_params(request, {"f"})
     doc = queryables_schema(layer, f"{base_url(request)}/collections/{layer.id}/queryables")
 
-    def html(doc: dict) -> str:
-        rows = "".join(f"<tr><td>{views.esc(k)}</td><td>{views.esc(v.get('type') or v.get('format'))}</td></tr>"
-                       for k, v in doc["properties"].items())
-        return views.page(f"{layer.title}: queryables", f"<table>{rows}</table>",
-                          breadcrumbs=[("Home", "/"), (layer.id, f"/collections/{layer.id}?f=html")])
-    return negotiate(request, doc, html, "application/schema+json")
+    return negotiate(request, doc, lambda d: views.queryables_html(d, layer.id, layer.title),
+                     "application/schema+json")
 
 
 # --- items -----------------------------------------------------------------------------------

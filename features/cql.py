@@ -1,12 +1,14 @@
 """CQL2 (OGC API Features Part 3) filters -> parameterized PostGIS SQL.
 
-Parsing uses pygeofilter's CQL2 parsers; the SQL is ours.  Contracts:
+CQL2 text is parsed with our own grammar (``features/cql2.lark``) into pygeofilter's AST,
+CQL2-JSON with pygeofilter's walker; the SQL is ours.  Contracts:
 
 * :func:`parse_filter` turns ``filter`` text (``cql2-text``) or JSON (``cql2-json``) into a
   pygeofilter AST, or raises :class:`InvalidParameter` with the position of a syntax error.
-  pygeofilter 0.4 lacks a few CQL2 1.0 forms; we add them: ``S_DWITHIN(a, b, distance[, units])``
-  and the function form of temporal operators (``T_AFTER(a, b)``) in text; in JSON,
-  ``between`` as ``[a, low, high]``, ``{"bbox": [minx, miny, maxx, maxy]}`` and ``s_dwithin``.
+  Beyond pygeofilter 0.4's own grammar: ``S_DWITHIN(a, b, distance[, units])``, the function
+  form of temporal operators (``T_AFTER(a, b)``), one-letter property names and ``''``
+  inside strings in text; in JSON, ``between`` as ``[a, low, high]``,
+  ``{"bbox": [minx, miny, maxx, maxy]}`` and ``s_dwithin``.
 * :func:`to_sql` translates the AST into a :class:`Frag`: every value is a query
   parameter, every property name must be one of the layer's catalog attributes (quoted with
   ``sql.Identifier``), and types are checked up front so a bad comparison is a 400, never a
@@ -18,15 +20,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pygeofilter.parsers
+from lark import Lark, v_args
+from lark.exceptions import LarkError
 from psycopg import sql
 from pygeofilter import ast, values
+from pygeofilter.cql2 import TEMPORAL_PREDICATES_MAP
+from pygeofilter.parsers.cql2_text.parser import CQLTransformer
 
 from gis_platform.errors import InvalidParameter
 from layers.catalog import Layer
@@ -64,39 +71,32 @@ def kind_of(pg_type: str) -> str:
 
 
 # --- parsing -----------------------------------------------------------------------------
+GRAMMAR = Path(__file__).with_name("cql2.lark")
+
+
+@v_args(meta=False, inline=True)
+class _Transformer(CQLTransformer):
+    """pygeofilter's AST from our grammar (features/cql2.lark): its methods, plus the forms
+    its own grammar lacks."""
+
+    def dwithin_predicate(self, lhs, rhs, distance, units="meters"):
+        return ast.DistanceWithin(lhs, rhs, distance, str(units))
+
+    def temporal_function(self, op, lhs, rhs):
+        return TEMPORAL_PREDICATES_MAP[str(op).lower()](lhs, rhs)
+
+    def temporal_infix(self, lhs, op, rhs):
+        return TEMPORAL_PREDICATES_MAP[str(op).lower()](lhs, rhs)
+
+    def SINGLE_QUOTED(self, token):  # noqa: N802 - the terminal's name
+        return token[1:-1].replace("''", "'")      # '' is a quote inside a CQL2 string
+
+
 @lru_cache(maxsize=1)
-def _text_parser():
-    """pygeofilter's CQL2 text grammar plus S_DWITHIN and function-form temporal operators."""
-    from lark import Lark, v_args
-    from pygeofilter.parsers.cql2_text import parser as pgf
-
-    here = os.path.dirname(pgf.__file__)
-    with open(os.path.join(here, "grammar.lark"), encoding="utf-8") as fh:
-        grammar = fh.read()
-    spatial = '?spatial_predicate: _binary_spatial_predicate_func "(" expression "," expression ")"'
-    temporal = "?temporal_predicate: expression _binary_temporal_predicate_func expression"
-    if spatial not in grammar or temporal not in grammar:
-        raise RuntimeError("unexpected pygeofilter CQL2 grammar; update layers/cql.py")
-    grammar = grammar.replace(spatial, (
-        '?spatial_predicate: "S_DWITHIN"i "(" expression "," expression "," full_number '
-        '["," UNIT_NAME] ")" -> dwithin_predicate\n'
-        '                  | ' + spatial.split(":", 1)[1].strip()))
-    grammar = grammar.replace(temporal, (
-        '?temporal_predicate: _binary_temporal_predicate_func "(" expression "," expression ")" '
-        '-> temporal_function\n'
-        '                   | ' + temporal.split(":", 1)[1].strip()))
-    grammar += '\nUNIT_NAME: /[a-zA-Z]+/\n'
-
-    @v_args(meta=False, inline=True)
-    class Transformer(pgf.CQLTransformer):
-        def dwithin_predicate(self, lhs, rhs, distance, units="meters"):
-            return ast.DistanceWithin(lhs, rhs, distance, str(units))
-
-        def temporal_function(self, op, lhs, rhs):
-            return pgf.TEMPORAL_PREDICATES_MAP[str(op).lower()](lhs, rhs)
-
-    return Lark(grammar, parser="lalr", maybe_placeholders=False, transformer=Transformer(),
-                import_paths=[os.path.dirname(here)])
+def _text_parser() -> Lark:
+    """The CQL2 text parser (LALR, built once): our grammar file and transformer."""
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=False,
+                transformer=_Transformer(), import_paths=[str(Path(pygeofilter.parsers.__file__).parent)])
 
 
 def _lark_message(exc: Exception) -> str:
@@ -122,8 +122,6 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
     if lang not in ("cql2-text", "cql-text"):
         raise InvalidParameter(f"Unsupported filter-lang {lang[:40]!r}: use cql2-text or cql2-json.",
                                parameter="filter-lang")
-    from lark.exceptions import LarkError
-
     try:
         node = _text_parser().parse(text)
     except LarkError as exc:

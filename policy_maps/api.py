@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-from importlib import resources
 from urllib.parse import quote
 
 import orjson
@@ -27,6 +26,7 @@ from gis_platform.errors import InvalidParameter, UnsupportedMediaType
 from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
+from gis_platform.web import render
 from indicators.api import check_indicator, run_sync
 from layers.registry import Registry, RegistryDep
 from policy_maps.build import MapAccess, MapData
@@ -39,19 +39,6 @@ from policy_maps.spec import SpecError
 from policy_maps.store import can_edit, list_maps, publish
 
 router = APIRouter(tags=["policy maps"])
-_env = None
-
-
-def _templates():
-    global _env
-    if _env is None:
-        from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-        folder = str(resources.files("policy_maps") / "templates")
-        _env = Environment(loader=FileSystemLoader(folder), autoescape=select_autoescape(["html"]))
-    return _env
-
-
 def _lang(request: Request, lang: str | None, settings) -> str:
     return choose_lang(lang, request.headers.get("accept-language"),
                        settings.maps.default_lang)
@@ -104,7 +91,7 @@ async def gallery(request: Request, principal: PrincipalDep, settings: SettingsD
               "description": m.spec.description.get(lang) if m.spec.description else "",
               "unit": m.spec.area_unit, "status": "published" if m.published_version else "draft"}
              for m in found]
-    page = _templates().get_template("gallery.html").render(
+    page = render("maps/gallery.html", 
         lang=lang, t=TEXTS[lang], maps=items, q=q, qq=f"&q={quote(q)}" if q else "")
     return HTMLResponse(page, headers={"Vary": "Accept, Accept-Language"})
 
@@ -184,7 +171,7 @@ def _page(request: Request, data, status: str, lang: str, embed: bool, settings)
     snippet = (f'<iframe src="{html.escape(src, quote=True)}" title="{html.escape(doc["title"], quote=True)}" '
                'width="100%" height="480" style="border:0" loading="lazy"></iframe>')
     version_q = f"&version={data.version}" if request.query_params.get("version") else ""
-    page = _templates().get_template("map.html").render(
+    page = render("maps/map.html", 
         lang=lang, t=TEXTS[lang], doc=doc, table=data.table(), embed=embed, status=status,
         permalink=permalink, embed_snippet=snippet, base=f"/maps/{data.spec.id}", vq=version_q,
         doc_json=orjson.dumps(doc).decode().replace("</", "<\\/"))

@@ -26,7 +26,6 @@ access key is part of every cache key.
 from __future__ import annotations
 
 import re
-from importlib import resources
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -38,6 +37,7 @@ from gis_platform.deps import SettingsDep
 from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from gis_platform.security import PrincipalDep
+from gis_platform.web import render
 from layers.catalog import Layer
 from layers.registry import Registry, RegistryDep
 from layers.scoped import all_as_seen_by, as_seen_by
@@ -45,15 +45,13 @@ from tile_server import metadata
 from tile_server.cache import key_hash
 from tile_server.raster import RasterSource, parse_raster_params
 from tile_server.service import TileResult, TileService
-from tile_server.sources import MVT_MEDIA_TYPE
+from tile_server.sources import MVT_MEDIA_TYPE, TileSource
 from tile_server.tms import DEFAULT_TMS, check_tile, get_tms
-from tile_server.vector import TileOutsideZoomRange, VectorSource
+from tile_server.vector import VectorSource
 
 router = APIRouter(tags=["tiles"])
 
 _Y_RE = re.compile(r"^(\d{1,9})(?:\.([A-Za-z0-9]{1,8}))?$")
-_VECTOR_FORMATS = {"mvt", "pbf"}
-_RASTER_FORMATS = {"png", "webp"}
 _LAYER_LIST_RE = re.compile(r"^[a-z0-9_,\s]*$")
 
 
@@ -100,10 +98,19 @@ def row_filters(principal: Principal, layers: list[Layer]) -> dict | None:
     return out or None
 
 
-def vector_source(service: TileService, layers: list[Layer], principal: Principal) -> VectorSource:
-    """A vector source over already access-checked ``layers`` for this caller."""
-    return VectorSource(layers, service.db, service.tuning, service.sql_cache,
-                        overviews=service.overviews, filters=row_filters(principal, layers))
+def vector_source(service: TileService, layers: list[Layer], principal: Principal) -> TileSource:
+    """The vector source of already access-checked ``layers`` for this caller."""
+    return service.source(layers, row_filters(principal, layers))
+
+
+def _check_format(formats: tuple[str, ...], layer: Layer | None, fmt: str) -> None:
+    if fmt in formats:
+        return
+    if layer is None:
+        raise InvalidParameter(f"Composite tiles are vector tiles: ask for .mvt, not {fmt!r}.")
+    kind, want = ("vector", ".mvt") if layer.kind == "vector" else ("raster", ".png or .webp")
+    raise InvalidParameter(f"Layer '{layer.id}' is a {kind} layer: ask for {want} tiles, "
+                           f"not {fmt!r}.")
 
 
 def resolve_layers(text: str | None, registry: Registry, principal: Principal,
@@ -206,22 +213,15 @@ async def serve_collection_tile(request: Request, collection_id: str, grid: Tile
     layer = registry.readable(collection_id, principal, filtered=True)
     fmt = (ext or f or ("mvt" if layer.kind == "vector" else "png")).lower()
     if layer.kind == "vector":
-        if fmt not in _VECTOR_FORMATS:
-            raise InvalidParameter(f"Layer '{layer.id}' is a vector layer: ask for .mvt tiles, "
-                                   f"not {fmt!r}.")
-        source = vector_source(service, [layer], principal)
-        source.check_zoom(grid, tile)
-        return await _serve(request, service, source, grid, tile, "", principal, settings,
-                            [layer])
-    if fmt not in _RASTER_FORMATS:
-        raise InvalidParameter(f"Layer '{layer.id}' is a raster layer: ask for .png or .webp "
-                               f"tiles, not {fmt!r}.")
-    if not layer.minzoom <= tile.z <= layer.maxzoom:
-        raise TileOutsideZoomRange(f"Layer '{layer.id}' has tiles from zoom {layer.minzoom} to "
-                                   f"{layer.maxzoom}; zoom {tile.z} was asked.")
-    params = parse_raster_params(layer, fmt, bidx, rescale, colormap)
-    source = RasterSource(layer, params, settings.resolved_data_dir(), service.raster_limiter)
-    return await _serve(request, service, source, grid, tile, params.key(), principal, settings,
+        _check_format(VectorSource.FORMATS, layer, fmt)
+        source: TileSource = vector_source(service, [layer], principal)
+        params_key = ""
+    else:
+        _check_format(RasterSource.FORMATS, layer, fmt)
+        params = parse_raster_params(layer, fmt, bidx, rescale, colormap)
+        source, params_key = service.source([layer], raster=params), params.key()
+    source.check_zoom(grid, tile)
+    return await _serve(request, service, source, grid, tile, params_key, principal, settings,
                         [layer])
 
 
@@ -232,8 +232,7 @@ async def serve_composite_tile(request: Request, grid: TileMatrixSet, z: int, x:
     tile = check_tile(grid, z, x, row)
     chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers, filtered=True)
     fmt = (ext or f or "mvt").lower()
-    if fmt not in _VECTOR_FORMATS:
-        raise InvalidParameter(f"Composite tiles are vector tiles: ask for .mvt, not {fmt!r}.")
+    _check_format(VectorSource.FORMATS, None, fmt)
     source = vector_source(service, chosen, principal)
     source.check_zoom(grid, tile)
     return await _serve(request, service, source, grid, tile, "", principal, settings, chosen)
@@ -315,11 +314,11 @@ async def collection_tilejson(
     layer = await _describe(request, registry, collectionId, principal)
     base = base_url(request, settings)
     if layer.kind == "vector":
-        return metadata.vector_tilejson([layer], grid, base, service.tuning)
+        return service.source([layer]).tilejson(grid, base)
     params = parse_raster_params(layer, format or "png", bidx, rescale, colormap)
     query = urlencode([(k, v) for k, v in [("bidx", bidx), ("colormap", params.colormap)] if v]
                       + [("rescale", r) for r in rescale])
-    return metadata.raster_tilejson(layer, grid, base, params.fmt, query)
+    return service.source([layer], raster=params).tilejson(grid, base, query)
 
 
 @router.get("/collections/{collectionId}/style.json",
@@ -400,12 +399,11 @@ async def composite_tilejson(request: Request, grid: TmsDep, registry: RegistryD
     chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers,
                             filtered=True, action="describe")
     chosen = await all_as_seen_by(chosen, principal, request.app.state.db)
-    return metadata.vector_tilejson(chosen, grid, base_url(request, settings), service.tuning)
+    return service.source(chosen).tilejson(grid, base_url(request, settings))
 
 
 @router.get("/viewer", summary="A MapLibre page showing layers from these tiles",
             response_class=HTMLResponse)
 async def viewer() -> HTMLResponse:
     """Static HTML: it reads ``?layers=`` itself and loads ``/tiles/style.json``."""
-    html = resources.files("tile_server").joinpath("templates/viewer.html").read_text("utf-8")
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(render("tiles/viewer.html"), headers={"Cache-Control": "no-cache"})

@@ -18,9 +18,9 @@ from morecantile import TileMatrixSet
 
 from layers import selection
 from layers.catalog import Layer
+from tile_server.bands import band_attributes
 from tile_server.sources import TileTuning
 from tile_server.tms import geographic_bounds, get_tms, tms_ids, tms_srid
-from tile_server.bands import band_attributes
 
 _FIELD_TYPES = {"text": "String", "bigint": "Number", "integer": "Number", "smallint": "Number",
                 "double precision": "Number", "real": "Number", "numeric": "Number",

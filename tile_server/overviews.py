@@ -47,6 +47,8 @@ class OverviewManager:
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _dirty: asyncio.Event | None = None
     building: str | None = None
+    #: Bumped whenever the list changes, so memoised per-zoom plans know to look again.
+    generation: int = 0
 
     @property
     def spec(self) -> str:
@@ -69,6 +71,7 @@ class OverviewManager:
             for z, t in list(tables.items()):
                 if t == table:
                     del tables[z]
+        self.generation += 1
 
     async def load(self) -> None:
         """Re-read the list of built overviews of this spec."""
@@ -78,6 +81,7 @@ class OverviewManager:
         for o in rows:
             tables.setdefault((o.layer_id, o.data_version), {})[o.zoom] = o.table_name
         self._tables = tables
+        self.generation += 1
 
     async def build_missing(self) -> list[OverviewInfo]:
         """Build overviews of every layer that wants them and lacks them (current versions)."""

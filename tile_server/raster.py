@@ -26,6 +26,7 @@ from morecantile import Tile, TileMatrixSet
 from gis_platform.errors import ConfigurationError, InvalidParameter, LayerNotFound
 from layers.catalog import Layer
 from tile_server.metadata import raster_tilejson
+from tile_server.sources import TileOutsideZoomRange
 
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
 MAX_BANDS = 4
@@ -140,6 +141,7 @@ class RasterSource:
     params: RasterParams
     data_dir: Path
     limiter: asyncio.Semaphore | None = None   # shared per process: bounds GDAL threads
+    FORMATS = ("png", "webp")
 
     @property
     def id(self) -> str:
@@ -151,6 +153,12 @@ class RasterSource:
 
     def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
         return f"{self.layer.id}@{self.layer.data_version}"
+
+    def check_zoom(self, grid: TileMatrixSet, tile: Tile) -> None:
+        if not self.layer.minzoom <= tile.z <= self.layer.maxzoom:
+            raise TileOutsideZoomRange(f"Layer '{self.layer.id}' has tiles from zoom "
+                                       f"{self.layer.minzoom} to {self.layer.maxzoom}; zoom "
+                                       f"{tile.z} was asked.")
 
     def path(self) -> str:
         if not self.layer.raster_path:
@@ -167,7 +175,7 @@ class RasterSource:
 
         return raster_tilejson(self.layer, grid, base_url, self.params.fmt, query)
 
-    async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict | None = None) -> bytes:
+    async def get_tile(self, grid: TileMatrixSet, tile: Tile) -> bytes:
         path = self.path()
         if self.limiter is None:
             return await asyncio.to_thread(_render, path, grid, tile, self.params)

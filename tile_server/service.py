@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from morecantile import Tile, TileMatrixSet
 
+from gis_platform.access import RowFilter
 from gis_platform.principal import Principal
 from gis_platform.singleflight import SingleFlight
+from layers.catalog import Layer
 from tile_server.cache import TileCache, cache_key, key_hash
+from tile_server.raster import RasterParams, RasterSource
 from tile_server.sources import MVT_MEDIA_TYPE, TileSource, TileTuning
+from tile_server.vector import VectorSource
 from tile_server.vector_sql import SqlCache
 
 # Tiles are gzipped with ISA-L (PyPI ``isal``: the same deflate format, SIMD-optimised) when
@@ -76,6 +81,34 @@ class TileService:
         self.cache = cache or TileCache.from_settings(settings)
         self.raster_limiter = asyncio.Semaphore(int(settings.tiles.raster_threads))
         self._rendering = SingleFlight()     # cache hash -> the render under way
+        self._sources: OrderedDict[tuple, TileSource] = OrderedDict()
+
+    def source(self, layers: list[Layer], filters: dict[str, RowFilter] | None = None,
+               raster: RasterParams | None = None) -> TileSource:
+        """The tile source of already access-checked ``layers`` for callers with these row
+        ``filters`` (and, for a raster layer, these rendering parameters).
+
+        Built once per (layer versions, filters, parameters) and kept: a source memoises its
+        per-zoom plans (which overview level, which statement), so the next tile of the same
+        map reuses them.  A new data version is a new key; old sources age out of the LRU.
+        """
+        key = (tuple((l.id, l.data_version, l.table_name) for l in layers),
+               tuple(sorted((k, v.key) for k, v in (filters or {}).items())),
+               raster.key() if raster is not None else None)
+        hit = self._sources.get(key)
+        if hit is not None:
+            self._sources.move_to_end(key)
+            return hit
+        if raster is not None:
+            source: TileSource = RasterSource(layers[0], raster, self.settings.resolved_data_dir(),
+                                              self.raster_limiter)
+        else:
+            source = VectorSource(layers, self.db, self.tuning, self.sql_cache,
+                                  overviews=self.overviews, filters=filters)
+        self._sources[key] = source
+        while len(self._sources) > 512:
+            self._sources.popitem(last=False)
+        return source
 
     async def drain(self) -> None:
         """Wait for the queued disk writes (shutdown, the seeder, tests)."""
@@ -115,7 +148,7 @@ class TileService:
 
     async def _render(self, source: TileSource, grid: TileMatrixSet, tile: Tile, h: str,
                       etag: str, encoding: str | None) -> TileResult:
-        raw = await source.get_tile(grid, tile, {})
+        raw = await source.get_tile(grid, tile)
         if encoding == "gzip" and raw:
             body = (await asyncio.to_thread(gzip_bytes, raw)
                     if len(raw) > _THREAD_COMPRESS_BYTES else gzip_bytes(raw))

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from morecantile import Tile, TileMatrixSet
 
 from gis_platform.config import TileSettings
+from gis_platform.errors import NotFound
 
 # Bump when the bytes a given (data version, tile, params) renders to change (new SQL,
 # new simplification...): it is part of every cache key and ETag, so a deploy of a new
@@ -57,6 +58,10 @@ class TileTuning:
                 f"p{self.min_feature_px:g}s{self.simplify_px:g}")
 
 
+class TileOutsideZoomRange(NotFound):
+    title, type_slug = "Tile outside the layer's zoom range", "tile-outside-zoom-range"
+
+
 @runtime_checkable
 class TileSource(Protocol):
     """Something that renders tiles: one vector layer, a composite of several, or a raster.
@@ -67,6 +72,13 @@ class TileSource(Protocol):
 
     id: str
     media_type: str
+    #: The tile formats (URL extensions / ``f=``) this kind of source serves.
+    FORMATS: tuple[str, ...]
+
+    def check_zoom(self, grid: TileMatrixSet, tile: Tile) -> None:
+        """Raise :class:`~tile_server.vector.TileOutsideZoomRange` (404) when no layer of the
+        source has tiles at ``tile.z``."""
+        ...
 
     def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
         """What identifies this source's bytes: ids and data versions of its layers (and, for
@@ -77,6 +89,6 @@ class TileSource(Protocol):
         """A TileJSON 3.0 document for this source in ``grid``."""
         ...
 
-    async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict) -> bytes:
+    async def get_tile(self, grid: TileMatrixSet, tile: Tile) -> bytes:
         """The tile's bytes (``b""`` when empty)."""
         ...

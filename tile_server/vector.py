@@ -9,18 +9,13 @@ from dataclasses import dataclass, field
 from morecantile import Tile, TileMatrixSet
 from psycopg import errors as pg_errors
 
-from gis_platform.errors import NotFound
 from layers import selection
 from layers.catalog import Layer
 from tile_server.bands import zoom_band
 from tile_server.metadata import vector_tilejson
-from tile_server.sources import MVT_MEDIA_TYPE, TileTuning
+from tile_server.sources import MVT_MEDIA_TYPE, TileOutsideZoomRange, TileTuning
 from tile_server.tms import TileBounds, intersects, tile_bounds
 from tile_server.vector_sql import LayerPlan, SqlCache, tile_params
-
-
-class TileOutsideZoomRange(NotFound):
-    title, type_slug = "Tile outside the layer's zoom range", "tile-outside-zoom-range"
 
 
 @dataclass
@@ -39,6 +34,7 @@ class VectorSource:
     tuning: TileTuning
     sql_cache: SqlCache
     media_type: str = MVT_MEDIA_TYPE
+    FORMATS = ("mvt", "pbf")
     overviews: object | None = None
     filters: dict | None = None
     _plans: dict = field(default_factory=dict, repr=False)
@@ -49,7 +45,7 @@ class VectorSource:
 
     def plan(self, grid: TileMatrixSet, z: int) -> list[LayerPlan]:
         """How each layer is read at zoom ``z`` (memoised: the cache key and the render agree)."""
-        key = (grid.id, z)
+        key = (grid.id, z, self.overviews.generation if self.overviews is not None else 0)
         hit = self._plans.get(key)
         if hit is not None:
             return hit
@@ -69,6 +65,8 @@ class VectorSource:
                 ov = self.overviews.table_for(l, z)
             plans.append(LayerPlan(l, overview=ov[1], level=ov[0], select=select) if ov
                          else LayerPlan(l, select=select))
+        if len(self._plans) > 256:           # old generations
+            self._plans.clear()
         self._plans[key] = plans
         return plans
 
@@ -110,7 +108,7 @@ class VectorSource:
         """Raise TileOutsideZoomRange early (before cache lookups) when no layer covers z."""
         self._in_zoom(tile)
 
-    async def get_tile(self, grid: TileMatrixSet, tile: Tile, params: dict) -> bytes:
+    async def get_tile(self, grid: TileMatrixSet, tile: Tile) -> bytes:
         """The uncompressed MVT, ``b""`` when no feature falls in the tile."""
         bounds = tile_bounds(grid, tile, self.tuning.buffer / self.tuning.extent)
         layers = {l.id for l in self.layers_for(grid, tile, bounds)}

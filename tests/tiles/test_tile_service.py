@@ -31,7 +31,7 @@ class CountingSource:
     def tilejson(self, grid, base_url, query=""):
         return {}
 
-    async def get_tile(self, grid, tile, params):
+    async def get_tile(self, grid, tile):
         self.renders += 1
         await asyncio.sleep(self.delay)
         if self.fail:
