@@ -24,7 +24,6 @@ exactly as for a missing layer.  Dig-check and cross-section answers are ``no-st
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import psycopg
@@ -39,7 +38,6 @@ from domains.common import (
 )
 from gis_platform import access
 from gis_platform.access import APPLICANTS, PERMITS
-from gis_platform.db.connections import connect
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import Forbidden, InvalidParameter, Unprocessable
 from gis_platform.responses import FastJSONResponse
@@ -157,26 +155,25 @@ async def create_permit(request: Request, registry: RegistryDep, principal: Prin
                                parameter="geometry")
     ds = settings.domains
 
-    def run() -> str:
-        with connect(request.app.state.conninfo) as conn, conn.transaction():
-            valid, reason, area, wkb = conn.execute(
-                psycopg.sql.SQL("SELECT ST_IsValid(g), ST_IsValidReason(g), ST_Area(g::geography), "
-                                "ST_AsBinary(g) FROM (SELECT {} AS g) s").format(geom.frag.sql),
-                geom.frag.params).fetchone()
-            if not valid:
-                raise Unprocessable(f"The permit area is not a valid polygon ({reason}).",
-                                    parameter="geometry")
-            if not area or area > ds.digcheck_max_area_m2:
-                raise Unprocessable(f"The permit area is {area or 0:,.0f} m²; it must be > 0 and at most "
-                                    f"{ds.digcheck_max_area_m2:,.0f} m².", parameter="geometry")
-            permits.ensure_active_works_layer(conn)
-            try:
-                return permits.insert_permit(conn, p, bytes(wkb), actor=principal.id,
-                                             roles=sorted(principal.roles))
-            except psycopg.errors.UniqueViolation:
-                raise permits.Conflict(f"A permit {p['permit_no']} already exists.") from None
+    def run(conn: psycopg.Connection) -> str:
+        valid, reason, area, wkb = conn.execute(
+            psycopg.sql.SQL("SELECT ST_IsValid(g), ST_IsValidReason(g), ST_Area(g::geography), "
+                            "ST_AsBinary(g) FROM (SELECT {} AS g) s").format(geom.frag.sql),
+            geom.frag.params).fetchone()
+        if not valid:
+            raise Unprocessable(f"The permit area is not a valid polygon ({reason}).",
+                                parameter="geometry")
+        if not area or area > ds.digcheck_max_area_m2:
+            raise Unprocessable(f"The permit area is {area or 0:,.0f} m²; it must be > 0 and at most "
+                                f"{ds.digcheck_max_area_m2:,.0f} m².", parameter="geometry")
+        permits.ensure_active_works_layer(conn)
+        try:
+            return permits.insert_permit(conn, p, bytes(wkb), actor=principal.id,
+                                         roles=sorted(principal.roles))
+        except psycopg.errors.UniqueViolation:
+            raise permits.Conflict(f"A permit {p['permit_no']} already exists.") from None
 
-    permit_no = await asyncio.to_thread(run)
+    permit_no = await db.run_sync(run, transaction=True)
     await registry.load()
     return FastJSONResponse(await permits.get_permit(db, permit_no, principal), status_code=201,
                             headers={"Location": f"/permits/{permit_no}"})
@@ -211,13 +208,8 @@ async def change_status(permit_no: PermitNo, request: Request, registry: Registr
         if value is not None and (not isinstance(value, str) or len(value) > 1000):
             raise InvalidParameter(f"{key} must be text (at most 1000 characters).", parameter=key)
 
-    def run() -> dict:
-        with connect(request.app.state.conninfo, autocommit=True) as conn:
-            return permits.transition(conn, permit_no, status, actor=principal.id,
-                                      roles=sorted(principal.roles), office=office, note=note,
-                                      rows=decision.rows)
-
-    await asyncio.to_thread(run)
+    await db.run_sync(permits.transition, permit_no, status, actor=principal.id,
+                      roles=sorted(principal.roles), office=office, note=note, rows=decision.rows)
     await registry.load()
     return await permits.get_permit(db, permit_no, principal)
 

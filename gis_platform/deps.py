@@ -6,12 +6,15 @@ pool, one hop per dependency per request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from gis_platform.config import Settings
 from gis_platform.db import Database
+
+T = TypeVar("T")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -24,3 +27,10 @@ async def get_db(request: Request) -> Database:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Db = Annotated[Database, Depends(get_db)]
+
+
+async def run_sync(request: Request, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """``fn(conn, *args, **kw)`` for a route, through :meth:`Database.run_sync` (a blocking
+    store shared with the CLI, in a worker thread)."""
+    db: Database = request.app.state.db
+    return await db.run_sync(fn, *args, **kw)

@@ -9,62 +9,28 @@ the same 404 as a missing one.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import psycopg
 from fastapi import APIRouter, Query, Request
 from psycopg import sql
 
-from gis_platform import access
-from gis_platform.db.connections import connect
+from gis_platform.deps import run_sync
 from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse, GeoJSONResponse
 from gis_platform.security import PrincipalDep
 from indicators.store import (
     Indicator,
-    IndicatorNotFound,
+    check_indicator,
     get_area_unit,
     get_indicator,
     list_area_units,
     list_indicators,
     read_values,
+    readable_indicator,
 )
 from layers.registry import Registry, RegistryDep
 
 router = APIRouter(tags=["indicators"])
-T = TypeVar("T")
-
-
-async def run_sync(request: Request, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    """Run ``fn(conn, *args)`` on a short-lived autocommit connection in a worker thread.
-
-    The indicator and map stores are synchronous (the CLI and the demo use them too); their
-    requests are few and heavy compared with tiles, so a thread hop is the right trade.
-    """
-    conninfo = request.app.state.conninfo
-    timeout = request.app.state.settings.database.statement_timeout_ms
-
-    def call() -> T:
-        with connect(conninfo, autocommit=True, connect_timeout=10,
-                             options=f"-c statement_timeout={int(timeout)}") as conn:
-            return fn(conn, *args, **kw)
-
-    return await asyncio.to_thread(call)
-
-
-def readable_indicator(ind: Indicator, principal: Principal) -> bool:
-    """For listings (not audited): may this caller see the indicator?"""
-    return access.decide(principal, "read", ind.resource).allowed
-
-
-def check_indicator(ind: Indicator, principal: Principal) -> Indicator:
-    """The indicator if this caller may read it (audited), else the 404 of a missing one."""
-    access.authorize(principal, "read", ind.resource,
-                     hidden=IndicatorNotFound(f"No indicator {ind.id!r}."))
-    return ind
 
 
 @router.get("/indicators", summary="Policy indicators (definitions, years, area units)")

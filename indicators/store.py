@@ -19,9 +19,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
+from gis_platform import access
 from gis_platform.access import Resource
 from gis_platform.errors import InvalidParameter, NotFound, Unprocessable
-from gis_platform.principal import LEVELS
+from gis_platform.principal import LEVELS, Principal
 from layers.catalog import Layer, get_layer
 
 ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -325,3 +326,15 @@ def strictest(levels: list[str]) -> str:
 __all__ = ["AreaUnit", "Indicator", "IndicatorNotFound", "area_codes", "codes_by_name", "get_area_unit",
            "get_indicator", "list_area_units", "list_indicators", "load_values", "read_csv_values",
            "read_values", "register_area_unit", "strictest", "upsert_indicator"]
+
+
+def readable_indicator(ind: Indicator, principal: Principal) -> bool:
+    """For listings (not audited): may this caller see the indicator?"""
+    return access.decide(principal, "read", ind.resource).allowed
+
+
+def check_indicator(ind: Indicator, principal: Principal) -> Indicator:
+    """The indicator if this caller may read it (audited), else the 404 of a missing one."""
+    access.authorize(principal, "read", ind.resource,
+                     hidden=IndicatorNotFound(f"No indicator {ind.id!r}."))
+    return ind

@@ -12,8 +12,7 @@ from fastapi import APIRouter, Request, Response
 
 from gis_platform import access
 from gis_platform.access import Resource
-from gis_platform.db.connections import connect
-from gis_platform.deps import Db, SettingsDep
+from gis_platform.deps import Db, SettingsDep, run_sync
 from gis_platform.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
@@ -161,11 +160,7 @@ async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, regis
                       principal: PrincipalDep, settings: SettingsDep) -> dict:
     registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
 
-    def run():
-        with connect(request.app.state.conninfo, autocommit=True) as conn:
-            return update_layer(conn, layer_id, patch)
-
-    layer = await asyncio.to_thread(run)
+    layer = await run_sync(request, update_layer, layer_id, patch)
     await registry.load()
     return layer.public_dict()
 
@@ -176,11 +171,7 @@ async def remove_layer(layer_id: str, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, settings: SettingsDep):
     registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
 
-    def run():
-        with connect(request.app.state.conninfo, autocommit=True) as conn:
-            return delete_layer(conn, layer_id)
-
-    layer = await asyncio.to_thread(run)
+    layer = await run_sync(request, delete_layer, layer_id)
     if layer.raster_path:
         Path(layer.raster_path).unlink(missing_ok=True)
     await registry.load()

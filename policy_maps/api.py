@@ -21,20 +21,19 @@ from starlette.responses import HTMLResponse, Response
 from gis_platform import access
 from gis_platform.access import Resource
 from gis_platform.assets import vendor_dir
-from gis_platform.deps import SettingsDep
+from gis_platform.deps import SettingsDep, run_sync
 from gis_platform.errors import InvalidParameter, UnsupportedMediaType
 from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
 from gis_platform.web import render
-from indicators.api import check_indicator, run_sync
+from indicators.store import check_indicator
 from layers.registry import Registry, RegistryDep
 from policy_maps.build import MapAccess, MapData
 from policy_maps.i18n import TEXTS, choose_lang
 from policy_maps.render_folium import render_folium
 from policy_maps.render_png import render_png
 from policy_maps.service import cache_key, cached, load_map, save_spec
-from policy_maps.service import load_map as _lm
 from policy_maps.spec import SpecError
 from policy_maps.store import can_edit, list_maps, publish
 
@@ -223,7 +222,7 @@ async def map_html(request: Request, map_id: str, registry: RegistryDep, princip
 
     def do(conn):
 
-        data, _ = _lm(conn, map_id, version, principal, _lookup(registry, principal))
+        data, _ = load_map(conn, map_id, version, principal, _lookup(registry, principal))
         return data.version, render_folium(data, conn, lang,
                                            vendor_dir=vendor_dir(settings)).encode()
 

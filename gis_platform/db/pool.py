@@ -94,18 +94,23 @@ class Database:
         if self.read_pool is not None:
             await self.read_pool.close()
 
-    async def run_sync(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        """``fn(conn, *args)`` on a short-lived autocommit connection in a worker thread.
+    async def run_sync(self, fn: Callable[..., T], *args: Any, transaction: bool = False,
+                       **kw: Any) -> T:
+        """``fn(conn, *args, **kw)`` on a short-lived connection in a worker thread.
 
-        For the synchronous stores the CLI and the demo share (indicators, maps, ingest):
-        their requests are few and heavy compared with tiles, so a thread hop is the right
-        trade.  The statement timeout is the pool's.
+        For the synchronous stores the CLI and the demo share (catalog edits, indicators,
+        maps, permits): their requests are few and heavy compared with tiles, so a thread hop
+        is the right trade.  Autocommit, unless ``transaction``: then ``fn`` runs in one
+        transaction (all or nothing).  The statement timeout is the pool's.
         """
         timeout = int(self.settings.database.statement_timeout_ms)
 
         def call() -> T:
-            with connect(self.conninfo, autocommit=True, connect_timeout=10,
+            with connect(self.conninfo, autocommit=not transaction, connect_timeout=10,
                          options=f"-c statement_timeout={timeout}") as conn:
+                if transaction:
+                    with conn.transaction():
+                        return fn(conn, *args, **kw)
                 return fn(conn, *args, **kw)
 
         return await asyncio.to_thread(call)

@@ -68,3 +68,22 @@ def test_the_cql2_grammar_is_ours_and_not_patched_at_runtime():
     cql = (ROOT / "features" / "cql.py").read_text()
     assert "grammar.lark" not in cql and "read_text" in cql and "cql2.lark" in cql
     assert (ROOT / "features" / "cql2.lark").is_file()
+
+
+def test_the_architecture_docs_name_only_files_that_exist():
+    """ARCHITECTURE.md and the README's architecture section point at real modules and
+    folders (a rename that forgets the docs fails here)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Architecture"):readme.index("## API overview")]
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8") + section
+    paths = set(re.findall(r"`((?:gis_platform|layers|features|domains|indicators|tile_server|"
+                           r"policy_maps|tests)/[A-Za-z0-9_./]*)`", text))
+    assert len(paths) > 20
+    missing = []
+    for p in sorted(paths):
+        if "<" in p or "NNNN" in p:
+            continue
+        target = ROOT / p.rstrip("/")
+        if not (target.exists() or target.with_suffix(".py").exists()):
+            missing.append(p)
+    assert not missing, missing
