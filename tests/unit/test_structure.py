@@ -87,3 +87,17 @@ def test_the_architecture_docs_name_only_files_that_exist():
         if not (target.exists() or target.with_suffix(".py").exists()):
             missing.append(p)
     assert not missing, missing
+
+
+def test_route_modules_are_not_libraries_for_other_packages():
+    """A package's ``api`` (routes) module is imported only inside its own package: what
+    other packages share (dependencies, checks, helpers) lives in core or library modules."""
+    offenders = []
+    for name, text in sources():
+        pkg = name.split("/")[0]
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if parts[-1] in ("api", "http") and parts[0] != pkg:
+                    offenders.append((name, node.module))
+    assert not offenders, offenders
