@@ -27,6 +27,18 @@ def readable_rows(registry, layer_id: str, principal: Principal):
     return registry.readable(layer_id, principal, filtered=True)
 
 
+def facility_rows(layer) -> dict[str, sql.Composable]:
+    """The pieces of the facility query's ``f`` CTE for ``layer`` (ingested or published in
+    place): its id, its geometry in EPSG:4326, its stored geometry, and the search box
+    (``box.b``, lon/lat) in the layer's SRID so its spatial index is used."""
+    rows = layer.rows
+    if rows.is_function:
+        raise InvalidParameter(f"Layer '{layer.id}' is a function layer; the dig check reads a "
+                               "table or view of facilities.")
+    return {"fid": rows.fid(), "g4326": rows.geom_in(4326), "g": rows.geom(),
+            "box": rows.to_layer_srid(sql.SQL("(SELECT b FROM box)"))}
+
+
 def row_filter_sql(principal: Principal, layer) -> tuple[sql.Composable, dict]:
     """The caller's rows of ``layer`` as a condition with named parameters ``%(rf_<n>)s``
     (TRUE when every row is visible)."""

@@ -48,6 +48,7 @@ from domains.common import (
     MAX_DEPTH_M,
     METRIC_SRID,
     InputGeometry,
+    facility_rows,
     input_geometry,
     number,
     row_filter_sql,
@@ -187,7 +188,7 @@ async def find_facilities(conn, layer: Layer, principal, req: DigRequest, area: 
     stmt = sql.SQL("""
 WITH a AS (SELECT ST_GeomFromWKB(%(area)s, {srid}) AS g),
 box AS (SELECT ST_Transform(ST_Expand(ST_Envelope(g), %(radius)s + 1.0), 4326) AS b FROM a),
-f AS (SELECT fid, {cols}, geom FROM {table} WHERE geom && (SELECT b FROM box) AND {rf}),
+f AS (SELECT {fid} AS fid, {cols}, {g4326} AS geom FROM {table} WHERE {g} && {box} AND {rf}),
 d AS (
   SELECT f.*, t.fg, round(ST_Distance(t.fg, a.g)::numeric, 3)::float8 AS dist,
          coalesce(k.horizontal_clearance_m, o.horizontal_clearance_m, 2.0) AS hclr,
@@ -206,7 +207,7 @@ FROM d CROSS JOIN a
 WHERE d.dist <= greatest(%(buffer)s, d.hclr)
 ORDER BY d.dist, d.fid LIMIT %(limit)s""").format(
         srid=sql.Literal(METRIC_SRID), cols=sql.SQL(", ").join(_columns(layer)),
-        table=layer.table(), rf=rf)
+        table=layer.table(), rf=rf, **facility_rows(layer))
     params = {"area": area.wkb, "radius": radius, "buffer": req.buffer_m,
               "limit": ds.digcheck_max_results + 1, **rf_params}
     async with conn.cursor(row_factory=dict_row) as cur:

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from domains.common import (
     MAX_DEPTH_M,
     METRIC_SRID,
+    facility_rows,
     input_geometry,
     number,
     row_filter_sql,
@@ -60,7 +61,7 @@ async def run_section(db, layer: Layer, principal, req: dict, ds: DomainSettings
         stmt = sql.SQL("""
 WITH l AS (SELECT ST_GeomFromWKB(%(line)s, {srid}) AS g),
 box AS (SELECT ST_Transform(ST_Expand(ST_Envelope(g), %(buffer)s + 1.0), 4326) AS b FROM l),
-f AS (SELECT fid, {cols}, geom FROM {table} WHERE geom && (SELECT b FROM box) AND {rf})
+f AS (SELECT {fid} AS fid, {cols}, {g4326} AS geom FROM {table} WHERE {g} && {box} AND {rf})
 SELECT f.fid, f.kind, f.kind_ko, f.owner, f.diameter_mm, f.depth_min_m, f.depth_max_m, f.material,
        f.status, coalesce(k.name_ko, f.kind) AS kname_ko, coalesce(k.name_en, f.kind) AS kname_en,
        coalesce(k.colour, '#666666') AS colour,
@@ -72,7 +73,7 @@ LEFT JOIN gis_domain.facility_kinds k ON k.code = f.kind
 WHERE ST_DWithin(t.fg, l.g, %(buffer)s)
 ORDER BY station_m, f.fid LIMIT %(limit)s""").format(
             srid=sql.Literal(METRIC_SRID), cols=sql.SQL(", ").join(_columns(layer)),
-            table=layer.table(), rf=rf)
+            table=layer.table(), rf=rf, **facility_rows(layer))
         await cur.execute(stmt, {"line": bytes(line["wkb"]), "buffer": req["buffer_m"],
                                  "limit": ds.digcheck_max_results, **rf_params})
         rows = await cur.fetchall()

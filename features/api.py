@@ -35,7 +35,7 @@ from features.http import (
     vector_layer,
     wants_html,
 )
-from features.query import items_query
+from features.query import function_args, items_query
 from features.sql import collection_bytes, fetch_feature, fetch_page
 from gis_platform.db.pool import budget_for
 from gis_platform.deps import Db, SettingsDep
@@ -44,8 +44,9 @@ from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
 from layers.catalog import Layer
 from layers.registry import RegistryDep
+from layers.relation import arg_schema, id_in_path
 from layers.scoped import all_as_seen_by, as_seen_by
-from layers.spatial import CRS84, supported_crs
+from layers.spatial import CRS84, EPSG_URI, supported_crs
 
 router = APIRouter(tags=["features"])
 
@@ -120,11 +121,16 @@ async def api_document(request: Request, registry: RegistryDep, principal: Princ
         base_params = [p for p in template.get("parameters", []) if p.get("in") == "query"
                        and p.get("name") != "filter-lang"]
         for layer in registry.visible(principal):
-            if layer.kind != "vector" or not layer.table_name:
+            if not layer.has_rows:
                 continue
             schema = queryables_schema(layer, "")["properties"]
-            params = [*base_params, {"name": "filter-lang", "in": "query", "required": False,
-                                     "schema": {"type": "string", "enum": list(FILTER_LANGS)}}]
+            args = layer.relation.args if layer.relation is not None else []
+            params = [{"name": a.name, "in": "query", "required": a.required,
+                       "description": a.description or f"Argument {a.name} ({a.type}) of the "
+                                                       "function that computes this layer",
+                       "schema": arg_schema(a)} for a in args]
+            params += [*base_params, {"name": "filter-lang", "in": "query", "required": False,
+                                      "schema": {"type": "string", "enum": list(FILTER_LANGS)}}]
             params += [{"name": name, "in": "query", "required": False, "style": "form", "explode": False,
                         "schema": {k: v for k, v in prop.items() if k in ("type", "format")}}
                        for name, prop in schema.items() if name != "geometry"]
@@ -157,12 +163,15 @@ def collection_doc(layer: Layer, request: Request) -> dict:
     ]
     if layer.licence and layer.licence.startswith(("http://", "https://")):
         links.append(link(layer.licence, "license", "text/html", "Licence"))
+    crs = list(supported_crs(request.app.state.settings.features))
+    storage = CRS84 if layer.storage_srid == 4326 else EPSG_URI.format(layer.storage_srid)
     doc = {"id": cid, "title": layer.title, "description": layer.description or "",
            "keywords": layer.keywords, "itemType": "feature", "links": links,
-           "crs": list(supported_crs(request.app.state.settings.features)), "storageCrs": CRS84,
-           "numberOfFeatures": layer.feature_count}
-    if layer.extent:
-        doc["extent"] = {"spatial": {"bbox": [layer.extent], "crs": CRS84}}
+           "crs": crs, "numberOfFeatures": layer.feature_count}
+    if storage in crs:
+        doc["storageCrs"] = storage
+    if layer.current_extent:
+        doc["extent"] = {"spatial": {"bbox": [layer.current_extent], "crs": CRS84}}
     if layer.licence:
         doc["license"] = layer.licence
     if layer.attribution:
@@ -176,7 +185,7 @@ def collection_doc(layer: Layer, request: Request) -> dict:
 async def collections(request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db):
     only_params(request, {"f"})
     base = base_url(request)
-    layers = [l for l in registry.visible(principal) if l.kind == "vector" and l.table_name]
+    layers = [l for l in registry.visible(principal) if l.has_rows]
     docs = [collection_doc(layer, request) for layer in await all_as_seen_by(layers, principal, db)]
     doc = {"links": [link(f"{base}/collections?f=json", "self", "application/json", "Collections"),
                      link(f"{base}/collections?f=html", "alternate", "text/html", "Collections as HTML")],
@@ -266,25 +275,23 @@ async def serve_items(request: Request, collection_id: str, registry, principal,
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
             response_class=Response, responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
-async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alias="featureId", max_length=40)],
+async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alias="featureId", max_length=400)],
                request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
                settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
-    only_params(request, {"f", "crs", "properties"})
+    only_params(request, {"f", "crs", "properties", *function_args(layer)})
     html = wants_html(request)
     q = await items_query(request.query_params, layer, settings, principal=principal, paging=False)
-    try:
-        fid = int(feature_id)
-    except ValueError:
-        fid = None
-    text = None
-    if fid is not None and -2**63 <= fid < 2**63:
-        async with db.connection(read_only=True) as conn:
-            text = await fetch_feature(conn, q, fid)
+    if layer.rows.id_kind == "none":
+        raise NotFound(f"Features of collection '{layer.id}' have no stable id: its source "
+                       f"{layer.relation.kind} has no key column. Ask the publisher to name one "
+                       "(--id-column), or query the items with a filter.")
+    async with db.connection(read_only=True) as conn:
+        text = await fetch_feature(conn, q, feature_id)
     if text is None:
         raise NotFound(f"No feature '{feature_id[:40]}' in collection '{layer.id}'.")
     base = base_url(request)
-    path = f"/collections/{layer.id}/items/{fid}"
+    path = f"/collections/{layer.id}/items/{id_in_path(feature_id)}"
     links = [link(url_with(request, path, f="json"), "self", GEOJSON, "This feature"),
              link(url_with(request, path, f="html"), "alternate", "text/html", "This feature as HTML"),
              link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]

@@ -37,7 +37,16 @@ from pygeofilter.parsers.cql2_text.parser import CQLTransformer
 
 from gis_platform.errors import InvalidParameter
 from layers.catalog import Layer
-from layers.spatial import CrsRef, Frag, degrees_for_metres, geometry_sql, parse_bbox, shape_from_geojson
+from layers.relation import arg_schema
+from layers.spatial import (
+    CrsRef,
+    Frag,
+    envelope_sql,
+    geometry_sql,
+    parse_bbox,
+    shape_from_geojson,
+    within_metres,
+)
 
 MAX_FILTER_CHARS = 20_000
 #: After parsing: at most this many predicates (comparisons, LIKE, spatial tests...) and this
@@ -88,7 +97,7 @@ class _Transformer(CQLTransformer):
     def temporal_infix(self, lhs, op, rhs):
         return TEMPORAL_PREDICATES_MAP[str(op).lower()](lhs, rhs)
 
-    def SINGLE_QUOTED(self, token):  # noqa: N802 - the terminal's name
+    def SINGLE_QUOTED(self, token):
         return token[1:-1].replace("''", "'")      # '' is a quote inside a CQL2 string
 
 
@@ -280,10 +289,14 @@ class Translator:
 
     # expressions ---------------------------------------------------------------------
     def attribute(self, name: str) -> Expr:
-        if name in GEOMETRY_NAMES:
-            return Expr(Frag(sql.Identifier("geom")), "geometry")
+        rows = self.layer.rows
+        if name in GEOMETRY_NAMES and self.layer.attribute(name) is None:
+            return Expr(Frag(rows.geom()), "geometry")
         if name in ("fid", "id") and self.layer.attribute(name) is None:
-            return Expr(Frag(sql.Identifier("fid")), "number")
+            if rows.id_kind == "none":
+                raise InvalidParameter(f"Features of '{self.layer.id}' have no id (no key column).",
+                                       parameter="filter")
+            return Expr(Frag(rows.fid()), "number" if rows.id_kind == "int" else "text")
         attr = self.layer.attribute(name)
         if attr is None:
             known = ", ".join(a.name for a in self.layer.attributes[:40])
@@ -315,13 +328,11 @@ class Translator:
             if self.crs.north_first:   # literal is in filter-crs axis order
                 box = f"{value.y1},{value.x1},{value.y2},{value.x2}"
             minx, miny, maxx, maxy = parse_bbox(box, self.crs, param="filter")
-            if self.crs.srid == 4326:
-                return Expr(Frag(sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, 4326)"),
-                                 [minx, miny, maxx, maxy]), "geometry")
-            return Expr(Frag(sql.SQL("ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, %s), 4326)"),
-                             [minx, miny, maxx, maxy, self.crs.srid]), "geometry")
+            return Expr(envelope_sql((minx, miny, maxx, maxy), self.crs, self.layer.rows.srid),
+                        "geometry")
         shape = shape_from_geojson(value.geometry, param="filter")
-        return Expr(geometry_sql(shape, self.crs, param="filter"), "geometry")
+        return Expr(geometry_sql(shape, self.crs, param="filter", srid=self.layer.rows.srid),
+                    "geometry")
 
     def expr(self, node: Any) -> Expr:
         if isinstance(node, ast.Attribute):
@@ -452,12 +463,10 @@ class Translator:
             raise InvalidParameter("S_DWITHIN needs a numeric distance.", parameter="filter") from None
         if not (0 <= metres <= 1e7):
             raise InvalidParameter("S_DWITHIN distance must be between 0 and 10,000 km.", parameter="filter")
-        # Index prefilter in degrees (conservative at Korean and all lower latitudes up to 80°),
-        # then the exact test on the ellipsoid.
-        deg = degrees_for_metres(metres, 80.0)
-        body = sql.SQL("(ST_DWithin({a}, {b}, %s) AND ST_DWithin({a}::geography, {b}::geography, %s))").format(
-            a=lhs.sql, b=rhs.sql)
-        frag = Frag(body, lhs.params + rhs.params + [deg] + lhs.params + rhs.params + [metres])
+        # Index prefilter in the layer's units (conservative up to 80° of latitude), then the
+        # exact test on the ellipsoid.
+        rows = self.layer.rows
+        frag = within_metres(lhs, rhs, metres, rows.srid, rows.geographic)
         if isinstance(node, ast.DistanceBeyond):
             return Frag(sql.SQL("(NOT {})").format(frag.sql), frag.params)
         return frag
@@ -525,8 +534,15 @@ def queryables_schema(layer: Layer, url: str) -> dict:
         if layer.time_column == attr.name:
             schema["x-ogc-role"] = "primary-instant"
         props[attr.name] = schema
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url, "type": "object",
-            "title": layer.title, "properties": props, "additionalProperties": False}
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url, "type": "object",
+           "title": layer.title, "properties": props, "additionalProperties": False}
+    rel = layer.relation
+    if rel is not None and rel.is_function:
+        # Not properties: the arguments of the function that computes the rows, given as
+        # query parameters of items and tiles (required ones listed).
+        doc["x-parameters"] = {a.name: arg_schema(a) for a in rel.args}
+        doc["x-required-parameters"] = [a.name for a in rel.args if a.required]
+    return doc
 
 
 def _geometry_format(layer: Layer) -> str:

@@ -107,13 +107,14 @@ async def _batches(conn: psycopg.AsyncConnection, job: ExportJob, select: sql.Co
     q = job.query
     where = q.where_frag()
     limit, limit_params = _limit_sql(job)
+    src = q.source
     stmt = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
-        select, job.layer.table(), where.sql, q.order_sql()) + limit
+        select, src.sql, where.sql, q.order_sql()) + limit
     async with conn.transaction():
         await conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(job.timeout_ms))])
         async with conn.cursor(name="gis_export") as cur:
             cur.itersize = job.batch
-            await cur.execute(stmt, [*select_params, *where.params, *limit_params])
+            await cur.execute(stmt, [*select_params, *src.params, *where.params, *limit_params])
             while True:
                 rows = await cur.fetchmany(job.batch)
                 if not rows:
@@ -157,20 +158,20 @@ async def csv_chunks(conn, job: ExportJob) -> AsyncIterator[bytes]:
     q = job.query
     names = q.selected_attributes()
     kinds = {a.name: kind_of(a.type) for a in q.layer.attributes}
-    text_cols = [i + 1 for i, n in enumerate(names) if kinds.get(n, "text") == "text"]
-    cols: list[sql.Composable] = [sql.SQL("fid")] + [sql.Identifier(n) for n in names]
-    header = ["fid", *names]
-    geom = sql.Identifier("geom")
-    if q.crs.srid != 4326:
-        geom = sql.SQL("ST_Transform(geom, {})").format(sql.Literal(int(q.crs.srid)))
+    rows_ = q.rows
+    with_id = rows_.id_kind != "none"
+    cols: list[sql.Composable] = ([rows_.fid()] if with_id else []) + [sql.Identifier(n) for n in names]
+    header = (["fid"] if with_id else []) + names
+    text_cols = [i + with_id for i, n in enumerate(names) if kinds.get(n, "text") == "text"]
+    geom = rows_.geom_in(q.crs.srid)
     if job.csv_geometry == "wkt":
         flip = sql.SQL("ST_FlipCoordinates({})").format(geom) if q.crs.north_first else geom
         cols.append(sql.SQL("ST_AsText({}, {})").format(flip, sql.Literal(int(q.precision))))
         header.append("wkt")
     elif job.csv_geometry == "lonlat":
         # A representative point inside the feature (its centroid if that lies inside).
-        cols.append(sql.SQL("round(ST_X(ST_PointOnSurface(geom))::numeric, 7), "
-                            "round(ST_Y(ST_PointOnSurface(geom))::numeric, 7)"))
+        pos = sql.SQL("ST_PointOnSurface({})").format(rows_.geom_in(4326))
+        cols.append(sql.SQL("round(ST_X({p})::numeric, 7), round(ST_Y({p})::numeric, 7)").format(p=pos))
         header += ["lon", "lat"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
@@ -201,12 +202,16 @@ def _arrow_type(pg_type: str):
     return {"bool": pa.bool_(), "date": pa.date32()}.get(kind, pa.string())
 
 
+_GEOMETRY = "__geometry"     # the Arrow column of the geometry (never a property's name)
+
+
 def _arrow_schema(job: ExportJob, names: list[str]):
     import pyarrow as pa
 
-    fields = [pa.field("fid_source", pa.int64())]
+    kind = job.layer.rows.id_kind
+    fields = [pa.field("fid_source", pa.int64() if kind == "int" else pa.string())] if kind != "none" else []
     fields += [pa.field(n, _arrow_type(job.layer.attribute(n).type)) for n in names]
-    fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
+    fields.append(pa.field(_GEOMETRY, pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
     return pa.schema(fields)
 
 
@@ -226,14 +231,18 @@ def _write_stream(path: str, job: ExportJob, reader) -> None:
     meta = {k: v for k, v in (("licence", layer.licence), ("attribution", layer.attribution),
                               ("title", layer.title), ("source", layer.source)) if v}
     if job.fmt == "gpkg":
-        options = {"IDENTIFIER": layer.title, "DESCRIPTION": _description(layer)}
+        # The geometry column: "geom" (GDAL's default), unless a property already has a name.
+        taken = {n.lower() for n in job.query.selected_attributes()}
+        geom = next(n for n in ("geom", "geometry", "the_geom", "geom_") if n not in taken)
+        options = {"IDENTIFIER": layer.title, "DESCRIPTION": _description(layer),
+                   "GEOMETRY_NAME": geom}
     else:
         # GDAL's FlatGeobuf writer keeps every feature's extent in memory to build the packed
         # R-tree; without it memory stays constant (the default; setting features_export_fgb_index).
         index = "YES" if job.fgb_index else "NO"
         options = {"TITLE": layer.title, "DESCRIPTION": _description(layer), "SPATIAL_INDEX": index}
     crs = "OGC:CRS84" if job.query.crs.srid == 4326 else f"EPSG:{job.query.crs.srid}"
-    pyogrio.write_arrow(reader, path, layer=layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name="geometry",
+    pyogrio.write_arrow(reader, path, layer=layer.id, driver=_OGR_DRIVER[job.fmt], geometry_name=_GEOMETRY,
                         geometry_type=_ogr_geometry_type(layer), crs=crs, layer_metadata=meta,
                         layer_options=options)
 
@@ -266,10 +275,10 @@ async def file_export(conn, job: ExportJob, path: str) -> None:
 
     q = job.query
     names = q.selected_attributes()
-    geom = sql.Identifier("geom")
-    if q.crs.srid != 4326:
-        geom = sql.SQL("ST_Transform(geom, {})").format(sql.Literal(int(q.crs.srid)))
-    select = sql.SQL(", ").join([sql.SQL("fid"), *[sql.Identifier(n) for n in names],
+    rows_ = q.rows
+    geom = rows_.geom_in(q.crs.srid)
+    ids = [rows_.fid()] if rows_.id_kind != "none" else []
+    select = sql.SQL(", ").join([*ids, *[sql.Identifier(n) for n in names],
                                  sql.SQL("ST_AsBinary({})").format(geom)])
     schema = _arrow_schema(job, names)
     loop = asyncio.get_running_loop()

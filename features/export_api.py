@@ -72,8 +72,9 @@ async def export(collection_id: Annotated[str, Path(alias="collectionId", max_le
     try:
         async with db.connection(read_only=True, heavy=True) as conn:
             # Probe: a filter PostgreSQL rejects becomes a 400 before any byte is sent.
-            await conn.execute(sql.SQL("SELECT 1 FROM {} WHERE {} LIMIT 1").format(layer.table(), where.sql),
-                               where.params)
+            src = q.source
+            await conn.execute(sql.SQL("SELECT 1 FROM {} WHERE {} LIMIT 1").format(src.sql, where.sql),
+                               [*src.params, *where.params])
             if fmt in ("gpkg", "fgb"):
                 tmpdir, path = temp_export_path(settings, fmt)
                 try:

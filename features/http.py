@@ -70,7 +70,7 @@ def vector_layer(registry: Registry, layer_id: str, principal: Principal) -> Lay
     ``filtered=True``.
     """
     layer = registry.readable(layer_id, principal, filtered=True)
-    if layer.kind != "vector" or not layer.table_name:
+    if not layer.has_rows:
         raise LayerNotFound(f"No layer '{layer_id}'.")
     return layer
 

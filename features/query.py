@@ -32,6 +32,7 @@ from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from layers.catalog import Layer
 from layers.registry import Registry
+from layers.relation import RowSource, arg_names, parse_args
 from layers.spatial import (
     CRS84_REF,
     CrsRef,
@@ -61,6 +62,17 @@ class ItemsQuery:
     offset: int = 0
     crs: CrsRef = CRS84_REF
     precision: int = 7
+    #: A function layer's arguments (typed), from the query parameters named after them.
+    args: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> RowSource:
+        return self.layer.rows
+
+    @property
+    def source(self) -> Frag:
+        """The ``FROM`` item (a function layer: called with :attr:`args`)."""
+        return self.rows.from_(self.args)
 
     def where_frag(self) -> Frag:
         if not self.where:
@@ -68,7 +80,7 @@ class ItemsQuery:
         return Frag.join(self.where, " AND ")
 
     def order_sql(self) -> sql.Composable:
-        return order_sql(self.sortby)
+        return order_sql(self.sortby, self.rows)
 
     def selected_attributes(self) -> list[str]:
         names = [a.name for a in self.layer.attributes]
@@ -224,11 +236,14 @@ def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, prin
     The caller's row filter (``Registry.rows_of``) is the first condition of the query,
     so every statement built from it (pages, features, exports, statistics) applies it.
     """
+    arg_names = function_args(layer)
     for key in params:
-        if key not in ITEMS_PARAMS and key not in allowed and layer.attribute(key) is None:
+        if key not in ITEMS_PARAMS and key not in allowed and key not in arg_names \
+                and layer.attribute(key) is None:
             raise InvalidParameter(f"Unknown query parameter {key[:60]!r}.", parameter=key[:60])
     crs = parse_crs(params.get("crs"), settings.features, param="crs")
     q = ItemsQuery(layer=layer, crs=crs, precision=default_precision(crs, settings.features))
+    q.args = parse_function_args(params, layer)
     rows = row_filter_frag(principal, layer)
     if rows is not None:
         q.where.append(rows)
@@ -241,7 +256,8 @@ def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, prin
         raise InvalidParameter("bbox-crs needs a bbox.", parameter="bbox-crs")
     if params.get("bbox") is not None:
         bbox_crs = parse_crs(params.get("bbox-crs"), settings.features, param="bbox-crs")
-        q.where.append(bbox_filter(parse_bbox(params["bbox"], bbox_crs), bbox_crs))
+        q.where.append(bbox_filter(parse_bbox(params["bbox"], bbox_crs), bbox_crs,
+                                   q.rows.geom(), q.rows.srid))
     if params.get("datetime"):
         q.where.append(datetime_filter(params["datetime"], layer))
     if params.get("filter") is not None:
@@ -252,18 +268,32 @@ def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, prin
     elif params.get("filter-lang") or params.get("filter-crs"):
         raise InvalidParameter("filter-lang and filter-crs need a filter.", parameter="filter")
     for key, value in params.items():
-        if key not in ITEMS_PARAMS and key not in allowed and layer.attribute(key) is not None:
+        if key not in ITEMS_PARAMS and key not in allowed and key not in arg_names \
+                and layer.attribute(key) is not None:
             q.where.append(property_filter(key, value, layer))
     return q
+
+
+def function_args(layer: Layer) -> set[str]:
+    """The query parameters a function layer takes (its arguments)."""
+    return arg_names(layer.relation)
+
+
+def parse_function_args(params: Mapping[str, str], layer: Layer) -> dict:
+    """A function layer's arguments from the query, typed; a missing required one -> 400."""
+    return parse_args(layer.relation, params)
 
 
 # --- SQL ---------------------------------------------------------------------------------
 
 
-def order_sql(sortby: list[tuple[str, bool]]) -> sql.Composable:
-    """``ORDER BY`` keys: the sort keys (nulls last), then ``fid`` as the tie-breaker."""
+def order_sql(sortby: list[tuple[str, bool]], rows: RowSource) -> sql.Composable:
+    """``ORDER BY`` keys: the sort keys (nulls last), then the layer's key (``fid``: the
+    feature id) as the tie-breaker, so paging is deterministic."""
     keys = [sql.SQL("{} {} NULLS LAST").format(sql.Identifier(c), sql.SQL("DESC" if d else "ASC"))
             for c, d in sortby if c != "fid"]
     fid_desc = next((d for c, d in sortby if c == "fid"), False)
-    keys.append(sql.SQL("fid DESC" if fid_desc else "fid"))
+    keys += rows.order(descending=fid_desc)
+    if not keys:
+        return sql.SQL("1")
     return sql.SQL(", ").join(keys)

@@ -43,12 +43,15 @@ from layers.registry import Registry, RegistryDep
 from layers.spatial import (
     CrsRef,
     Frag,
-    degrees_for_metres,
+    as_geography,
+    envelope_sql,
     geometry_sql,
+    native_distance,
     parse_bbox,
     parse_crs,
     parse_point,
     shape_from_geojson,
+    within_metres,
 )
 
 router = APIRouter(tags=["spatial"])
@@ -83,14 +86,16 @@ async def read_geometry_body(request: Request, settings) -> Any:
     return doc
 
 
-def _geometry_from(request: Request, settings, doc: Any | None, *, point_required: bool = True) -> Frag:
+def _geometry_from(request: Request, settings, doc: Any | None, layer: Layer) -> Frag:
+    """The request's geometry (posted GeoJSON, else ``point``) in the layer's SRID."""
     crs = parse_crs(request.query_params.get("geometry-crs"), settings.features, param="geometry-crs")
+    srid = layer.rows.srid
     if doc is not None:
-        return geometry_sql(shape_from_geojson(doc, param="body"), crs, param="body")
+        return geometry_sql(shape_from_geojson(doc, param="body"), crs, param="body", srid=srid)
     point = request.query_params.get("point")
     if point is None:
         raise InvalidParameter("point=x,y is required (CRS84: lon,lat).", parameter="point")
-    return geometry_sql(parse_point(point, crs), crs, param="point")
+    return geometry_sql(parse_point(point, crs), crs, param="point", srid=srid)
 
 
 def _distance_prop(layer: Layer) -> str:
@@ -106,32 +111,46 @@ async def nearest(collection_id: CollectionId, request: Request, registry: Regis
                           allowed={"point", "geometry-crs", "limit"})
     k = parse_int(request.query_params.get("limit"), "limit", 10, lo=1,
                   hi=int(settings.features.max_limit))
-    pt = _geometry_from(request, settings, None)
+    pt = _geometry_from(request, settings, None, layer)
     where = q.where_frag()
-    dist = sql.SQL("ST_Distance(geom::geography, __knn_g::geography)")
+    rows = q.rows
+    src = q.source
+    geom = rows.geom()
+    knn = sql.SQL("__knn_g")
+    dist = sql.SQL("ST_Distance({}, {})").format(rows.geography(), as_geography(knn, rows.srid))
     feat = feature_sql(q, [(_distance_prop(layer), sql.SQL("round({}::numeric, 2)").format(dist))])
+    if rows.geographic:
+        # degrees: a degree of longitude shrinks with the latitude (see degrees_for_metres)
+        radius = sql.SQL("__knn_d / (111000 * cos(radians(least(89, abs(ST_Y(ST_Centroid("
+                         "ST_Transform(__knn_g, 4326)))) + __knn_d / 111000 + 0.01)))) * 1.01 + 1e-9")
+    else:
+        radius = sql.SQL("__knn_d * {} + 1e-6").format(
+            sql.Literal(native_distance(1.0, rows.srid, False)))
+    order = sql.SQL(", ").join([dist, *rows.order()])
     # Step 1: k candidates by planar KNN; step 2: their farthest geodesic distance bounds the
     # search; step 3: exact ranking of everything within that bound.
     stmt = sql.SQL(
         "WITH p AS (SELECT {pt} AS __knn_g), "
-        "cand AS (SELECT geom FROM {t}, p WHERE {w} ORDER BY geom <-> __knn_g LIMIT %s), "
-        "r AS (SELECT max(ST_Distance(cand.geom::geography, __knn_g::geography)) AS __knn_d FROM cand, p) "
+        "cand AS (SELECT {geom} AS __c FROM {t}, p WHERE {w} ORDER BY {geom} <-> __knn_g LIMIT %s), "
+        "r AS (SELECT max(ST_Distance({cg}, {kg})) AS __knn_d FROM cand, p) "
         "SELECT {feat} FROM {t}, p, r WHERE {w} AND __knn_d IS NOT NULL "
-        "AND ST_DWithin(geom, __knn_g, __knn_d / (111000 * cos(radians(least(89, abs(ST_Y(ST_Centroid(__knn_g)))"
-        " + __knn_d / 111000 + 0.01)))) * 1.01 + 1e-9) "
-        "AND ST_DWithin(geom::geography, __knn_g::geography, __knn_d + 0.001) "
-        "ORDER BY {dist}, fid LIMIT %s").format(pt=pt.sql, t=layer.table(), w=where.sql, feat=feat, dist=dist)
-    params = [*pt.params, *where.params, k, *where.params, k]
+        "AND ST_DWithin({geom}, __knn_g, {radius}) "
+        "AND ST_DWithin({geog}, {kg}, __knn_d + 0.001) "
+        "ORDER BY {order} LIMIT %s").format(
+        pt=pt.sql, t=src.sql, w=where.sql, feat=feat, geom=geom, radius=radius,
+        cg=as_geography(sql.SQL("cand.__c"), rows.srid), kg=as_geography(knn, rows.srid),
+        geog=rows.geography(), order=order)
+    params = [*pt.params, *src.params, *where.params, k, *src.params, *where.params, k]
     try:
         async with db.connection(read_only=True, heavy=True,
                                  budget_ms=budget_for(principal, settings)) as conn:
-            rows = await (await conn.execute(stmt, params)).fetchall()
+            rows_ = await (await conn.execute(stmt, params)).fetchall()
     except QUERY_ERRORS as exc:
         raise bad_query(exc) from None
     links = [link(url_with(request, f"/collections/{layer.id}/nearest"), "self", "application/geo+json"),
              link(url_with(request, f"/collections/{layer.id}", **{k_: None for k_ in request.query_params}),
                   "collection", "application/json", layer.title)]
-    return geojson_response(collection_bytes([r[0] for r in rows], matched=None, links=links), q)
+    return geojson_response(collection_bytes([r[0] for r in rows_], matched=None, links=links), q)
 
 
 # --- within a distance / intersecting --------------------------------------------------------
@@ -152,11 +171,11 @@ async def _within_distance(collection_id: str, request: Request, registry: Regis
     q = await items_query(request.query_params, layer, settings, principal=principal,
                           allowed={"point", "geometry-crs", "distance"})
     metres = parse_distance(request.query_params.get("distance"), settings)
-    g = _geometry_from(request, settings, doc)
-    deg = degrees_for_metres(metres, 80.0)
-    cond = Frag(sql.SQL("(ST_DWithin(geom, {g}, %s) AND ST_DWithin(geom::geography, {g}::geography, %s))")
-                .format(g=g.sql), [*g.params, deg, *g.params, metres])
-    dist = Frag(sql.SQL("round(ST_Distance(geom::geography, {}::geography)::numeric, 2)").format(g.sql), g.params)
+    g = _geometry_from(request, settings, doc, layer)
+    rows = layer.rows
+    cond = within_metres(Frag(rows.geom()), g, metres, rows.srid, rows.geographic)
+    dist = Frag(sql.SQL("round(ST_Distance({}, {})::numeric, 2)").format(
+        rows.geography(), as_geography(g.sql, rows.srid)), g.params)
     return await _paged(request, layer, q, db, cond, [(_distance_prop(layer), dist)],
                         f"/collections/{layer.id}/within-distance", budget_for(principal, settings))
 
@@ -185,8 +204,8 @@ async def intersecting(collection_id: CollectionId, request: Request, registry: 
     q = await items_query(request.query_params, layer, settings, principal=principal,
                           allowed={"geometry-crs"})
     doc = await read_geometry_body(request, settings)
-    g = _geometry_from(request, settings, doc)
-    cond = Frag(sql.SQL("ST_Intersects(geom, {})").format(g.sql), g.params)
+    g = _geometry_from(request, settings, doc, layer)
+    cond = Frag(sql.SQL("ST_Intersects({}, {})").format(layer.rows.geom(), g.sql), g.params)
     return await _paged(request, layer, q, db, cond, [], f"/collections/{layer.id}/intersecting",
                         budget_for(principal, settings))
 
@@ -207,17 +226,26 @@ def _numeric_columns(value: str | None, layer: Layer, param: str) -> list[str]:
     return cols
 
 
-def _area_from_layer(value: str, registry: Registry, principal: Principal) -> Frag:
-    """``area=<layer>:<fid>``: a feature of another layer the caller may read."""
+def _area_from_layer(value: str, registry: Registry, principal: Principal, srid: int) -> Frag:
+    """``area=<layer>:<id>``: a feature of another layer the caller may read, in ``srid``."""
     layer_id, sep, fid = value.partition(":")
-    if not sep or not fid.strip().lstrip("-").isdigit() or len(fid) > 19:
+    if not sep or not fid.strip() or len(fid) > 400:
         raise InvalidParameter("area must be <layer id>:<feature id>, e.g. districts:12.", parameter="area")
     area_layer = vector_layer(registry, layer_id.strip(), principal)
-    rows = row_filter_frag(principal, area_layer)    # a hidden row is no area either
-    if rows is None:
-        return Frag(sql.SQL("(SELECT geom FROM {} WHERE fid = %s)").format(area_layer.table()), [int(fid)])
-    return Frag(sql.SQL("(SELECT geom FROM {} WHERE fid = %s AND {})").format(area_layer.table(), rows.sql),
-                [int(fid), *rows.params])
+    rows = area_layer.rows
+    if rows.is_function or rows.id_kind == "none":
+        raise InvalidParameter(f"area: layer '{area_layer.id}' has no feature ids to refer to.",
+                               parameter="area")
+    cond = rows.id_where(fid.strip())
+    if cond is None:
+        raise InvalidParameter(f"area: {fid.strip()[:40]!r} is not a feature id of '{area_layer.id}'.",
+                               parameter="area")
+    hidden = row_filter_frag(principal, area_layer)    # a hidden row is no area either
+    if hidden is not None:
+        cond = Frag(sql.SQL("{} AND {}").format(cond.sql, hidden.sql), [*cond.params, *hidden.params])
+    geom = rows.geom_in(srid)
+    return Frag(sql.SQL("(SELECT {} FROM {} WHERE {} LIMIT 1)").format(geom, rows.table(), cond.sql),
+                cond.params)
 
 
 async def _stats(collection_id: str, request: Request, registry: Registry, principal: Principal, db,
@@ -232,19 +260,20 @@ async def _stats(collection_id: str, request: Request, registry: Registry, princ
     sources = [s for s in ("bbox", "area") if qp.get(s)] + (["body"] if doc is not None else [])
     if len(sources) > 1:
         raise InvalidParameter("Give one area: a posted geometry, bbox, or area=<layer>:<fid>.", parameter="area")
+    srid = layer.rows.srid
     if doc is not None:
         crs: CrsRef = parse_crs(qp.get("geometry-crs"), settings.features, param="geometry-crs")
-        area = geometry_sql(shape_from_geojson(doc, param="body"), crs, param="body")
+        area = geometry_sql(shape_from_geojson(doc, param="body"), crs, param="body", srid=srid)
         area_desc = {"type": "geometry"}
     elif qp.get("bbox"):
         bcrs = parse_crs(qp.get("bbox-crs"), settings.features, param="bbox-crs")
         box = parse_bbox(qp["bbox"], bcrs)
         if box[0] > box[2]:
             raise InvalidParameter("stats: a bbox across the antimeridian is not supported.", parameter="bbox")
-        area = Frag(sql.SQL("ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, %s), 4326)"), [*box, bcrs.srid])
+        area = envelope_sql(box, bcrs, srid)
         area_desc = {"type": "bbox", "bbox": list(box)}
     elif qp.get("area"):
-        area = _area_from_layer(qp["area"], registry, principal)
+        area = _area_from_layer(qp["area"], registry, principal, srid)
         area_desc = {"type": "feature", "feature": qp["area"]}
     group = qp.get("group-by")
     if group is not None and layer.attribute(group) is None:
@@ -256,23 +285,26 @@ async def _stats(collection_id: str, request: Request, registry: Registry, princ
     num_cols = list(dict.fromkeys(sums + avgs))
     key = sql.Identifier(group) if group else sql.SQL("NULL::text")
     cols = sql.SQL(", ").join([sql.SQL("{} AS __key").format(key)] + [sql.Identifier(c) for c in num_cols])
+    src = q.source
+    geom = layer.rows.geom()
     if area is not None:
-        clip = sql.SQL("WITH a AS (SELECT {a} AS __area), c AS (SELECT {cols}, CASE WHEN ST_CoveredBy(geom, __area) "
-                       "THEN geom ELSE ST_Intersection(geom, __area) END AS __g FROM {t}, a "
-                       "WHERE ST_Intersects(geom, __area) AND {w}) ").format(a=area.sql, cols=cols, t=layer.table(),
-                                                                            w=where.sql)
-        params = [*area.params, *where.params]
+        clip = sql.SQL("WITH a AS (SELECT {a} AS __area), c AS (SELECT {cols}, CASE WHEN ST_CoveredBy({g}, __area) "
+                       "THEN {g} ELSE ST_Intersection({g}, __area) END AS __g FROM {t}, a "
+                       "WHERE ST_Intersects({g}, __area) AND {w}) ").format(
+            a=area.sql, cols=cols, t=src.sql, w=where.sql, g=geom)
+        params = [*area.params, *src.params, *where.params]
     else:
-        clip = sql.SQL("WITH c AS (SELECT {cols}, geom AS __g FROM {t} WHERE {w}) ").format(
-            cols=cols, t=layer.table(), w=where.sql)
-        params = list(where.params)
+        clip = sql.SQL("WITH c AS (SELECT {cols}, {g} AS __g FROM {t} WHERE {w}) ").format(
+            cols=cols, t=src.sql, w=where.sql, g=geom)
+        params = [*src.params, *where.params]
     measures = [sql.SQL("count(*)")]
     names = ["count"]
+    g_geog = as_geography(sql.SQL("__g"), srid)
     if family in ("LineString", "Geometry"):
-        measures.append(sql.SQL("sum(ST_Length(__g::geography))"))
+        measures.append(sql.SQL("sum(ST_Length({}))").format(g_geog))
         names.append("length_m")
     if family in ("Polygon", "Geometry"):
-        measures.append(sql.SQL("sum(ST_Area(__g::geography))"))
+        measures.append(sql.SQL("sum(ST_Area({}))").format(g_geog))
         names.append("area_m2")
     for c in sums:
         measures.append(sql.SQL("sum({})").format(sql.Identifier(c)))

@@ -25,6 +25,7 @@ from features.query import ItemsQuery, order_sql
 from gis_platform.errors import InvalidParameter
 from gis_platform.responses import dumps
 from layers.catalog import Layer
+from layers.relation import RowSource
 from layers.spatial import CrsRef, Frag, output_geometry_sql
 
 _JSON_PAIRS_PER_CALL = 50       # json_build_object takes at most 100 arguments
@@ -47,39 +48,58 @@ def properties_json_sql(names: list[str], extra: list[tuple[str, sql.Composable]
 
 def feature_sql(q: ItemsQuery, extra: list[tuple[str, sql.Composable]] = ()) -> sql.Composable:
     """One feature as GeoJSON text, built in PostGIS."""
-    return _feature_sql(q.crs, q.precision, q.selected_attributes(), extra)
+    return _feature_sql(q.rows, q.crs, q.precision, q.selected_attributes(), extra)
 
 
-def _feature_sql(crs: CrsRef, precision: int, names: list[str],
+def _feature_sql(rows: RowSource, crs: CrsRef, precision: int, names: list[str],
                  extra: list[tuple[str, sql.Composable]] = ()) -> sql.Composable:
-    geom = output_geometry_sql(crs, precision)
+    geom = output_geometry_sql(crs, precision, rows.geom(), rows.srid)
     return sql.SQL(
-        "'{{\"type\":\"Feature\",\"id\":' || fid || ',\"geometry\":' || coalesce({}, 'null') || "
-        "',\"properties\":' || {} || '}}'").format(geom, properties_json_sql(names, extra))
+        "'{{\"type\":\"Feature\",' || {} || '\"geometry\":' || coalesce({}, 'null') || "
+        "',\"properties\":' || {} || '}}'").format(rows.id_json(), geom,
+                                                   properties_json_sql(names, extra))
+
+
+class _Shape:
+    """What the SQL text of a layer's statements depends on, hashable (a cache key)."""
+
+    def __init__(self, rows: RowSource) -> None:
+        self.rows = rows
+        self.key = (rows.geom().as_string(None), rows.id_json().as_string(None), rows.srid,
+                    tuple(o.as_string(None) for o in rows.order()))
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Shape) and other.key == self.key
 
 
 @lru_cache(maxsize=512)
-def _statement_parts(names: tuple[str, ...], crs: CrsRef, precision: int,
+def _statement_parts(shape: _Shape, names: tuple[str, ...], crs: CrsRef, precision: int,
                      sortby: tuple[tuple[str, bool], ...],
                      extra: tuple[tuple[str, str], ...]) -> tuple[str, str]:
     """(feature expression, order keys) of a query shape, rendered to SQL text once.
 
     Composing and rendering these ``sql.Composed`` trees (a ``json_build_object`` pair per
     attribute) cost ~0.3 ms per request, more than a small page's query.  The text is a pure
-    function of the key (catalog attribute names, CRS, precision, sort keys and the already
-    rendered extra expressions), so a re-ingested or altered layer simply gets new keys;
-    identifiers are quoted by ``sql.Identifier`` as before and values stay parameters.
+    function of the key (the layer's geometry and key columns, catalog attribute names,
+    CRS, precision, sort keys and the already rendered extra expressions), so a
+    re-ingested or altered layer simply gets new keys; identifiers are quoted by
+    ``sql.Identifier`` as before and values stay parameters.
     """
-    feat = _feature_sql(crs, precision, list(names), [(n, sql.SQL(text)) for n, text in extra])
-    return feat.as_string(None), order_sql(list(sortby)).as_string(None)
+    feat = _feature_sql(shape.rows, crs, precision, list(names),
+                        [(n, sql.SQL(text)) for n, text in extra])
+    return feat.as_string(None), order_sql(list(sortby), shape.rows).as_string(None)
 
 
-def _parts(q: ItemsQuery, extra: list[tuple[str, Frag]] = ()) -> tuple[str, str, str]:
-    """(feature expression, table, order keys) of ``q`` as SQL text; the table through
-    ``Layer.table()`` (which refuses a layer without one)."""
-    feat, order = _statement_parts(tuple(q.selected_attributes()), q.crs, q.precision, tuple(q.sortby),
+def _parts(q: ItemsQuery, extra: list[tuple[str, Frag]] = ()) -> tuple[str, Frag, str]:
+    """(feature expression, FROM item, order keys) of ``q`` as SQL text (the FROM item with
+    its parameters: a function layer's arguments)."""
+    feat, order = _statement_parts(_Shape(q.rows), tuple(q.selected_attributes()), q.crs,
+                                   q.precision, tuple(q.sortby),
                                    tuple((n, f.sql.as_string(None)) for n, f in extra))
-    return feat, q.layer.table().as_string(None), order
+    return feat, q.source, order
 
 
 @dataclass
@@ -180,22 +200,26 @@ async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
     again: only its page is read.
     """
     where = q.where_frag()
-    feat, table, order = _parts(q, extra)
+    feat, source, order = _parts(q, extra)
+    table = source.sql.as_string(None)
     w = where.sql.as_string(None)
     feat_params = [p for _, frag in extra for p in frag.params]
-    count_key = COUNTS.key(q.layer, table, w, where.params)
+    # A published relation changes under other systems' writes, which the platform hears
+    # of a moment later: its counts are not cached (a page is always counted live).
+    cacheable = not q.layer.published
+    count_key = COUNTS.key(q.layer, table, w, [*source.params, *where.params]) if cacheable else None
     known = COUNTS.get(count_key)
     page_sql = f"SELECT {feat} AS f FROM {table} WHERE {w} ORDER BY {order} LIMIT %s OFFSET %s"
     if known is not None:
-        stmt, params = page_sql, [*feat_params, *where.params, q.limit, q.offset]
+        stmt, params = page_sql, [*feat_params, *source.params, *where.params, q.limit, q.offset]
     else:
         # The page is materialised first; a partial page (or the last one) tells the exact
         # count by itself, and only a full page pays for count(*) (CASE evaluates it lazily).
         stmt = (f"WITH page AS MATERIALIZED ({page_sql}), n AS (SELECT count(*) AS c FROM page) "
                 "SELECT CASE WHEN n.c < %s AND (n.c > 0 OR %s = 0) THEN n.c + %s "
                 f"ELSE (SELECT count(*) FROM {table} WHERE {w}) END, page.f FROM n LEFT JOIN page ON true")
-        params = [*feat_params, *where.params, q.limit, q.offset, q.limit, q.offset, q.offset,
-                  *where.params]
+        params = [*feat_params, *source.params, *where.params, q.limit, q.offset, q.limit, q.offset,
+                  q.offset, *source.params, *where.params]
     try:
         cur = await conn.execute(stmt, params)
         rows = await cur.fetchall()
@@ -213,12 +237,20 @@ async def fetch_page(conn: psycopg.AsyncConnection, q: ItemsQuery,
     return Page(matched, feats)
 
 
-async def fetch_feature(conn: psycopg.AsyncConnection, q: ItemsQuery, fid: int) -> str | None:
-    """One feature by id as GeoJSON text, or None (also when the row filter hides it)."""
+async def fetch_feature(conn: psycopg.AsyncConnection, q: ItemsQuery, feature_id: str) -> str | None:
+    """One feature by id (a path segment) as GeoJSON text, or None: no such id, a value
+    that cannot be an id of this layer, or a row the row filter hides."""
+    cond = q.rows.id_where(feature_id)
+    if cond is None:
+        return None
     where = q.where_frag()
-    feat, table, _ = _parts(q)
-    stmt = f"SELECT {feat} FROM {table} WHERE fid = %s AND {where.sql.as_string(None)}"
-    cur = await conn.execute(stmt, [fid, *where.params])
+    feat, source, _ = _parts(q)
+    stmt = (f"SELECT {feat} FROM {source.sql.as_string(None)} WHERE {cond.sql.as_string(None)} "
+            f"AND {where.sql.as_string(None)} LIMIT 1")
+    try:
+        cur = await conn.execute(stmt, [*source.params, *cond.params, *where.params])
+    except QUERY_ERRORS:       # a composite id part that is not of its column's type
+        return None
     row = await cur.fetchone()
     return row[0] if row else None
 

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
+from psycopg import errors as pg_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_platform import __version__, apikeys, metrics
@@ -236,6 +237,23 @@ def _install_error_handlers(app: FastAPI) -> None:
                                        "The database is not reachable right now; retry shortly.",
                                        "database-unavailable", instance=request.url.path),
                                status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(pg_errors.UndefinedTable)
+    @app.exception_handler(pg_errors.UndefinedColumn)
+    @app.exception_handler(pg_errors.UndefinedFunction)
+    @app.exception_handler(pg_errors.InsufficientPrivilege)
+    async def _source_changed(request: Request, exc: psycopg.Error):
+        # A relation published in place changed under us (a column dropped, the table
+        # renamed, a grant revoked): the watcher re-reads it within a poll interval.
+        log.warning("source relation error", extra={"path": request.url.path,
+                                                     "error": type(exc).__name__})
+        return ProblemResponse(problem(
+            503, "Source relation unavailable",
+            "The data source of this layer changed or cannot be read by the platform right now "
+            "(a column or table renamed or dropped, or a permission revoked). The catalog "
+            "re-reads it within seconds; if it persists, ask the layer's publisher.",
+            "source-unavailable", instance=request.url.path),
+            status_code=503, headers={"Retry-After": "10"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

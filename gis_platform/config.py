@@ -182,6 +182,16 @@ class TileSettings(_Group):
     overview_auto_build: bool = Field(default=True, description="Workers build missing overviews "
                                       "in the background.")
     overview_build_timeout_s: int = Field(default=1800, description="Per overview level.")
+    overview_rebuild_quiet_s: float = Field(
+        default=10.0, ge=0, description="A published relation's overviews are rebuilt once its "
+        "rows have not changed for this long...")
+    overview_rebuild_max_stale_s: float = Field(
+        default=120.0, ge=0, description="...or at the latest this long after the first change "
+        "they miss (tiles over changed areas read the relation itself meanwhile).")
+    live_cache_control: str = Field(
+        default="no-cache", description="Cache-Control of tiles of layers whose rows change in "
+        "place (published relations): clients revalidate with the ETag, which changes only for "
+        "tiles over a change.")
     pool_min_size: int = Field(default=4, description="Tile-read connections each worker opens "
                                "at startup.")
     parallel_workers: int = Field(
@@ -191,6 +201,25 @@ class TileSettings(_Group):
                             "route (no FastAPI DI).")
 
     _lists = field_validator("overview_zooms", mode="before")(_split)
+
+
+class PublishSettings(_Group):
+    """Relations published in place from PostGIS (``GIS_PUBLISH_*``)."""
+
+    PREFIX: ClassVar[str] = "publish_"
+    schemas: list[str] = Field(
+        default_factory=list, description="Schemas to watch: new spatial tables, views and "
+        "functions in them are published as they appear, as 'internal' layers (comma list).")
+    discover_seconds: float = Field(default=30.0, ge=1, description="How often the watched "
+                                    "schemas are looked at.")
+    poll_seconds: float = Field(
+        default=5.0, ge=0.5, description="How often relations without a change trigger are "
+        "checked for changes (their maximum staleness, plus about a second for PostgreSQL's "
+        "statistics).")
+    max_changes: int = Field(default=500, ge=10, description="Change-log rows a layer keeps; "
+                             "beyond it the log is folded into a new data version.")
+
+    _lists = field_validator("schemas", mode="before")(_split)
 
 
 class FeatureSettings(_Group):
@@ -243,7 +272,7 @@ class DomainSettings(_Group):
 GROUPS: dict[str, type[_Group]] = {
     "database": DatabaseSettings, "http": HttpSettings, "security": SecuritySettings,
     "ingest": IngestSettings, "tiles": TileSettings, "features": FeatureSettings,
-    "maps": MapSettings, "domains": DomainSettings,
+    "maps": MapSettings, "domains": DomainSettings, "publish": PublishSettings,
 }
 
 
@@ -280,6 +309,7 @@ class Settings(BaseModel):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     maps: MapSettings = Field(default_factory=MapSettings)
     domains: DomainSettings = Field(default_factory=DomainSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
 
     def __init__(self, _env_file: str | Path | None = ".env", **given: Any) -> None:
         """Defaults, then the environment (and ``_env_file``), then the flat names and the

@@ -68,8 +68,9 @@ def _values(conn: psycopg.Connection, ind: Indicator, unit_id: str, year: int | 
         return {**meta, "values": values.to_dict(orient="records")}
     name = sql.Identifier(unit.name_column) if unit.name_column else sql.SQL("NULL")
     rows = conn.execute(sql.SQL(
-        "SELECT {c}::text, {n}::text, ST_AsGeoJSON(geom, 6)::json FROM {t} ORDER BY 1").format(
-        c=sql.Identifier(unit.code_column), n=name, t=layer.table())).fetchall()
+        "SELECT {c}::text, {n}::text, ST_AsGeoJSON({g}, 6)::json FROM {t} ORDER BY 1").format(
+        c=sql.Identifier(unit.code_column), n=name, t=layer.table(),
+        g=layer.rows.geom_in(4326))).fetchall()
     by_code: dict[str, dict] = {}
     for rec in values.itertuples(index=False):
         by_code.setdefault(rec.area_code, {})[str(rec.year)] = None if rec.value != rec.value else rec.value

@@ -51,7 +51,7 @@ def hexagon_cells(conn: psycopg.Connection, clip_layer: Layer, radius_m: float,
         raise InvalidParameter(f"Hexagon radius {radius_m} m is out of range (10 m - 50 km).")
     q = sql.SQL("""
         WITH city AS (
-            SELECT ST_Union(ST_Transform(geom, %(srid)s)) AS g FROM {table}
+            SELECT ST_Union(ST_Transform({geom}, %(srid)s)) AS g FROM {table}
         ), cells AS (
             SELECT h.i, h.j, h.geom FROM city, ST_HexagonGrid(%(r)s, city.g) AS h
             WHERE ST_Intersects(h.geom, city.g)
@@ -62,7 +62,7 @@ def hexagon_cells(conn: psycopg.Connection, clip_layer: Layer, radius_m: float,
         SELECT i || '_' || j AS code, ST_Area(g) / 1e6 AS area_km2,
                ST_AsBinary(ST_Transform(g, 4326)) AS wkb
         FROM clipped WHERE NOT ST_IsEmpty(g) AND ST_Area(g) > %(min_area)s ORDER BY j DESC, i
-    """).format(table=clip_layer.table())
+    """).format(table=clip_layer.table(), geom=clip_layer.rows.geom())
     # Slivers below 1/10,000 of a cell are artefacts of reprojecting the boundary (its edges
     # are straight in EPSG:4326, not in the metric CRS), not parts of the city.
     min_area = 1e-4 * 3 * math.sqrt(3) / 2 * radius * radius
@@ -131,8 +131,10 @@ def aggregate(conn: psycopg.Connection, unit_id: str, source_layer_id: str, meas
         amount = sql.SQL("s.{}::double precision").format(sql.Identifier(value_column))
     else:
         amount = sql.SQL("1.0")
+    sr = src.rows
     if measure == "length_density":
-        inner = sql.SQL("SUM(ST_Length(ST_Intersection(ST_Transform(s.geom, %(srid)s), c.g))) / 1000.0")
+        inner = sql.SQL("SUM(ST_Length(ST_Intersection(ST_Transform({}, %(srid)s), c.g))) / 1000.0").format(
+            sr.geom("s"))
         per_area = True
     else:
         inner = sql.SQL("SUM({amount})").format(amount=amount)
@@ -140,14 +142,16 @@ def aggregate(conn: psycopg.Connection, unit_id: str, source_layer_id: str, meas
     value = sql.SQL("COALESCE(agg.v, 0) / NULLIF(ST_Area(c.g) / 1e6, 0)") if per_area \
         else sql.SQL("COALESCE(agg.v, 0)")
     q = sql.SQL("""
-        WITH c AS (SELECT {code}::text AS code, geom, ST_Transform(geom, %(srid)s) AS g FROM {cells})
+        WITH c AS (SELECT {code}::text AS code, {cs} AS geom, ST_Transform({cg}, %(srid)s) AS g
+                   FROM {cells})
         SELECT c.code, {value} FROM c
         LEFT JOIN LATERAL (
-            SELECT {inner} AS v FROM {src} s WHERE ST_Intersects(s.geom, c.geom)
+            SELECT {inner} AS v FROM {src} s WHERE ST_Intersects({sg}, c.geom)
         ) agg ON true
         ORDER BY c.code
     """).format(code=sql.Identifier(unit.code_column), cells=cells_layer.table(), value=value,
-                inner=inner, src=src.table())
+                inner=inner, src=sr.table(), sg=sr.geom("s"),
+                cs=cells_layer.rows.geom_in(sr.srid), cg=cells_layer.rows.geom())
     return conn.execute(q, {"srid": int(srid)}).fetchall(), src, cells_layer
 
 

@@ -7,8 +7,10 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 
 from gis_platform import access
 from gis_platform.access import Resource
@@ -18,6 +20,7 @@ from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
 from layers.catalog import LayerUpdate, delete_layer, slugify, update_layer, validate_layer_id
 from layers.ingest import IngestLimits, ingest_file
+from layers.publish import parse_qualified, publish, publish_schema, unpublish
 from layers.registry import RegistryDep
 from layers.scoped import all_as_seen_by, as_seen_by
 
@@ -166,13 +169,72 @@ async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, regis
 
 
 @router.delete("/layers/{layer_id}", tags=["catalog"], status_code=204,
-               summary="Delete a layer and its data")
+               summary="Delete a layer and its data (a published layer: unpublish it; its "
+                       "relation is left untouched)")
 async def remove_layer(layer_id: str, request: Request, registry: RegistryDep,
                        principal: PrincipalDep, settings: SettingsDep):
-    registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
-
+    layer = registry.writable(layer_id, principal,
+                              anonymous_writes=settings.security.allow_anonymous_writes)
+    if layer.published:
+        await run_sync(request, unpublish, layer_id, actor=principal.id)
+        await registry.load()
+        return Response(status_code=204)
     layer = await run_sync(request, delete_layer, layer_id)
     if layer.raster_path:
         Path(layer.raster_path).unlink(missing_ok=True)
     await registry.load()
     return Response(status_code=204)
+
+
+class PublishRequest(BaseModel):
+    """``POST /layers/publish``: one relation, or every spatial relation of a schema."""
+
+    relation: str | None = Field(default=None, max_length=300, description=(
+        "schema.name of a table, view, materialized view or set-returning function "
+        "(double-quote parts with capitals or dots)"))
+    id: str | None = Field(default=None, max_length=63, description="Layer id (default: the name)")
+    geometry_column: str | None = Field(default=None, max_length=63)
+    id_column: str | None = Field(default=None, max_length=300,
+                                  description="Key column(s), comma-separated")
+    access_level: Literal["public", "internal", "restricted"] = "internal"
+    title: str | None = Field(default=None, max_length=200)
+    depends_on: list[str] | None = Field(default=None, max_length=20)
+    srid: int | None = Field(default=None, ge=1, le=999_999)
+    schema_name: str | None = Field(default=None, alias="schema", max_length=63,
+                                    description="With all=true: publish this whole schema")
+    all: bool = False
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+
+@router.post("/layers/publish", tags=["catalog"], status_code=201,
+             summary="Publish PostGIS relations in place (no copy)",
+             responses={400: {}, 401: {}, 403: {}, 404: {}, 409: {}})
+async def publish_relation(body: PublishRequest, request: Request, registry: RegistryDep,
+                           principal: PrincipalDep, settings: SettingsDep) -> dict:
+    """A planner publishes one relation; an administrator may publish a whole schema.  The
+    new layers are ``internal`` unless ``access_level`` says otherwise."""
+    anon = settings.security.allow_anonymous_writes
+    access.require_writer(principal, anonymous_writes=anon)
+    if body.all:
+        access.require_admin(principal)
+        if not body.schema_name or body.relation:
+            raise InvalidParameter("all=true publishes a schema: give schema, not relation.",
+                                   parameter="schema")
+        done, skipped = await run_sync(request, publish_schema, body.schema_name,
+                                       access_level=body.access_level)
+    else:
+        if not body.relation:
+            raise InvalidParameter("Name the relation: {\"relation\": \"schema.name\"}.",
+                                   parameter="relation")
+        _, name, _ = parse_qualified(body.relation)
+        layer_id = validate_layer_id(body.id or slugify(name))
+        access.authorize(principal, "create", Resource.new_layer(layer_id), anonymous_writes=anon)
+        done = await run_sync(request, publish, body.relation, layer_id=body.id,
+                              geometry_column=body.geometry_column, id_column=body.id_column,
+                              access_level=body.access_level, title=body.title,
+                              depends_on=body.depends_on, srid=body.srid)
+        skipped = []
+    await registry.load()
+    return {"published": [p.as_dict() for p in done],
+            "skipped": [{"relation": name, "reason": why} for name, why in skipped]}

@@ -15,10 +15,12 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from gis_platform.access import Resource
 from gis_platform.errors import Conflict, InvalidParameter, LayerNotFound
+from layers.changes import EMPTY, ChangeLog
+from layers.relation import Relation, RowSource
 from layers.selection import parse as parse_selection
 
 log = logging.getLogger("layers.catalog")
@@ -67,10 +69,43 @@ class Layer(BaseModel):
     default_style: dict[str, Any] | None = None
     time_column: str | None = None
     data_version: int = 1
+    #: A relation published in place (None: ingested into gis_data.<table_name>).
+    relation: Relation | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
     model_config = {"populate_by_name": True}
+
+    #: Row changes since ``data_version`` (published relations, edits); set by the registry.
+    _changes: ChangeLog = PrivateAttr(default=EMPTY)
+
+    @property
+    def changes(self) -> ChangeLog:
+        return self._changes
+
+    def with_changes(self, log: ChangeLog) -> Layer:
+        """A copy carrying ``log`` (the registry's view of the layer's recent changes)."""
+        out = self.model_copy()
+        out._changes = log
+        return out
+
+    @property
+    def current_extent(self) -> list[float] | None:
+        """The extent including where rows changed since it was measured (None: unknown)."""
+        if not len(self._changes):
+            return self.extent
+        grown = self._changes.extent()
+        if grown is None or self.extent is None:
+            return None
+        e = self.extent
+        return [min(e[0], grown[0]), min(e[1], grown[1]), max(e[2], grown[2]), max(e[3], grown[3])]
+
+    @property
+    def version_tag(self) -> str:
+        """The data version including every row change since it: what a figure computed from
+        all the layer's rows (a count, an extent) is keyed on."""
+        sig = self._changes.signature_all
+        return f"{self.data_version}+{sig}" if sig else str(self.data_version)
 
     @property
     def attributes(self) -> list[Attribute]:
@@ -87,15 +122,34 @@ class Layer(BaseModel):
         """What the access decision rules on (level, row columns)."""
         return Resource.of_layer(self)
 
-    def table(self) -> sql.Composable:
-        """The layer's table as a safe SQL identifier."""
+    @property
+    def published(self) -> bool:
+        """Served in place from a relation the platform does not own."""
+        return self.relation is not None
+
+    @property
+    def has_rows(self) -> bool:
+        """A vector layer with rows to query (an ingested table or a published relation)."""
+        return self.kind == "vector" and (bool(self.table_name) or self.relation is not None)
+
+    @property
+    def rows(self) -> RowSource:
+        """The SQL pieces of this layer's rows (:class:`layers.relation.RowSource`)."""
+        if self.relation is not None:
+            rel = self.relation
+            table = None if rel.is_function else sql.Identifier(rel.schema_name, rel.name)
+            return RowSource(table, rel, self.storage_srid)
         if not self.table_name:
             raise LayerNotFound(f"Layer '{self.id}' has no vector table.")
-        return sql.Identifier(DATA_SCHEMA, self.table_name)
+        return RowSource(sql.Identifier(DATA_SCHEMA, self.table_name), None, self.storage_srid)
+
+    def table(self) -> sql.Composable:
+        """The layer's table (or published relation) as a safe SQL identifier."""
+        return self.rows.table()
 
     def public_dict(self) -> dict[str, Any]:
         """The record as shown over HTTP (no storage internals)."""
-        doc = self.model_dump(by_alias=True, exclude={"table_name", "raster_path"})
+        doc = self.model_dump(by_alias=True, exclude={"table_name", "raster_path", "relation"})
         return doc
 
 
@@ -217,7 +271,13 @@ def delete_layer(conn: psycopg.Connection, layer_id: str) -> Layer:
 
 def refuse_if_view(conn: psycopg.Connection, layer: Layer, action: str) -> None:
     """A layer backed by a view (e.g. ``active_works``, maintained from the permits) is
-    derived data: it cannot be deleted, replaced or appended to through the catalog."""
+    derived data: it cannot be deleted, replaced or appended to through the catalog.  Nor
+    can a relation published in place: another system owns its rows."""
+    if layer.relation is not None and action != "deleted":
+        raise Conflict(f"Layer '{layer.id}' is published in place from {layer.relation.qualified}; "
+                       f"the platform never writes into it, so it cannot be {action}. Change "
+                       "the source relation, or unpublish the layer and ingest a copy under "
+                       "another id.")
     if not layer.table_name:
         return
     row = conn.execute("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

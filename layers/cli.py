@@ -7,16 +7,18 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gis_platform.commands import conninfo, settings
+from gis_platform.commands import admin_conninfo, conninfo, settings
 from gis_platform.db.connections import connect
 from gis_platform.errors import PlatformError
 from gis_platform.service_user import stage_input
 from layers.catalog import LayerUpdate, delete_layer, get_layer, list_layers, update_layer
 from layers.ingest import ingest_file, readers
 from layers.public_views import publish_aggregate
+from layers.publish import publish, publish_schema, unpublish
 
 console = Console(stderr=True)
 
@@ -203,6 +205,73 @@ def layers_publish_aggregate(
         _fail(exc.detail)
     console.print(f"published [bold]{rep.layer_id}[/] (public, {rep.mode}) from {rep.source}: "
                   f"{rep.cells} cells, {rep.suppressed} suppressed (< {rep.min_count} assets)")
+
+
+@layers_app.command("publish")
+def layers_publish(
+    relation: str = typer.Argument(None, help="SCHEMA.NAME of a table, view, materialized view "
+                                   "or set-returning function (quote parts with capitals: "
+                                   "'\"City\".\"Pipes\"')."),
+    layer: str = typer.Option(None, "--id", help="Layer id (default: from the name)."),
+    geometry_column: str = typer.Option(None, help="The geometry column (default: one layer "
+                                        "per geometry column)."),
+    id_column: str = typer.Option(None, help="Key column(s), comma-separated (default: the "
+                                  "primary key; a view or function names its own)."),
+    access: str = typer.Option("internal", help="public | internal | restricted"),
+    title: str = typer.Option(None),
+    depends_on: list[str] = typer.Option(None, help="A table a function or view reads "
+                                         "(repeatable): its changes change the layer."),
+    srid: int = typer.Option(None, help="SRID of a function's geometry when it declares none."),
+    schema: str = typer.Option(None, help="With --all: publish every spatial relation of "
+                               "this schema."),
+    all_: bool = typer.Option(False, "--all", help="Every spatial relation of --schema."),
+) -> None:
+    """Publish a PostGIS relation IN PLACE (no copy): features, tiles, exports and stats
+    read it directly; the platform notices changes made by other systems."""
+    s = settings()
+    admin = admin_conninfo(s)
+    url = conninfo(s)
+    if bool(all_) == bool(relation):
+        _fail("Give SCHEMA.NAME, or --schema S --all.")
+    try:
+        with connect(url, autocommit=True) as conn, connect(admin, autocommit=True) as owner:
+            if all_:
+                if not schema:
+                    _fail("--all needs --schema.")
+                done, skipped = publish_schema(conn, schema, access_level=access,
+                                               trigger_conn=owner)
+            else:
+                done = publish(conn, relation, layer_id=layer, geometry_column=geometry_column,
+                               id_column=id_column, access_level=access, title=title,
+                               depends_on=depends_on or None, trigger_conn=owner, srid=srid)
+                skipped = []
+    except PlatformError as exc:
+        _fail(exc.detail)
+    for p in done:
+        d = p.as_dict()
+        info = (f"({d['kind']}, {d['geometry_type'] or 'Geometry'}, EPSG:{d['srid']}, "
+                f"{d['features']:,} features, key {','.join(d['key']) or 'none'}; "
+                f"changes: {d['tracking']})" + (f" - {d['note']}" if d['note'] else ""))
+        console.print(f"published [bold]{d['id']}[/] ({d['access_level']}) from "
+                      f"{escape(d['relation'])} {escape(info)}")
+    for name, why in skipped:
+        console.print(f"[yellow]skipped[/] {escape(name)}: {escape(why)}")
+    if not done and not skipped:
+        console.print("nothing new to publish")
+
+
+@layers_app.command("unpublish")
+def layers_unpublish(layer_id: str) -> None:
+    """Remove a published layer from the catalog; the relation itself is left untouched."""
+    s = settings()
+    admin = admin_conninfo(s)
+    url = conninfo(s)
+    try:
+        with connect(url, autocommit=True) as conn, connect(admin, autocommit=True) as owner:
+            layer = unpublish(conn, layer_id, actor="cli", trigger_conn=owner)
+    except PlatformError as exc:
+        _fail(exc.detail)
+    console.print(f"unpublished {layer_id} ({escape(layer.relation.qualified)} is unchanged)")
 
 
 def register(app: typer.Typer) -> None:

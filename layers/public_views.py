@@ -34,6 +34,7 @@ from gis_platform.db.connections import connect
 from gis_platform.errors import InvalidParameter, LayerNotFound
 from layers.catalog import Layer, get_layer, validate_layer_id
 from layers.ingest import ingest_geodataframe
+from layers.spatial import as_geography
 
 _HEX_RE = re.compile(r"^hex(\d{3,5})$")
 _LABELS = ("name", "name_ko", "district_name", "sgg_nm", "code", "district_code")
@@ -66,38 +67,47 @@ def parse_by(by: str) -> tuple[str, int | None]:
 def _cells_sql(kind: str, size: int | None, src: Layer, districts: Layer | None) -> sql.Composable:
     """``cells(cell_id, label, geom)`` in EPSG:4326."""
     if kind == "district":
+        d = districts.rows
         label = next((c for c in _LABELS if districts.attribute(c) is not None), None)
-        lab = sql.SQL("{}::text").format(sql.Identifier(label)) if label else sql.SQL("fid::text")
-        return sql.SQL("SELECT fid AS cell_id, {} AS label, geom FROM {}").format(lab, districts.table())
+        lab = sql.SQL("{}::text").format(sql.Identifier(label)) if label else \
+            sql.SQL("({})::text").format(d.fid())
+        return sql.SQL("SELECT {} AS cell_id, {} AS label, {} AS geom FROM {}").format(
+            d.fid(), lab, d.geom_in(4326), d.table())
     # The grid covers the source's extent, in metres (EPSG:5179), then back to lon/lat.
+    r = src.rows
     return sql.SQL(
         "SELECT row_number() OVER (ORDER BY h.i, h.j) AS cell_id, "
         "'hex ' || h.i || ',' || h.j AS label, ST_Transform(h.geom, 4326) AS geom "
-        "FROM ST_HexagonGrid({size}, (SELECT ST_Transform(ST_SetSRID(ST_Extent(geom), 4326), 5179) "
-        "FROM {t})) AS h").format(size=sql.Literal(float(size)), t=src.table())
+        "FROM ST_HexagonGrid({size}, (SELECT ST_Transform(ST_SetSRID(ST_Extent({g}), {srid}), 5179) "
+        "FROM {t})) AS h").format(size=sql.Literal(float(size)), t=r.table(), g=r.geom(),
+                                  srid=sql.Literal(r.srid))
 
 
 def aggregate_rows(conn: psycopg.Connection, src: Layer, kind: str, size: int | None,
                    districts: Layer | None, min_count: int) -> tuple[list[tuple], int]:
     """(rows of (cell_id, label, asset_count, length_m, area_m2, wkb), suppressed cells)."""
+    r = src.rows
     family = (src.geometry_type or "").replace("Multi", "")
-    length = ("sum(ST_Length(CASE WHEN ST_CoveredBy(s.geom, c.geom) THEN s.geom "
-              "ELSE ST_Intersection(s.geom, c.geom) END::geography))"
-              if family == "LineString" else "NULL::float8")
-    area = ("sum(ST_Area(CASE WHEN ST_CoveredBy(s.geom, c.geom) THEN s.geom "
-            "ELSE ST_Intersection(s.geom, c.geom) END::geography))"
-            if family == "Polygon" else "NULL::float8")
+    clip = sql.SQL("CASE WHEN ST_CoveredBy({g}, c.g) THEN {g} ELSE ST_Intersection({g}, c.g) END").format(
+        g=r.geom("s"))
+    length = (sql.SQL("sum(ST_Length({}))").format(as_geography(clip, r.srid))
+              if family == "LineString" else sql.SQL("NULL::float8"))
+    area = (sql.SQL("sum(ST_Area({}))").format(as_geography(clip, r.srid))
+            if family == "Polygon" else sql.SQL("NULL::float8"))
+    n = sql.SQL("count(DISTINCT {})").format(r.fid("s")) if r.id_kind != "none" else sql.SQL("count(*)")
+    # The cells go to the source's SRID, so the join uses the source's spatial index.
     stmt = sql.SQL(
         "WITH cells AS ({cells}), agg AS ("
-        " SELECT c.cell_id, c.label, count(DISTINCT s.fid) AS n, {length} AS length_m, {area} AS area_m2 "
-        " FROM cells c JOIN {t} s ON ST_Intersects(s.geom, c.geom) GROUP BY c.cell_id, c.label) "
+        " SELECT c.cell_id, c.label, {n} AS n, {length} AS length_m, {area} AS area_m2 "
+        " FROM (SELECT cell_id, label, {cg} AS g FROM cells) c JOIN {t} s ON ST_Intersects({sg}, c.g)"
+        " GROUP BY c.cell_id, c.label) "
         "SELECT agg.cell_id, agg.label, agg.n, round(agg.length_m::numeric, 1)::float8, "
         "round(agg.area_m2::numeric, 1)::float8, ST_AsBinary(cells.geom) "
         "FROM agg JOIN cells USING (cell_id) ORDER BY agg.cell_id").format(
-        cells=_cells_sql(kind, size, src, districts), length=sql.SQL(length), area=sql.SQL(area),
-        t=src.table())
+        cells=_cells_sql(kind, size, src, districts), length=length, area=area, n=n,
+        cg=r.to_layer_srid(sql.SQL("geom")), t=r.table(), sg=r.geom("s"))
     rows = conn.execute(stmt).fetchall()
-    kept = [r for r in rows if r[2] >= min_count]
+    kept = [row for row in rows if row[2] >= min_count]
     return kept, len(rows) - len(kept)
 
 
@@ -115,14 +125,15 @@ def publish_aggregate(conninfo: str, source: str, *, by: str = "hex500", min_cou
     target = validate_layer_id(target or f"{source}_by_{'district' if kind == 'district' else f'hex{size}'}"[:63])
     with connect(conninfo) as conn:
         src = get_layer(conn, source)
-        if src is None or src.kind != "vector" or not src.table_name:
+        if src is None or not src.has_rows or src.rows.is_function:
             raise LayerNotFound(f"No vector layer '{source}'.")
         if target == source:
             raise InvalidParameter("The public view needs its own layer id (--target).")
         districts = None
         if kind == "district":
             districts = get_layer(conn, districts_layer)
-            if districts is None or not districts.table_name or "Polygon" not in (districts.geometry_type or ""):
+            if districts is None or not districts.has_rows or districts.rows.is_function \
+                    or districts.rows.id_kind == "none" or "Polygon" not in (districts.geometry_type or ""):
                 raise InvalidParameter(f"--districts-layer {districts_layer!r} must be a polygon layer.")
         existing = get_layer(conn, target)
         if existing is not None and existing.access_level != "public":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from psycopg.rows import dict_row
 
 from gis_platform import access
 from gis_platform.access import Action, Resource, RowFilter
@@ -19,6 +20,7 @@ from gis_platform.db.events import CATALOG
 from gis_platform.errors import LayerNotFound
 from gis_platform.principal import Principal
 from layers.catalog import SELECT_LAYERS, Layer, row_to_layer
+from layers.changes import CHANGES, EMPTY, SELECT_CHANGES, ChangeLog, from_rows
 
 
 class Registry:
@@ -29,15 +31,38 @@ class Registry:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._layers: dict[str, Layer] = {}
+        self._logs: dict[str, ChangeLog] = {}
 
     async def load(self) -> None:
-        """Re-read the whole catalog (a few hundred rows at most)."""
-        rows = await self.db.fetchall(SELECT_LAYERS, read_only=False)
-        self._layers = {r["id"]: row_to_layer(r) for r in rows}
+        """Re-read the whole catalog (a few hundred rows at most) and the change log, in one
+        snapshot."""
+        async with self.db.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(SELECT_LAYERS)
+                rows = await cur.fetchall()
+            logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
+        self._logs = logs
+        self._layers = {r["id"]: self._with_log(row_to_layer(r)) for r in rows}
+
+    async def load_changes(self) -> None:
+        """Re-read the change log only (a published relation's rows changed)."""
+        async with self.db.connection() as conn:
+            logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
+        self._logs = logs
+        self._layers = {k: self._with_log(l) for k, l in self._layers.items()}
+
+    def _with_log(self, layer: Layer) -> Layer:
+        log = self._logs.get(layer.id, EMPTY)
+        return layer if log is layer.changes else layer.with_changes(log)
 
     async def on_events(self, events: frozenset[tuple[str, str]]) -> None:
-        """A catalog change (any layer id, or a resync): reload."""
-        if any(channel in (CATALOG, "*") and payload != KEYS_CHANGED for channel, payload in events):
+        """A catalog change (any layer id, or a resync): reload; rows changed: the log."""
+        relevant = {payload for channel, payload in events
+                    if channel in (CATALOG, "*") and payload != KEYS_CHANGED}
+        if relevant == {CHANGES}:
+            await self.load_changes()
+        elif relevant:
             await self.load()
 
     def get(self, layer_id: str) -> Layer | None:
@@ -87,7 +112,7 @@ class Registry:
 
     def put(self, layer: Layer) -> None:
         """Update one record immediately (after a write in this process)."""
-        self._layers[layer.id] = layer
+        self._layers[layer.id] = self._with_log(layer)
 
     def drop(self, layer_id: str) -> None:
         self._layers.pop(layer_id, None)

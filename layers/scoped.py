@@ -26,21 +26,25 @@ async def as_seen_by(layer: Layer, principal: Principal, db) -> Layer:
     """``layer`` itself, or, for a caller limited to some of its rows, a copy whose
     ``feature_count`` and ``extent`` describe those rows only."""
     rows = Registry.rows_of(principal, layer)
-    if rows is None or layer.kind != "vector" or not layer.table_name:
+    if rows is None or not layer.has_rows or layer.rows.is_function:
         return layer
-    key = (layer.id, layer.data_version, rows.key)
+    key = (layer.id, layer.version_tag, rows.key)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
     if hit is None:
         cond = rows.frag()
-        stmt = sql.SQL("SELECT count(*), ST_Extent(geom) FROM {} WHERE {}").format(
-            layer.table(), cond.sql)
+        src = layer.rows
+        stmt = sql.SQL("SELECT count(*), ST_Extent({}) FROM {} WHERE {}").format(
+            src.geom(), src.table(), cond.sql)
+        box = sql.SQL("e::geometry") if src.srid == 4326 else sql.SQL(
+            "ST_Transform(ST_Segmentize(ST_SetSRID(e::geometry, {}), greatest(ST_XMax(e) - ST_XMin(e), "
+            "ST_YMax(e) - ST_YMin(e), 1e-9) / 8), 4326)").format(sql.Literal(src.srid))
         async with db.connection(read_only=True) as conn:
             cur = await conn.execute(
-                sql.SQL("SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ({}) s(n, e)")
-                .format(stmt), cond.params)
+                sql.SQL("SELECT n, ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM ({}) s(n, e), "
+                        "LATERAL (SELECT {} AS b) t").format(stmt, box), cond.params)
             n, *box = await cur.fetchone()
         hit = (int(n), [float(v) for v in box] if box[0] is not None else None)
         with _lock:

@@ -34,9 +34,10 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
 #: CRSs offered by every collection (besides CRS84): WGS84, Web Mercator, the Korean
-#: Central Belt 2010 (5186) and Central Belt (5181) grids, Korea Unified (UTM-K, 5179),
-#: UTM 52N.  More can be added with the setting ``features_extra_srids``.
-DEFAULT_SRIDS = (4326, 3857, 5186, 5179, 5181, 32652)
+#: belts of 2010 (West 5185, Central 5186, East 5187, East Sea 5188), the older Central
+#: Belt grids (5174 with the Bessel datum, 5181), Korea Unified (UTM-K, 5179), UTM 52N.
+#: More can be added with the setting ``features_extra_srids``.
+DEFAULT_SRIDS = (4326, 3857, 5186, 5179, 5181, 5174, 5185, 5187, 5188, 32652)
 STORAGE_SRID = 4326
 GEOM = sql.Identifier("geom")
 #: Vertices a geometry in a request may have (a query area, a filter literal, an excavation).
@@ -154,21 +155,30 @@ def parse_bbox(text: str, crs: CrsRef, *, param: str = "bbox") -> tuple[float, f
     return minx, miny, maxx, maxy
 
 
-def bbox_filter(box: tuple[float, float, float, float], crs: CrsRef,
-                geom: sql.Composable = GEOM) -> Frag:
-    """``ST_Intersects(geom, <box in 4326>)`` for a parsed bbox (index-assisted)."""
+def envelope_sql(box: tuple[float, float, float, float], crs: CrsRef, srid: int = STORAGE_SRID) -> Frag:
+    """A parsed box (in ``crs``) as a polygon in ``srid``: the edges densified when it is
+    reprojected, so the outline follows the box's true shape."""
     minx, miny, maxx, maxy = box
-    if crs.srid == STORAGE_SRID:
-        if minx > maxx:   # antimeridian: two boxes
-            return Frag(sql.SQL("(ST_Intersects({g}, ST_MakeEnvelope(%s, %s, 180, %s, 4326)) OR "
-                                "ST_Intersects({g}, ST_MakeEnvelope(-180, %s, %s, %s, 4326)))")
-                        .format(g=geom), [minx, miny, maxy, miny, maxx, maxy])
-        return Frag(sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%s, %s, %s, %s, 4326))").format(geom),
+    if crs.srid == srid:
+        return Frag(sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, {})").format(sql.Literal(int(srid))),
                     [minx, miny, maxx, maxy])
-    # A projected box: densify its edges so the reprojected outline follows the true shape.
-    return Frag(sql.SQL("ST_Intersects({}, ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, "
-                        "%s), %s), 4326))").format(geom),
+    return Frag(sql.SQL("ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, %s), %s), {})")
+                .format(sql.Literal(int(srid))),
                 [minx, miny, maxx, maxy, crs.srid, max(maxx - minx, maxy - miny) / 16 or 1.0])
+
+
+def bbox_filter(box: tuple[float, float, float, float], crs: CrsRef,
+                geom: sql.Composable = GEOM, srid: int = STORAGE_SRID) -> Frag:
+    """``ST_Intersects(geom, <box in the layer's srid>)`` for a parsed bbox (index-assisted:
+    the stored column is compared with a constant)."""
+    minx, miny, maxx, maxy = box
+    if minx > maxx:   # across the antimeridian (geographic CRSs only): two boxes
+        west = envelope_sql((minx, miny, 180.0, maxy), crs, srid)
+        east = envelope_sql((-180.0, miny, maxx, maxy), crs, srid)
+        return Frag(sql.SQL("(ST_Intersects({g}, {a}) OR ST_Intersects({g}, {b}))").format(
+            g=geom, a=west.sql, b=east.sql), [*west.params, *east.params])
+    env = envelope_sql(box, crs, srid)
+    return Frag(sql.SQL("ST_Intersects({}, {})").format(geom, env.sql), env.params)
 
 
 def _swap_xy(geom: shapely.Geometry) -> shapely.Geometry:
@@ -216,8 +226,10 @@ def check_shape(geom: shapely.Geometry | None, param: str) -> shapely.Geometry:
     return geom
 
 
-def geometry_sql(geom: shapely.Geometry, crs: CrsRef, *, param: str = "geometry") -> Frag:
-    """A request geometry as a SQL expression in EPSG:4326 (axes swapped if the CRS needs it)."""
+def geometry_sql(geom: shapely.Geometry, crs: CrsRef, *, param: str = "geometry",
+                 srid: int = STORAGE_SRID) -> Frag:
+    """A request geometry as a SQL expression in ``srid`` (a layer's; EPSG:4326 by default),
+    its axes swapped first if the CRS is north-first."""
     if crs.north_first:
         geom = _swap_xy(geom)
     if crs.geographic:
@@ -227,9 +239,10 @@ def geometry_sql(geom: shapely.Geometry, crs: CrsRef, *, param: str = "geometry"
                                    "(longitude within [-180, 180], latitude within [-90, 90]).",
                                    parameter=param)
     wkb = shapely.to_wkb(geom, include_srid=False)
-    if crs.srid == STORAGE_SRID:
-        return Frag(sql.SQL("ST_GeomFromWKB(%s, 4326)"), [wkb])
-    return Frag(sql.SQL("ST_Transform(ST_GeomFromWKB(%s, %s), 4326)"), [wkb, crs.srid])
+    if crs.srid == srid:
+        return Frag(sql.SQL("ST_GeomFromWKB(%s, {})").format(sql.Literal(int(srid))), [wkb])
+    return Frag(sql.SQL("ST_Transform(ST_GeomFromWKB(%s, %s), {})").format(sql.Literal(int(srid))),
+                [wkb, crs.srid])
 
 
 def parse_point(text: str, crs: CrsRef, *, param: str = "point") -> shapely.Geometry:
@@ -240,11 +253,12 @@ def parse_point(text: str, crs: CrsRef, *, param: str = "point") -> shapely.Geom
     return shapely.Point(nums)
 
 
-def output_geometry_sql(crs: CrsRef, precision: int,
-                        geom: sql.Composable = GEOM) -> sql.Composable:
-    """``ST_AsGeoJSON`` of the stored geometry in the requested CRS and axis order (text)."""
+def output_geometry_sql(crs: CrsRef, precision: int, geom: sql.Composable = GEOM,
+                        srid: int = STORAGE_SRID) -> sql.Composable:
+    """``ST_AsGeoJSON`` of a stored geometry (in ``srid``) in the requested CRS and axis
+    order (text)."""
     expr: sql.Composable = geom
-    if crs.srid != STORAGE_SRID:
+    if crs.srid != srid:
         expr = sql.SQL("ST_Transform({}, {})").format(expr, sql.Literal(int(crs.srid)))
     if crs.north_first:
         expr = sql.SQL("ST_FlipCoordinates({})").format(expr)
@@ -266,3 +280,41 @@ def degrees_for_metres(metres: float, max_abs_lat: float) -> float:
     """
     lat = min(89.0, abs(max_abs_lat) + metres / 111_000.0 + 0.01)
     return metres / (111_000.0 * math.cos(math.radians(lat))) * 1.01 + 1e-9
+
+
+@lru_cache(maxsize=64)
+def metres_per_unit(srid: int) -> float:
+    from pyproj import CRS
+
+    try:
+        axis = CRS.from_epsg(srid).axis_info
+        return float(axis[0].unit_conversion_factor) if axis else 1.0
+    except Exception:  # noqa: BLE001 - an SRID pyproj does not know: assume metres
+        return 1.0
+
+
+def native_distance(metres: float, srid: int, geographic: bool) -> float:
+    """A distance in the units of ``srid`` that is at least ``metres`` on the ground
+    anywhere up to 80° of latitude: the radius of an index prefilter."""
+    if geographic:
+        return degrees_for_metres(metres, 80.0)
+    if srid in (3857, 3785, 900913, 102100):      # Web Mercator stretches 1/cos(latitude)
+        return metres / math.cos(math.radians(80.0)) + 1e-6
+    return metres / metres_per_unit(srid) * 1.1 + 1e-6
+
+
+def as_geography(expr: sql.Composable, srid: int) -> sql.Composable:
+    """A geometry expression in ``srid`` as geography (metres on the ellipsoid)."""
+    if srid == STORAGE_SRID:
+        return sql.SQL("({})::geography").format(expr)
+    return sql.SQL("ST_Transform({}, 4326)::geography").format(expr)
+
+
+def within_metres(a: Frag, b: Frag, metres: float, srid: int, geographic: bool) -> Frag:
+    """``a`` within ``metres`` of ``b`` (both geometries in ``srid``, the layer's): an
+    index-friendly prefilter in the layer's units, then the exact test on the ellipsoid."""
+    body = sql.SQL("(ST_DWithin({a}, {b}, %s) AND ST_DWithin({ga}, {gb}, %s))").format(
+        a=a.sql, b=b.sql, ga=as_geography(a.sql, srid), gb=as_geography(b.sql, srid))
+    return Frag(body, [*a.params, *b.params, native_distance(metres, srid, geographic),
+                       *a.params, *b.params, metres])
+

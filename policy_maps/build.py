@@ -243,9 +243,15 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> Map
         raise _err("year", f"{year} has no values; choose one of {years}")
 
     name = sql.Identifier(unit.name_column) if unit.name_column else sql.Identifier(unit.code_column)
+    lr = layer.rows
+    if lr.id_kind != "int":
+        raise _err("unit", f"area unit {unit.id!r} is read from layer {layer.id!r}, whose features "
+                   "have no integer id (a map colours features by id); publish it with an integer "
+                   "key column")
     rows = conn.execute(sql.SQL(
-        "SELECT fid, {c}::text, {n}::text, ST_AsGeoJSON(geom, 5) FROM {t} ORDER BY fid").format(
-        c=sql.Identifier(unit.code_column), n=name, t=layer.table())).fetchall()
+        "SELECT {f}, {c}::text, {n}::text, ST_AsGeoJSON({g}, 5) FROM {t} ORDER BY {f}").format(
+        f=lr.fid(), c=sql.Identifier(unit.code_column), n=name, t=lr.table(),
+        g=lr.geom_in(4326))).fetchall()
     fids = [int(r[0]) for r in rows]
     codes = [r[1] for r in rows]
     names = [r[2] or r[1] for r in rows]
@@ -275,7 +281,8 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> Map
     decimals = spec.legend.decimals if spec.legend.decimals is not None else \
         (0 if integral or span >= 100 else 1 if span >= 5 else 2)
     ext = conn.execute(sql.SQL("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                               "(SELECT ST_Extent(geom) AS e FROM {t}) s").format(t=layer.table())).fetchone()
+                               "(SELECT ST_Extent({g}) AS e FROM {t}) s").format(
+        t=lr.table(), g=lr.geom_in(4326))).fetchone()
     data_versions = {"indicator": {ind.id: ind.data_version},
                      "layers": {l.id: l.data_version for l in [layer, *overlays]}}
     return MapData(spec, ind, unit, layer, overlays, fids, codes, names, geoms, years, year, per_year,

@@ -94,7 +94,8 @@ def overlay_geojson(conn: psycopg.Connection, data: MapData) -> list[dict]:
     """Overlay layers as GeoJSON (capped) for the standalone page."""
     out = []
     for layer, spec in zip(data.overlays, data.spec.overlays):
-        rows = conn.execute(sql.SQL("SELECT ST_AsGeoJSON(geom, 5) FROM {} LIMIT %s").format(layer.table()),
+        rows = conn.execute(sql.SQL("SELECT ST_AsGeoJSON({}, 5) FROM {} LIMIT %s").format(
+            layer.rows.geom_in(4326), layer.table()),
                             (MAX_OVERLAY_FEATURES,)).fetchall()
         feats = b",".join(b'{"type":"Feature","properties":{},"geometry":' + r[0].encode() + b"}"
                           for r in rows)

@@ -26,6 +26,7 @@ access key is part of every cache key.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -40,6 +41,7 @@ from gis_platform.security import PrincipalDep
 from gis_platform.web import render
 from layers.catalog import Layer
 from layers.registry import Registry, RegistryDep
+from layers.relation import parse_arg, parse_args
 from layers.scoped import all_as_seen_by, as_seen_by
 from tile_server import metadata
 from tile_server.cache import key_hash
@@ -98,9 +100,12 @@ def row_filters(principal: Principal, layers: list[Layer]) -> dict | None:
     return out or None
 
 
-def vector_source(service: TileService, layers: list[Layer], principal: Principal) -> TileSource:
-    """The vector source of already access-checked ``layers`` for this caller."""
-    return service.source(layers, row_filters(principal, layers))
+def vector_source(service: TileService, layers: list[Layer], principal: Principal,
+                  query: Mapping[str, str] | None = None) -> TileSource:
+    """The vector source of already access-checked ``layers`` for this caller (and, for
+    function layers, the arguments in ``query``)."""
+    args = {l.id: parse_args(l.relation, query or {}) for l in layers if l.rows.is_function}
+    return service.source(layers, row_filters(principal, layers), args=args or None)
 
 
 def _check_format(formats: tuple[str, ...], layer: Layer | None, fmt: str) -> None:
@@ -160,8 +165,14 @@ def _not_modified(request: Request, etag: str) -> bool:
     return strip(etag) in {strip(t) for t in header.split(",")}
 
 
-def _headers(etag: str, media_type: str, settings, private: bool = False) -> dict[str, str]:
-    control = settings.tiles.cache_control
+def _headers(etag: str | None, media_type: str, settings, private: bool = False,
+             live: bool = False) -> dict[str, str]:
+    if etag is None:        # rendered per request from inputs that change unseen
+        return {"Cache-Control": "no-store", **({"Vary": "Accept-Encoding"}
+                                                if media_type == MVT_MEDIA_TYPE else {})}
+    control = settings.tiles.live_cache_control if live else settings.tiles.cache_control
+    if live and "public" not in control and "private" not in control:
+        control = "public, " + control
     vary = ["Accept-Encoding"] if media_type == MVT_MEDIA_TYPE else []
     if private:
         # A tile of an internal or restricted layer: only the caller's own browser may keep
@@ -175,9 +186,10 @@ def _headers(etag: str, media_type: str, settings, private: bool = False) -> dic
     return headers
 
 
-def _tile_response(request: Request, result: TileResult, settings,
-                   private: bool = False) -> Response:
-    headers = _headers(result.etag, result.media_type, settings, private)
+def _tile_response(request: Request, result: TileResult, settings, private: bool = False,
+                   live: bool = False, cacheable: bool = True) -> Response:
+    headers = _headers(result.etag if cacheable else None, result.media_type, settings, private,
+                       live)
     if result.empty:
         return Response(status_code=204, headers=headers)
     body = result.body
@@ -194,11 +206,11 @@ async def _serve(request: Request, service: TileService, source, grid: TileMatri
     h = key_hash(service.key(source, grid, tile, params_key, principal.access_key))
     etag = service.etag_of(h)
     private = any(l.access_level != "public" for l in layers)
-    if _not_modified(request, etag):
+    if source.cacheable and _not_modified(request, etag):
         return Response(status_code=304,
-                        headers=_headers(etag, source.media_type, settings, private))
+                        headers=_headers(etag, source.media_type, settings, private, source.live))
     result = await service.tile(source, grid, tile, h=h)
-    return _tile_response(request, result, settings, private)
+    return _tile_response(request, result, settings, private, source.live, source.cacheable)
 
 
 # The bodies of the two tile routes, shared with the fast path (tile_server.fastpath), so
@@ -214,7 +226,7 @@ async def serve_collection_tile(request: Request, collection_id: str, grid: Tile
     fmt = (ext or f or ("mvt" if layer.kind == "vector" else "png")).lower()
     if layer.kind == "vector":
         _check_format(VectorSource.FORMATS, layer, fmt)
-        source: TileSource = vector_source(service, [layer], principal)
+        source: TileSource = vector_source(service, [layer], principal, request.query_params)
         params_key = ""
     else:
         _check_format(RasterSource.FORMATS, layer, fmt)
@@ -233,7 +245,7 @@ async def serve_composite_tile(request: Request, grid: TileMatrixSet, z: int, x:
     chosen = resolve_layers(layers, registry, principal, service.tuning.max_layers, filtered=True)
     fmt = (ext or f or "mvt").lower()
     _check_format(VectorSource.FORMATS, None, fmt)
-    source = vector_source(service, chosen, principal)
+    source = vector_source(service, chosen, principal, request.query_params)
     source.check_zoom(grid, tile)
     return await _serve(request, service, source, grid, tile, "", principal, settings, chosen)
 
@@ -314,7 +326,15 @@ async def collection_tilejson(
     layer = await _describe(request, registry, collectionId, principal)
     base = base_url(request, settings)
     if layer.kind == "vector":
-        return service.source([layer]).tilejson(grid, base)
+        # A function layer: the arguments given here are carried into the tile URLs
+        # (checked now); vector_layers[].parameters lists them all.
+        given = {a.name: request.query_params[a.name] for a in
+                 (layer.relation.args if layer.rows.is_function else [])
+                 if a.name in request.query_params}
+        for a in layer.relation.args if given else []:
+            if a.name in given:
+                parse_arg(a, given[a.name])
+        return service.source([layer]).tilejson(grid, base, urlencode(given))
     params = parse_raster_params(layer, format or "png", bidx, rescale, colormap)
     query = urlencode([(k, v) for k, v in [("bidx", bidx), ("colormap", params.colormap)] if v]
                       + [("rescale", r) for r in rescale])

@@ -16,7 +16,6 @@ _OVERVIEW_HINTS = ("name", "kind", "class", "type", "category", "code")
 # PostgreSQL types ST_AsMVT encodes natively; anything else is sent as its text form.
 _NATIVE = {"text", "bigint", "integer", "smallint", "double precision", "real", "boolean",
            "numeric"}
-_RESERVED = {"fid", "geom"}
 
 
 def zoom_band(z: int, tuning: TileTuning) -> str:
@@ -38,7 +37,7 @@ def overview_attributes(layer: Layer, limit: int, key: str = "overview_attribute
     ``mid_attributes``); otherwise names that look like labels or classes (name, kind,
     class, type...) come first, then the first catalogued ones.
     """
-    names = [a.name for a in layer.attributes if a.name not in _RESERVED]
+    names = [a.name for a in layer.attributes if not a.name.startswith("__")]
     style = layer.default_style or {}
     chosen = [n for n in style.get(key, []) if n in names] \
         if isinstance(style.get(key), list) else []
@@ -55,4 +54,4 @@ def band_attributes(layer: Layer, band: str, tuning: TileTuning) -> list[str]:
         return overview_attributes(layer, tuning.overview_attributes)
     if band == "mid":
         return overview_attributes(layer, tuning.mid_attributes, "mid_attributes")
-    return [a.name for a in layer.attributes if a.name not in _RESERVED]
+    return [a.name for a in layer.attributes if not a.name.startswith("__")]

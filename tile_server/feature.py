@@ -21,9 +21,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     events); at shutdown the queued cache writes are flushed."""
     settings = app.state.settings
     service = TileService(settings, app.state.db)
-    service.overviews = OverviewManager(app.state.conninfo, service.tuning,
-                                        OverviewPlan.from_settings(settings.tiles),
-                                        layers=app.state.registry.all)
+    service.overviews = OverviewManager(
+        app.state.conninfo, service.tuning, OverviewPlan.from_settings(settings.tiles),
+        layers=app.state.registry.all, rebuild_quiet_s=settings.tiles.overview_rebuild_quiet_s,
+        rebuild_max_stale_s=settings.tiles.overview_rebuild_max_stale_s)
     await service.overviews.start()
     app.state.events.subscribe("tile overviews", service.overviews.on_events)
     app.state.tile_service = service

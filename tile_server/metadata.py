@@ -18,6 +18,7 @@ from morecantile import TileMatrixSet
 
 from layers import selection
 from layers.catalog import Layer
+from layers.relation import arg_schema
 from tile_server.bands import band_attributes
 from tile_server.sources import TileTuning
 from tile_server.tms import geographic_bounds, get_tms, tms_ids, tms_srid
@@ -76,13 +77,15 @@ def _zoom_range(layers: list[Layer], grid: TileMatrixSet) -> tuple[int, int]:
     return lo, max(lo, hi)
 
 
-def vector_tiles_url(layers: list[Layer], grid: TileMatrixSet, base: str) -> str:
-    """The XYZ template of a layer's (or a composite's) vector tiles."""
+def vector_tiles_url(layers: list[Layer], grid: TileMatrixSet, base: str, query: str = "") -> str:
+    """The XYZ template of a layer's (or a composite's) vector tiles (``query``: more
+    parameters, a function layer's arguments)."""
+    extra = f"&{query}" if query else ""
     if len(layers) == 1:
         return (f"{base}/collections/{layers[0].id}/tiles/{grid.id}/{{z}}/{{x}}/{{y}}.mvt"
-                f"?v={versions(layers)}")
+                f"?v={versions(layers)}{extra}")
     ids = quote(",".join(l.id for l in layers), safe=",")
-    return f"{base}/tiles/{grid.id}/{{z}}/{{x}}/{{y}}.mvt?layers={ids}&v={versions(layers)}"
+    return f"{base}/tiles/{grid.id}/{{z}}/{{x}}/{{y}}.mvt?layers={ids}&v={versions(layers)}{extra}"
 
 
 def raster_tiles_url(layer: Layer, grid: TileMatrixSet, base: str, fmt: str, query: str = "") -> str:
@@ -127,7 +130,7 @@ def vector_tilejson(layers: list[Layer], grid: TileMatrixSet, base: str, tuning:
     ``feature_minzoom`` (another extension key), so a client knows why alleys are missing
     at z12.
     """
-    doc = _tilejson_common(layers, grid, vector_tiles_url(layers, grid, base))
+    doc = _tilejson_common(layers, grid, vector_tiles_url(layers, grid, base, query))
     doc["vector_layers"] = [_vector_layer(l, grid, tuning) for l in layers]
     doc["overview_below_zoom"] = tuning.overview_below_zoom
     doc["detail_from_zoom"] = tuning.detail_from_zoom
@@ -148,6 +151,10 @@ def _vector_layer(l: Layer, grid: TileMatrixSet, tuning: TileTuning) -> dict:
     rule = selection.for_layer(l)
     if rule is not None:
         entry["feature_minzoom"] = rule.model_dump(exclude_none=True)
+    if l.relation is not None and l.relation.is_function:
+        # Extension keys: the query parameters of this function layer's tiles.
+        entry["parameters"] = {a.name: arg_schema(a) for a in l.relation.args}
+        entry["required_parameters"] = [a.name for a in l.relation.args if a.required]
     return entry
 
 

@@ -64,7 +64,7 @@ log = logging.getLogger("tile_server.overviews")
 SCHEMA = "tiles"
 CHANNEL = TILES
 # Bump when the overview SQL changes what an overview holds: part of every spec.
-OVERVIEW_FORMAT = 6
+OVERVIEW_FORMAT = 7
 WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
 DEFAULT_ZOOMS = (8, 10, 11, 12, 13, 14, 16)
 # Levels from this zoom on are full-resolution copies (EPSG:3857, snapped to their own MVT
@@ -112,7 +112,7 @@ class OverviewPlan:
         return out
 
     def wants(self, layer: Layer) -> bool:
-        return (layer.kind == "vector" and bool(layer.table_name) and bool(self.zooms)
+        return (layer.has_rows and not layer.rows.is_function and bool(self.zooms)
                 and layer.feature_count >= self.min_features)
 
 
@@ -122,9 +122,12 @@ def spec_for(tuning: TileTuning, plan: OverviewPlan) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def table_name_for(layer: Layer, zoom: int, spec: str) -> str:
-    """``ov_<table>_<version>_z<zoom>_<spec>``: derived from catalog values only, <= 63 chars."""
-    return f"ov_{(layer.table_name or layer.id)[:30]}_{int(layer.data_version)}_z{int(zoom)}_{spec[:8]}"
+def table_name_for(layer: Layer, zoom: int, spec: str, build: int = 0) -> str:
+    """``ov_<layer>_<version>[_<build>]_z<zoom>_<spec>``: derived from catalog values only,
+    <= 63 chars.  ``build`` tells apart rebuilds of one version (a published relation's rows
+    changed under it)."""
+    b = f"_{int(build):x}" if build else ""
+    return f"ov_{layer.id[:22]}_{int(layer.data_version)}{b}_z{int(zoom)}_{spec[:8]}"
 
 
 def _geometry_family(layer: Layer) -> str:
@@ -150,12 +153,15 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     tol = px * tuning.simplify_px
     minsize = px * tuning.min_feature_px
     family = _geometry_family(layer)
+    rows = layer.rows
     if source is None:
-        src = layer.table()
-        geom = sql.SQL("ST_Transform(s.geom, 3857)")
+        src = rows.table()
+        geom = rows.geom_in(3857, "s")
+        fid = rows.mvt_id("s") or sql.SQL("NULL::bigint")
     else:
         src = sql.Identifier(SCHEMA, source)
-        geom = sql.SQL("s.geom")
+        geom = sql.SQL("s.__geom")
+        fid = sql.SQL("s.__fid")
     cols = [sql.Identifier(a) for a in attrs]
     attr_list = sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols)
     tgt = sql.Identifier(SCHEMA, target)
@@ -166,16 +172,16 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     mz_sel = sql.SQL("")
     src_where = sql.SQL("")
     if rule is not None:
-        expr = rule.expression("s") if source is None else sql.SQL("s.minzoom")
-        mz_sel = sql.SQL(", {}::smallint AS minzoom").format(expr)
+        expr = rule.expression("s") if source is None else sql.SQL("s.__minzoom")
+        mz_sel = sql.SQL(", {}::smallint AS __minzoom").format(expr)
         src_where = sql.SQL(" WHERE {} <= {}").format(expr, sql.Literal(int(zoom)))
-        mz = sql.SQL(", minzoom")
+        mz = sql.SQL(", __minzoom")
     if family == "point":
         # Points are not generalised: the copy saves the per-tile transform only.
-        return sql.SQL("CREATE TABLE {tgt} AS SELECT s.fid{attrs}{mz_sel}, "
-                       "{geom}::geometry(Geometry, 3857) AS geom, "
-                       "0::double precision AS size FROM {src} AS s{src_where} ORDER BY {pos}").format(
-            tgt=tgt, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+        return sql.SQL("CREATE TABLE {tgt} AS SELECT {fid} AS __fid{attrs}{mz_sel}, "
+                       "{geom}::geometry(Geometry, 3857) AS __geom, "
+                       "0::double precision AS __size FROM {src} AS s{src_where} ORDER BY {pos}").format(
+            tgt=tgt, fid=fid, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
             geom=geom, src=src, mz_sel=mz_sel, src_where=src_where,
             pos=sql.Literal(2 + len(cols) + (rule is not None)))   # the geom column
     size = sql.SQL("ST_Perimeter(g)" if family == "polygon" else "ST_Length(g)")
@@ -189,18 +195,18 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         # Snapped to whole pixels of this level: segments that share a pixel row collapse
         # into one (ST_Union dissolves the duplicates), stubs shorter than a pixel vanish.
         snapped = sql.SQL("ST_SnapToGrid({geom}, {grid})").format(geom=geom, grid=sql.Literal(px))
-        names = [*cols, sql.Identifier("minzoom")] if rule is not None else cols
+        names = [*cols, sql.Identifier("__minzoom")] if rule is not None else cols
         a = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in names)
         a_src = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols) + mz_sel
         inner = sql.SQL(
-            "SELECT min(p.fid) AS fid{pattrs}, ST_Simplify(ST_Collect(p.g), {tol}) AS g FROM ("
-            " SELECT m.fid{mattrs}, (ST_Dump(m.g)).geom AS g FROM ("
-            "  SELECT min(s.fid) AS fid{a}, ST_LineMerge(ST_Union(s.g)) AS g"
-            "  FROM (SELECT s.fid{a_src}, (ST_Dump({snapped})).geom AS g FROM {src} AS s{src_where})"
+            "SELECT min(p.__fid) AS __fid{pattrs}, ST_Simplify(ST_Collect(p.g), {tol}) AS g FROM ("
+            " SELECT m.__fid{mattrs}, (ST_Dump(m.g)).geom AS g FROM ("
+            "  SELECT min(s.__fid) AS __fid{a}, ST_LineMerge(ST_Union(s.g)) AS g"
+            "  FROM (SELECT {fid} AS __fid{a_src}, (ST_Dump({snapped})).geom AS g FROM {src} AS s{src_where})"
             "  AS s WHERE NOT ST_IsEmpty(s.g)"
             "  GROUP BY floor(ST_XMin(s.g) / {cell}), floor(ST_YMin(s.g) / {cell}){a}) AS m"
-            ") AS p WHERE ST_Length(p.g) >= {minsize} GROUP BY p.fid{pattrs}").format(
-            a=a, a_src=a_src, src_where=src_where,
+            ") AS p WHERE ST_Length(p.g) >= {minsize} GROUP BY p.__fid{pattrs}").format(
+            a=a, a_src=a_src, src_where=src_where, fid=fid,
             pattrs=sql.SQL("").join(sql.SQL(", p.{}").format(c) for c in names),
             mattrs=sql.SQL("").join(sql.SQL(", m.{}").format(c) for c in names),
             tol=sql.Literal(tol), snapped=snapped, src=src, cell=sql.Literal(cell),
@@ -209,15 +215,15 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     elif zoom >= FULL_RESOLUTION_FROM:
         # A full-resolution copy: transformed and snapped to the MVT grid of ``zoom`` (which
         # ST_AsMVTGeom applies anyway at that zoom), nothing simplified or dropped.
-        inner = sql.SQL("SELECT s.fid{attrs}{mz_sel}, {snapped} AS g FROM {src} AS s{src_where}").format(
-            attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+        inner = sql.SQL("SELECT {fid} AS __fid{attrs}{mz_sel}, {snapped} AS g FROM {src} AS s{src_where}").format(
+            fid=fid, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
             snapped=snapped, src=src, mz_sel=mz_sel, src_where=src_where)
         keep = sql.SQL(" WHERE NOT ST_IsEmpty(g)")
     else:
         # One row per feature; at overview-band levels sub-pixel features are dropped.
-        inner = sql.SQL("SELECT s.fid{attrs}{mz_sel}, ST_Simplify({snapped}, {tol}, true) AS g "
+        inner = sql.SQL("SELECT {fid} AS __fid{attrs}{mz_sel}, ST_Simplify({snapped}, {tol}, true) AS g "
                         "FROM {src} AS s{src_where}").format(
-            attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+            fid=fid, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
             snapped=snapped, tol=sql.Literal(tol), src=src, mz_sel=mz_sel, src_where=src_where)
         keep = (sql.SQL(" WHERE {size} >= {minsize}").format(size=size, minsize=sql.Literal(minsize))
                 if band == "overview" else sql.SQL(" WHERE NOT ST_IsEmpty(g)"))
@@ -225,8 +231,8 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     # one tile then sit on a few heap pages instead of one page each - a dense z16 tile
     # read 30 pages instead of 206; the benchmark's z14-z16 statements ran 1.06-1.25x
     # faster from memory and 2x from disk (bench/tiles/RESULTS.md, run 13's notes).
-    return sql.SQL("CREATE TABLE {tgt} AS SELECT fid{attrs}{mz}, g::geometry(Geometry, 3857) AS geom, "
-                   "{size} AS size FROM ({inner}) AS m{keep} ORDER BY g").format(
+    return sql.SQL("CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
+                   "{size} AS __size FROM ({inner}) AS m{keep} ORDER BY g").format(
         tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
 
 
@@ -240,6 +246,9 @@ class OverviewInfo:
     vertices: int
     source_features: int
     build_ms: int
+    #: The snapshot the level was built in (``pg_snapshot`` text): a row change whose
+    #: transaction it does not see is not in the overview.
+    snapshot: str | None = None
 
 
 async def _fetch_layer(conn: psycopg.AsyncConnection, layer_id: str) -> Layer | None:
@@ -252,7 +261,7 @@ async def _fetch_layer(conn: psycopg.AsyncConnection, layer_id: str) -> Layer | 
 async def list_overviews(conn: psycopg.AsyncConnection, spec: str | None = None) -> list[OverviewInfo]:
     """Recorded overviews (of one spec, or all)."""
     q = ("SELECT table_name, layer_id, data_version, zoom, features, vertices, source_features, "
-         "build_ms FROM tiles.overviews")
+         "build_ms, snapshot::text FROM tiles.overviews")
     args: tuple = ()
     if spec is not None:
         q += " WHERE spec = %s"
@@ -262,14 +271,15 @@ async def list_overviews(conn: psycopg.AsyncConnection, spec: str | None = None)
 
 
 async def build_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: OverviewPlan, *,
-                      force: bool = False) -> list[OverviewInfo]:
+                      force: bool = False, rebuild: bool = False) -> list[OverviewInfo]:
     """Build every missing level of ``layer_id``'s current data version; returns those built.
 
     Takes the layer's advisory lock (another builder of the same layer: returns at once);
     each level is one transaction that checks the data version under a lock on the base
     table, so an overview is never recorded under a version it was not built from.
-    ``force`` builds even under the size threshold.  Old versions' overviews of the layer are
-    dropped once the current set is complete.
+    ``force`` builds even under the size threshold; ``rebuild`` builds every level again
+    (the rows of a published relation changed since).  Old versions' overviews of the layer
+    are dropped once the current set is complete.
     """
     spec = spec_for(tuning, plan)
     built: list[OverviewInfo] = []
@@ -277,7 +287,7 @@ async def build_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: Ov
         await conn.execute(sql.SQL("SET statement_timeout = {}").format(
             sql.Literal(int(plan.build_timeout_s) * 1000)))
         layer = await _fetch_layer(conn, layer_id)
-        if layer is None or layer.kind != "vector" or not layer.table_name:
+        if layer is None or not layer.has_rows or layer.rows.is_function:
             return built
         if not force and not plan.wants(layer):
             return built
@@ -287,19 +297,20 @@ async def build_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: Ov
             log.info("overview build of %s already running elsewhere", layer_id)
             return built
         try:
-            existing = {o.zoom: o.table_name for o in await list_overviews(conn, spec)
-                        if o.layer_id == layer_id and o.data_version == layer.data_version}
-            source: str | None = None
+            existing = {} if rebuild else {
+                o.zoom: (o.table_name, o.snapshot) for o in await list_overviews(conn, spec)
+                if o.layer_id == layer_id and o.data_version == layer.data_version}
+            source: tuple[str, str | None] | None = None
+            build = int(time.time() * 10) % (1 << 32) if rebuild else 0
             for zoom in sorted(plan.levels_for(layer), reverse=True):   # finest first
                 if zoom in existing:
                     source = existing[zoom]
                     continue
-                info = await _build_level(conn, layer, zoom, tuning, spec, source)
+                info = await _build_level(conn, layer, zoom, tuning, spec, source, build)
                 if info is None:       # the layer changed under us: a later pass builds it
                     return built
                 built.append(info)
-                existing[zoom] = info.table_name
-                source = info.table_name
+                existing[zoom] = source = (info.table_name, info.snapshot)
             await _drop_stale(conn, layer_id, layer.data_version, spec)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
@@ -307,40 +318,57 @@ async def build_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: Ov
 
 
 async def _build_level(conn: psycopg.AsyncConnection, layer: Layer, zoom: int, tuning: TileTuning,
-                       spec: str, source: str | None) -> OverviewInfo | None:
-    target = table_name_for(layer, zoom, spec)
+                       spec: str, source: tuple[str, str | None] | None,
+                       build: int = 0) -> OverviewInfo | None:
+    """One level, from the layer's rows or from ``source`` (a finer level: ``(table,
+    snapshot)``, whose snapshot the new level inherits: it holds what that one held)."""
+    target = table_name_for(layer, zoom, spec, build)
     t0 = time.perf_counter()
-    # REPEATABLE READ + the lock first: the version read and the copy see one snapshot, and
-    # a replace (table swap) cannot happen in between.
+    # REPEATABLE READ (+ for an ingested table, the lock first): the version read and the copy
+    # see one snapshot, and a replace (table swap) cannot happen in between.  The snapshot is
+    # recorded: changes to a published relation it does not see are not in this level.
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(layer.table()))
-        cur = await conn.execute("SELECT data_version FROM gis_meta.layers WHERE id = %s", (layer.id,))
+        if not layer.published:
+            await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(layer.table()))
+        cur = await conn.execute("SELECT data_version, pg_current_snapshot()::text FROM gis_meta.layers "
+                                 "WHERE id = %s", (layer.id,))
         row = await cur.fetchone()
         if row is None or int(row[0]) != int(layer.data_version):
             return None
+        snapshot = row[1] if source is None else source[1]
         tgt = sql.Identifier(SCHEMA, target)
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(tgt))
-        await conn.execute(build_statement(layer, zoom, tuning, target, source))
-        await conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(tgt))
+        await conn.execute(build_statement(layer, zoom, tuning, target,
+                                           source[0] if source is not None else None))
+        await conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (__geom)").format(tgt))
         await conn.execute(sql.SQL("ANALYZE {}").format(tgt))
-        cur = await conn.execute(sql.SQL("SELECT count(*), coalesce(sum(ST_NPoints(geom)), 0) "
+        cur = await conn.execute(sql.SQL("SELECT count(*), coalesce(sum(ST_NPoints(__geom)), 0) "
                                          "FROM {}").format(tgt))
         features, vertices = await cur.fetchone()
         ms = int((time.perf_counter() - t0) * 1000)
+        # A rebuild of the same version replaces the level it supersedes.
+        cur = await conn.execute(
+            "DELETE FROM tiles.overviews WHERE layer_id = %s AND data_version = %s AND zoom = %s "
+            "AND spec = %s AND table_name <> %s RETURNING table_name",
+            (layer.id, layer.data_version, zoom, spec, target))
+        for (old,) in await cur.fetchall():
+            await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, old)))
         await conn.execute(
             "INSERT INTO tiles.overviews (table_name, layer_id, data_version, zoom, spec, features, "
-            "vertices, source_features, build_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "vertices, source_features, build_ms, snapshot) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s::pg_snapshot) "
             "ON CONFLICT (table_name) DO UPDATE SET features = EXCLUDED.features, "
-            "vertices = EXCLUDED.vertices, build_ms = EXCLUDED.build_ms, built_at = now()",
+            "vertices = EXCLUDED.vertices, build_ms = EXCLUDED.build_ms, built_at = now(), "
+            "snapshot = EXCLUDED.snapshot",
             (target, layer.id, layer.data_version, zoom, spec, features, vertices,
-             layer.feature_count, ms))
+             layer.feature_count, ms, snapshot))
         await conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(CHANNEL),
                                                            sql.Literal(layer.id)))
     log.info("overview built", extra={"layer": layer.id, "zoom": zoom, "table": target,
                                       "features": features, "vertices": vertices, "ms": ms})
     return OverviewInfo(target, layer.id, layer.data_version, zoom, features, vertices,
-                        layer.feature_count, ms)
+                        layer.feature_count, ms, snapshot)
 
 
 async def _drop_stale(conn: psycopg.AsyncConnection, layer_id: str | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from psycopg.rows import dict_row
 from gis_platform.apikeys import KEYS_CHANGED
 from gis_platform.db.connections import connect_async
 from layers.catalog import SELECT_LAYERS, Layer, row_to_layer
+from layers.changes import CHANGES, Snapshot
 from tile_server.overview_build import (
     OverviewInfo,
     OverviewPlan,
@@ -43,7 +45,10 @@ class OverviewManager:
     #: it (the bench, a script) the catalog is read.
     layers: Callable[[], list[Layer]] | None = None
     reload_seconds: float = 60.0
-    _tables: dict[tuple[str, int], dict[int, str]] = field(default_factory=dict)
+    rebuild_quiet_s: float = 10.0
+    rebuild_max_stale_s: float = 120.0
+    _tables: dict[tuple[str, int], dict[int, tuple[str, Snapshot | None]]] = field(default_factory=dict)
+    next_check: float | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _dirty: asyncio.Event | None = None
     building: str | None = None
@@ -54,21 +59,22 @@ class OverviewManager:
     def spec(self) -> str:
         return spec_for(self.tuning, self.plan)
 
-    def table_for(self, layer: Layer, z: int) -> tuple[int, str] | None:
-        """``(level, table)`` of the overview serving ``layer`` at zoom ``z``, if built."""
+    def table_for(self, layer: Layer, z: int) -> tuple[int, str, Snapshot | None] | None:
+        """``(level, table, snapshot)`` of the overview serving ``layer`` at zoom ``z``, if
+        built (the snapshot tells which of the layer's row changes it holds)."""
         level = self.plan.level_for(z)
         if level is None:
             return None
         tables = self._tables.get((layer.id, layer.data_version))
         if not tables:
             return None
-        table = tables.get(level)
-        return (level, table) if table else None
+        hit = tables.get(level)
+        return (level, *hit) if hit else None
 
     def forget(self, table: str) -> None:
         """Stop using ``table`` (it vanished under us: dropped as stale)."""
         for tables in self._tables.values():
-            for z, t in list(tables.items()):
+            for z, (t, _) in list(tables.items()):
                 if t == table:
                     del tables[z]
         self.generation += 1
@@ -77,14 +83,29 @@ class OverviewManager:
         """Re-read the list of built overviews of this spec."""
         async with await connect_async(self.conninfo, autocommit=True) as conn:
             rows = await list_overviews(conn, self.spec)
-        tables: dict[tuple[str, int], dict[int, str]] = {}
+        tables: dict[tuple[str, int], dict[int, tuple[str, Snapshot | None]]] = {}
         for o in rows:
-            tables.setdefault((o.layer_id, o.data_version), {})[o.zoom] = o.table_name
+            tables.setdefault((o.layer_id, o.data_version), {})[o.zoom] = (
+                o.table_name, Snapshot.parse(o.snapshot))
         self._tables = tables
         self.generation += 1
 
+    def _stale(self, layer: Layer, have: dict, now: float) -> tuple[bool, float | None]:
+        """(rebuild now, or when to look again) for a layer whose rows changed in place
+        after its overviews were built: once the changes have settled for
+        ``rebuild_quiet_s``, or ``rebuild_max_stale_s`` after the first one they miss."""
+        if not have or not len(layer.changes):
+            return False, None
+        missed = layer.changes.unseen_by([snap for _, snap in have.values()])
+        if not missed:
+            return False, None
+        due = min(max(c.at for c in missed) + self.rebuild_quiet_s,
+                  min(c.at for c in missed) + self.rebuild_max_stale_s)
+        return (now >= due), (None if now >= due else due)
+
     async def build_missing(self) -> list[OverviewInfo]:
-        """Build overviews of every layer that wants them and lacks them (current versions)."""
+        """Build overviews of every layer that wants them and lacks them (current versions),
+        and rebuild those of published relations whose rows changed since (debounced)."""
         async with await connect_async(self.conninfo, autocommit=True) as conn:
             if self.layers is not None:
                 layers = [l for l in self.layers() if l.kind == "vector"]
@@ -98,15 +119,21 @@ class OverviewManager:
                 if layer.id in have and not self.plan.wants(layer):
                     await _drop_stale(conn, layer.id, layer.data_version, self.spec)
         built: list[OverviewInfo] = []
+        self.next_check = None
+        now = time.time()
         for layer in layers:
             if not self.plan.wants(layer):
                 continue
             have = self._tables.get((layer.id, layer.data_version), {})
-            if all(z in have for z in self.plan.levels_for(layer)):
+            rebuild, later = self._stale(layer, have, now)
+            if later is not None:
+                self.next_check = min(later, self.next_check or later)
+            if not rebuild and all(z in have for z in self.plan.levels_for(layer)):
                 continue
             self.building = layer.id
             try:
-                built += await build_layer(self.conninfo, layer.id, self.tuning, self.plan)
+                built += await build_layer(self.conninfo, layer.id, self.tuning, self.plan,
+                                           rebuild=rebuild)
             finally:
                 self.building = None
             await self.load()
@@ -126,11 +153,13 @@ class OverviewManager:
 
     async def on_events(self, events: frozenset[tuple[str, str]]) -> None:
         """A catalog change, an overview built or dropped, or a resync: re-read the list
-        and let the builder look for missing levels."""
-        if any(payload != KEYS_CHANGED for _, payload in events):
+        and let the builder look for missing levels; rows of a published relation changed:
+        let the builder see whether its overviews are due for a rebuild."""
+        payloads = {payload for _, payload in events} - {KEYS_CHANGED}
+        if payloads - {CHANGES}:
             await self.load()
-            if self._dirty is not None:
-                self._dirty.set()
+        if payloads and self._dirty is not None:
+            self._dirty.set()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -142,7 +171,9 @@ class OverviewManager:
 
     async def _builder(self) -> None:
         while True:
-            await self._dirty.wait()
+            timeout = None if self.next_check is None else max(0.5, self.next_check - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout)
             self._dirty.clear()
             # Let the catalog settle (an ingest sends several notifications).
             await asyncio.sleep(0.5)

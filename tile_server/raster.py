@@ -142,6 +142,8 @@ class RasterSource:
     data_dir: Path
     limiter: asyncio.Semaphore | None = None   # shared per process: bounds GDAL threads
     FORMATS = ("png", "webp")
+    cacheable = True
+    live = False
 
     @property
     def id(self) -> str:

@@ -84,7 +84,7 @@ class TileService:
         self._sources: OrderedDict[tuple, TileSource] = OrderedDict()
 
     def source(self, layers: list[Layer], filters: dict[str, RowFilter] | None = None,
-               raster: RasterParams | None = None) -> TileSource:
+               raster: RasterParams | None = None, args: dict | None = None) -> TileSource:
         """The tile source of already access-checked ``layers`` for callers with these row
         ``filters`` (and, for a raster layer, these rendering parameters).
 
@@ -92,9 +92,10 @@ class TileService:
         per-zoom plans (which overview level, which statement), so the next tile of the same
         map reuses them.  A new data version is a new key; old sources age out of the LRU.
         """
-        key = (tuple((l.id, l.data_version, l.table_name) for l in layers),
+        key = (tuple((l.id, l.data_version, l.table_name, l.changes.signature_all) for l in layers),
                tuple(sorted((k, v.key) for k, v in (filters or {}).items())),
-               raster.key() if raster is not None else None)
+               raster.key() if raster is not None else None,
+               repr(sorted((k, sorted(v.items())) for k, v in (args or {}).items())))
         hit = self._sources.get(key)
         if hit is not None:
             self._sources.move_to_end(key)
@@ -104,7 +105,7 @@ class TileService:
                                               self.raster_limiter)
         else:
             source = VectorSource(layers, self.db, self.tuning, self.sql_cache,
-                                  overviews=self.overviews, filters=filters)
+                                  overviews=self.overviews, filters=filters, args=args or None)
         self._sources[key] = source
         while len(self._sources) > 512:
             self._sources.popitem(last=False)
@@ -140,14 +141,15 @@ class TileService:
             h = key_hash(self.key(source, grid, tile, params_key, access_key))
         etag = self.etag_of(h)
         encoding = "gzip" if source.media_type == MVT_MEDIA_TYPE else None
-        stored = self.cache.get(h)
+        store = source.cacheable
+        stored = self.cache.get(h) if store else None
         if stored is not None:
             return TileResult(stored, source.media_type, etag, encoding if stored else None)
         return await self._rendering.run(h, lambda: self._render(source, grid, tile, h, etag,
-                                                                 encoding))
+                                                                 encoding, store))
 
     async def _render(self, source: TileSource, grid: TileMatrixSet, tile: Tile, h: str,
-                      etag: str, encoding: str | None) -> TileResult:
+                      etag: str, encoding: str | None, store: bool = True) -> TileResult:
         raw = await source.get_tile(grid, tile)
         if encoding == "gzip" and raw:
             body = (await asyncio.to_thread(gzip_bytes, raw)
@@ -156,8 +158,9 @@ class TileService:
             body = raw
         # Memory now (the next request hits it); the disk write is queued for the cache's
         # writer thread, so a cold tile does not wait for the file system.
-        self.cache.memory.put(h, body)
-        self.cache.disk.put_later(h, body)
+        if store:
+            self.cache.memory.put(h, body)
+            self.cache.disk.put_later(h, body)
         return TileResult(body, source.media_type, etag, encoding if body else None)
 
     def store_as(self, source: TileSource, grid: TileMatrixSet, tile: Tile, params_key: str,

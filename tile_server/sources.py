@@ -74,6 +74,10 @@ class TileSource(Protocol):
     media_type: str
     #: The tile formats (URL extensions / ``f=``) this kind of source serves.
     FORMATS: tuple[str, ...]
+    #: False: tiles are rendered for every request, never stored (inputs change unseen).
+    cacheable: bool
+    #: True: the data changes in place, so clients should revalidate (``live_cache_control``).
+    live: bool
 
     def check_zoom(self, grid: TileMatrixSet, tile: Tile) -> None:
         """Raise :class:`~tile_server.vector.TileOutsideZoomRange` (404) when no layer of the

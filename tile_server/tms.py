@@ -142,6 +142,11 @@ class TileBounds:
     def height(self) -> float:
         return self.ymax - self.ymin
 
+    @property
+    def geo_box(self) -> tuple[float, float, float, float]:
+        """The buffered lon/lat box (what a change must touch to change this tile)."""
+        return (self.lon_min, self.lat_min, self.lon_max, self.lat_max)
+
 
 def tile_bounds(grid: TileMatrixSet, tile: Tile, buffer_fraction: float = 0.0) -> TileBounds:
     """The tile's bounds from ``grid.xy_bounds`` plus its geographic box for index filtering.

@@ -37,11 +37,24 @@ class VectorSource:
     FORMATS = ("mvt", "pbf")
     overviews: object | None = None
     filters: dict | None = None
+    #: Function layers' arguments: ``{layer id: {argument: typed value}}``.
+    args: dict | None = None
     _plans: dict = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
         return ",".join(l.id for l in self.layers)
+
+    @property
+    def cacheable(self) -> bool:
+        """False when a layer's rows can change unseen (a function of unknown inputs): its
+        tiles are rendered for every request and never stored."""
+        return not any(l.relation is not None and l.relation.tracking == "none" for l in self.layers)
+
+    @property
+    def live(self) -> bool:
+        """Rows change in place (published relations): clients should revalidate."""
+        return any(l.published for l in self.layers)
 
     def plan(self, grid: TileMatrixSet, z: int) -> list[LayerPlan]:
         """How each layer is read at zoom ``z`` (memoised: the cache key and the render agree)."""
@@ -53,28 +66,59 @@ class VectorSource:
         for i, l in enumerate(self.layers):
             rule = selection.for_layer(l)
             select = rule is not None and z < rule.max_zoom
+            fn: dict = {}
+            if l.rows.is_function:
+                prefix = f"fa{i}_"
+                given = (self.args or {}).get(l.id) or {}
+                values = l.rows.from_(given, named=prefix).params[0]
+                fn = {"args_prefix": prefix, "args_params": tuple(values.items()),
+                      "args_names": tuple(a.name for a in l.relation.args if a.name in given)}
             rows = (self.filters or {}).get(l.id)
             if rows is not None:
                 prefix = f"rf{i}_"
                 cond, params = rows.named("src", prefix)
                 plans.append(LayerPlan(l, filter_sql=cond, filter_params=tuple(params.items()),
-                                       filter_key=prefix + rows.key, select=select))
+                                       filter_key=prefix + rows.key, select=select, **fn))
                 continue
             ov = None
-            if self.overviews is not None and grid.id == "WebMercatorQuad":
+            if self.overviews is not None and grid.id == "WebMercatorQuad" and not fn:
                 ov = self.overviews.table_for(l, z)
-            plans.append(LayerPlan(l, overview=ov[1], level=ov[0], select=select) if ov
-                         else LayerPlan(l, select=select))
+            plans.append(LayerPlan(l, overview=ov[1], level=ov[0], overview_snapshot=ov[2],
+                                   select=select) if ov else LayerPlan(l, select=select, **fn))
         if len(self._plans) > 256:           # old generations
             self._plans.clear()
         self._plans[key] = plans
         return plans
 
+    def tile_plans(self, grid: TileMatrixSet, tile: Tile, bounds: TileBounds) -> list[LayerPlan]:
+        """The plans of this tile: an overview that misses a row change touching the tile
+        is passed over for the layer's own rows (until the overview is rebuilt)."""
+        plans = self.plan(grid, tile.z)
+        if not any(p.overview and len(p.layer.changes) for p in plans):
+            return plans
+        box = bounds.geo_box
+        return [p.base() if p.overview and p.layer.changes.unseen(p.overview_snapshot, box) else p
+                for p in plans]
+
     def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
-        """Ids and data versions; per tile also which overview level and row filter apply."""
+        """Ids and data versions; per tile also which overview level and row filter apply,
+        the row changes touching the tile, and a function layer's arguments."""
         if grid is None or tile is None:
             return ",".join(f"{l.id}@{l.data_version}" for l in self.layers)
-        return ",".join(p.cache_part() for p in self.plan(grid, tile.z))
+        if not any(len(l.changes) for l in self.layers) and not self.args:
+            return ",".join(p.cache_part() for p in self.plan(grid, tile.z))   # the common case
+        bounds = tile_bounds(grid, tile, self.tuning.buffer / self.tuning.extent)
+        box = bounds.geo_box
+        parts = []
+        for p in self.tile_plans(grid, tile, bounds):
+            part = p.cache_part()
+            sig = p.layer.changes.signature(box)
+            if sig:
+                part += "~c" + sig
+            if p.args_params:
+                part += "~a" + repr(p.args_params)
+            parts.append(part)
+        return ",".join(parts)
 
     def tilejson(self, grid: TileMatrixSet, base_url: str, query: str = "") -> dict:
 
@@ -88,8 +132,9 @@ class VectorSource:
         covers the zoom is a 404.
         """
         in_zoom = self._in_zoom(tile)
-        # The catalog extent is exact after every ingest: a tile beyond it is empty, no query.
-        return [l for l in in_zoom if intersects(l.extent, bounds)]
+        # The catalog extent is exact after every ingest (and grown by every row change since):
+        # a tile beyond it is empty, no query.
+        return [l for l in in_zoom if intersects(l.current_extent, bounds)]
 
     def _in_zoom(self, tile: Tile) -> list[Layer]:
         in_zoom = [l for l in self.layers if l.minzoom <= tile.z <= l.maxzoom]
@@ -114,11 +159,12 @@ class VectorSource:
         layers = {l.id for l in self.layers_for(grid, tile, bounds)}
         if not layers:
             return b""
-        plans = [p for p in self.plan(grid, tile.z) if p.layer.id in layers]
+        plans = [p for p in self.tile_plans(grid, tile, bounds) if p.layer.id in layers]
         band = zoom_band(tile.z, self.tuning)
         values = tile_params(grid, tile, bounds, self.tuning)
         for p in plans:
             values.update(p.filter_params)
+            values.update(p.args_params)
         try:
             return await self._run(self.sql_cache.statement(plans, grid.id, band, self.tuning), values)
         except pg_errors.UndefinedTable:
@@ -129,8 +175,7 @@ class VectorSource:
             for p in plans:
                 if p.overview:
                     self.overviews.forget(p.overview)
-            base = [LayerPlan(p.layer, filter_sql=p.filter_sql, filter_params=p.filter_params,
-                              filter_key=p.filter_key, select=p.select) for p in plans]
+            base = [p.base() for p in plans]
             return await self._run(self.sql_cache.statement(base, grid.id, band, self.tuning), values)
 
     async def _run(self, stmt: str, values: dict) -> bytes:

@@ -30,33 +30,26 @@ stored column and no row is transformed before it passes the filter.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from morecantile import Tile, TileMatrixSet
 from psycopg import sql
 
+from gis_platform.sqlfrag import Frag
 from layers import selection
 from layers.catalog import Layer
+from layers.relation import RowSource
+from layers.spatial import metres_per_unit
 from tile_server.bands import _NATIVE, band_attributes, is_point_layer
 from tile_server.overview_build import SCHEMA
 from tile_server.sources import TileTuning
 from tile_server.tms import TileBounds, tms_srid
 
 
-def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
-                      row_filter: sql.Composable | None = None, select: bool = False) -> sql.Composed:
-    """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its base table.
-
-    Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered lon/lat
-    filter box ``gxmin..gymax``, and in the overview band ``tol`` (simplification tolerance
-    in grid units) and ``minsize`` (smallest kept feature, in degrees).  ``row_filter`` is the
-    caller's row condition (:meth:`gis_platform.access.RowFilter.named`, its parameters named
-    in this layer's namespace), ANDed into the WHERE clause.  ``select``: apply the
-    layer's selection by class (:mod:`layers.selection`) against the bound zoom ``z``.
-    """
-    srid = tms_srid(tms_id)
+def _attribute_columns(layer: Layer, band: str, tuning: TileTuning) -> list[sql.Composable]:
     types = {a.name: a.type for a in layer.attributes}
     cols = []
     for name in band_attributes(layer, band, tuning):
@@ -65,16 +58,80 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
             cols.append(sql.SQL("{} AS {}").format(ident, sql.Identifier(name)))
         else:  # dates, timestamps, json...: their text form, the same in every client
             cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
-    geom = sql.SQL("src.geom")
-    if srid != 4326:
-        geom = sql.SQL("ST_Transform(src.geom, {})").format(sql.Literal(srid))
+    return cols
+
+
+def _index_filter(rows: RowSource, srid: int) -> sql.Composable:
+    """The stored geometry column against the tile's buffered box, in the column's own SRID
+    and type (so its GiST index is used and no row is transformed before it passes)."""
+    if rows.relation is not None and rows.relation.geography:
+        col = sql.Identifier("src", rows.relation.geometry_column)
+        return sql.SQL("{} && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)"
+                       "::geography").format(col)
+    g = rows.geom("src")
+    if rows.srid == 4326:
+        return sql.SQL("{} && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)").format(g)
+    if rows.srid == srid:
+        return sql.SQL("{} && ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, {})").format(
+            g, sql.Literal(srid))
+    # Another projected SRID (a city's EPSG:5186 table): the buffered tile envelope, its
+    # edges densified, transformed once per statement.
+    return sql.SQL("{} && ST_Transform(ST_Segmentize(ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, "
+                   "%(bymax)s, {s}), %(bseg)s), {t})").format(g, s=sql.Literal(srid),
+                                                            t=sql.Literal(rows.srid))
+
+
+def _size_filter(rows: RowSource, layer: Layer) -> tuple[sql.Composable, sql.Composable]:
+    """(size expression, its smallest value kept) of a line or polygon in the layer's units:
+    length for lines, perimeter for polygons.  Both read the coordinates the row already
+    holds, which measured ~20x cheaper per row than ST_XMax/ST_XMin on the bbox."""
+    polygon = "polygon" in (layer.geometry_type or "").lower()
+    size = sql.SQL("ST_Perimeter({})" if polygon else "ST_Length({})").format(rows.geom("src"))
+    if rows.geographic:
+        return size, sql.SQL("%(minsize)s")
+    if rows.srid in (3857, 3785, 900913, 102100):
+        return size, sql.SQL("%(minsize_m)s")
+    return size, sql.SQL("%(minsize_ground)s / {}").format(sql.Literal(metres_per_unit(rows.srid)))
+
+
+def _mvt(layer: Layer, inner: sql.Composable, tuning: TileTuning, with_id: bool) -> sql.Composed:
+    fid = sql.SQL(", '__fid'") if with_id else sql.SQL("")
+    return sql.SQL(
+        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, '__geom'{fid}) FROM ({inner}) AS t "
+        "WHERE t.__geom IS NOT NULL), ''::bytea)").format(
+        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner, fid=fid)
+
+
+def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
+                      row_filter: sql.Composable | None = None, select: bool = False,
+                      args_prefix: str | None = None, args_names: tuple[str, ...] = ()) -> sql.Composed:
+    """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its rows.
+
+    Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered box
+    (``gxmin..gymax`` in lon/lat, ``bxmin..bymax`` and ``bseg`` in the grid's CRS: see
+    :func:`_index_filter`), and in the overview band ``tol`` (simplification tolerance in
+    grid units) and the smallest kept feature (``minsize`` in degrees, ``minsize_m`` in
+    Web-Mercator metres, ``minsize_ground`` in metres on the ground).  ``row_filter`` is the
+    caller's row condition (:meth:`gis_platform.access.RowFilter.named`, its parameters named
+    in this layer's namespace), ANDed into the WHERE clause.  ``select``: apply the layer's
+    selection by class (:mod:`layers.selection`) against the bound zoom ``z``.
+    ``args_prefix``: a function layer's arguments (those in ``args_names``; the others take
+    the function's defaults), bound as ``%(<prefix><n>)s``.
+    """
+    rows = layer.rows
+    srid = tms_srid(tms_id)
+    cols = _attribute_columns(layer, band, tuning)
+    mvt_id = rows.mvt_id("src")
+    if mvt_id is not None:
+        cols.insert(0, sql.SQL("{} AS __fid").format(mvt_id))
+    geom = rows.geom_in(srid, "src")
     point = is_point_layer(layer)
     overview = band == "overview" and not point
     if overview:
         geom = sql.SQL("ST_Simplify({}, %(tol)s)").format(geom)
     envelope = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})").format(
         sql.Literal(srid))
-    where = [sql.SQL("src.geom && ST_MakeEnvelope(%(gxmin)s, %(gymin)s, %(gxmax)s, %(gymax)s, 4326)")]
+    where = [_index_filter(rows, srid)]
     if row_filter is not None:
         where.append(sql.SQL("({})").format(row_filter))
     rule = selection.for_layer(layer) if select else None
@@ -82,27 +139,22 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
         where.append(sql.SQL("{} <= %(z)s").format(rule.expression("src")))
     order = sql.SQL("")
     if overview:
-        # Size in degrees: length for lines, perimeter for polygons.  Both read the
-        # coordinates the row already holds, which measured ~20x cheaper per row than
-        # ST_XMax/ST_XMin on the bbox (a box3d conversion each).
-        polygon = "polygon" in (layer.geometry_type or "").lower()
-        size = sql.SQL("ST_Perimeter(src.geom)" if polygon else "ST_Length(src.geom)")
+        size, minsize = _size_filter(rows, layer)
         # Sub-pixel features: shorter (or with a smaller outline) than one pixel.
-        where.append(sql.SQL("{} >= %(minsize)s").format(size))
+        where.append(sql.SQL("{} >= {}").format(size, minsize))
         # Over the cap, keep the largest features rather than an arbitrary (index-ordered,
         # i.e. spatially clustered) subset that would show as a hole in the map.
         order = sql.SQL(" ORDER BY {} DESC").format(size)
-    select_cols = sql.SQL(", ").join([sql.SQL("src.fid"), *cols])
+    source = rows.from_(dict.fromkeys(args_names), named=args_prefix) if rows.is_function \
+        else Frag(rows.table())
     inner = sql.SQL(
-        "SELECT {cols}, ST_AsMVTGeom({geom}, {env}, {extent}, {buffer}, true) AS geom "
+        "SELECT {cols}ST_AsMVTGeom({geom}, {env}, {extent}, {buffer}, true) AS __geom "
         "FROM {table} AS src WHERE {where}{order} LIMIT {cap}").format(
-        cols=select_cols, geom=geom, env=envelope, extent=sql.Literal(int(tuning.extent)),
-        buffer=sql.Literal(int(tuning.buffer)), table=layer.table(),
-        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
-    return sql.SQL(
-        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, 'geom', 'fid') FROM ({inner}) AS t "
-        "WHERE t.geom IS NOT NULL), ''::bytea)").format(
-        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
+        cols=sql.SQL("").join(c + sql.SQL(", ") for c in cols), geom=geom, env=envelope,
+        extent=sql.Literal(int(tuning.extent)), buffer=sql.Literal(int(tuning.buffer)),
+        table=source.sql, where=sql.SQL(" AND ").join(where), order=order,
+        cap=sql.Literal(int(tuning.max_features)))
+    return _mvt(layer, inner, tuning, mvt_id is not None)
 
 
 def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning,
@@ -112,38 +164,28 @@ def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning
     The overview already holds only what its level ships (see :mod:`tile_server.overviews`):
     no transform and no simplification per tile; the index filter is the buffered tile
     envelope ``bxmin..bymax`` in EPSG:3857 and, in the overview band, the precomputed
-    ``size`` drops sub-pixel features (``minsize_m``) and orders the largest first.
+    ``__size`` drops sub-pixel features (``minsize_m``) and orders the largest first.
     Binds ``xmin..ymax`` (the envelope), ``bxmin..bymax`` and ``minsize_m``; with ``select``
     (the layer selects by class and ``z`` is below its last class zoom) also ``z``, against
-    the overview's precomputed ``minzoom`` column.
+    the overview's precomputed ``__minzoom`` column.
     """
-
-    types = {a.name: a.type for a in layer.attributes}
-    cols = [sql.SQL("src.fid")]
-    for name in band_attributes(layer, band, tuning):
-        ident = sql.Identifier("src", name)
-        if types.get(name, "text") in _NATIVE:
-            cols.append(sql.SQL("{} AS {}").format(ident, sql.Identifier(name)))
-        else:
-            cols.append(sql.SQL("{}::text AS {}").format(ident, sql.Identifier(name)))
-    where = [sql.SQL("src.geom && ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")]
+    with_id = layer.rows.id_kind == "int"
+    cols = ([sql.SQL("src.__fid")] if with_id else []) + _attribute_columns(layer, band, tuning)
+    where = [sql.SQL("src.__geom && ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")]
     if select:
-        where.append(sql.SQL("src.minzoom <= %(z)s"))
+        where.append(sql.SQL("src.__minzoom <= %(z)s"))
     order = sql.SQL("")
     if band == "overview" and not is_point_layer(layer):
-        where.append(sql.SQL("src.size >= %(minsize_m)s"))
-        order = sql.SQL(" ORDER BY src.size DESC")
+        where.append(sql.SQL("src.__size >= %(minsize_m)s"))
+        order = sql.SQL(" ORDER BY src.__size DESC")
     inner = sql.SQL(
-        "SELECT {cols}, ST_AsMVTGeom(src.geom, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, "
-        "%(ymax)s, 3857), {extent}, {buffer}, true) AS geom FROM {table} AS src WHERE {where}"
+        "SELECT {cols}ST_AsMVTGeom(src.__geom, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, "
+        "%(ymax)s, 3857), {extent}, {buffer}, true) AS __geom FROM {table} AS src WHERE {where}"
         "{order} LIMIT {cap}").format(
-        cols=sql.SQL(", ").join(cols), extent=sql.Literal(int(tuning.extent)),
+        cols=sql.SQL("").join(c + sql.SQL(", ") for c in cols), extent=sql.Literal(int(tuning.extent)),
         buffer=sql.Literal(int(tuning.buffer)), table=sql.Identifier(SCHEMA, table),
         where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
-    return sql.SQL(
-        "COALESCE((SELECT ST_AsMVT(t.*, {name}, {extent}, 'geom', 'fid') FROM ({inner}) AS t "
-        "WHERE t.geom IS NOT NULL), ''::bytea)").format(
-        name=sql.Literal(layer.id), extent=sql.Literal(int(tuning.extent)), inner=inner)
+    return _mvt(layer, inner, tuning, with_id)
 
 
 @dataclass(frozen=True)
@@ -157,14 +199,23 @@ class LayerPlan:
     layer: Layer
     overview: str | None = None            # tiles.<table>, or None: the base table
     level: int | None = None
+    overview_snapshot: object | None = field(default=None, compare=False)  # layers.changes.Snapshot
     filter_sql: sql.Composable | None = field(default=None, compare=False)
     filter_params: tuple = ()              # ((name, value), ...)
     filter_key: str = ""                   # RowFilter.key + namespace: identifies filter_sql
     select: bool = False                   # apply the layer's selection by class at this zoom
+    args_prefix: str | None = None         # a function layer: its arguments' namespace
+    args_names: tuple[str, ...] = ()       # the arguments given (the others: their defaults)
+    args_params: tuple = ()                # ((placeholder, value), ...)
 
     def sql_key(self) -> tuple:
         l = self.layer
-        return (l.id, l.data_version, l.table_name, self.overview, self.filter_key, self.select)
+        return (l.id, l.data_version, l.table_name, self.overview, self.filter_key, self.select,
+                self.args_prefix, self.args_names)
+
+    def base(self) -> LayerPlan:
+        """The same plan reading the layer's own rows instead of an overview."""
+        return replace(self, overview=None, level=None, overview_snapshot=None)
 
     def cache_part(self) -> str:
         part = f"{self.layer.id}@{self.layer.data_version}"
@@ -215,7 +266,7 @@ class SqlCache:
                 hit = compose_overview_sql(plan.layer, plan.overview, band, tuning, plan.select)
             else:
                 hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql,
-                                        plan.select)
+                                        plan.select, plan.args_prefix, plan.args_names)
             with self._lock:
                 self._items[key] = hit
         return hit
@@ -229,8 +280,19 @@ def tile_params(grid: TileMatrixSet, tile: Tile, bounds: TileBounds, tuning: Til
     grow = 1.0 + 2.0 * tuning.buffer / tuning.extent   # the geo box includes the buffer
     bx = bounds.width * tuning.buffer / tuning.extent
     by = bounds.height * tuning.buffer / tuning.extent
+    srid = tms_srid(grid.id)
+    lat = math.radians((bounds.lat_min + bounds.lat_max) / 2)
+    # One pixel in metres on the ground (for layers stored in a projected CRS of their own).
+    if srid == 4326:
+        ground = px_x * 111_320.0 * math.cos(lat)
+    elif srid == 3857:
+        ground = px_x * math.cos(lat)
+    else:
+        ground = px_x
     return {
         "z": tile.z,
+        "bseg": max(bounds.width, bounds.height) * grow / 16,
+        "minsize_ground": ground * tuning.min_feature_px,
         "xmin": bounds.xmin, "ymin": bounds.ymin, "xmax": bounds.xmax, "ymax": bounds.ymax,
         # The buffered envelope in the grid's CRS (overview tables are filtered on it).
         "bxmin": bounds.xmin - bx, "bymin": bounds.ymin - by,

@@ -120,7 +120,7 @@ def test_overviews_are_built_in_the_background_for_layers_over_the_threshold(cit
         with psycopg.connect(city) as conn:
             for r in rows:
                 srid, has_index = conn.execute(
-                    "SELECT Find_SRID('tiles', %s, 'geom'), EXISTS (SELECT 1 FROM pg_indexes "
+                    "SELECT Find_SRID('tiles', %s, '__geom'), EXISTS (SELECT 1 FROM pg_indexes "
                     "WHERE schemaname = 'tiles' AND tablename = %s AND indexdef ILIKE '%%gist%%')",
                     (r[3], r[3])).fetchone()
                 assert srid == 3857 and has_index
@@ -171,8 +171,8 @@ def test_overview_rows_are_stored_in_spatial_order(city, pipes_settings):
     with psycopg.connect(city) as conn:
         for table in tables:
             rows, descents = conn.execute(psycopg.sql.SQL(
-                "SELECT count(*), count(*) FILTER (WHERE geom < prev) FROM (SELECT geom, "
-                "lag(geom) OVER (ORDER BY ctid) AS prev FROM tiles.{}) AS s").format(
+                "SELECT count(*), count(*) FILTER (WHERE geom < prev) FROM (SELECT __geom AS geom, "
+                "lag(__geom) OVER (ORDER BY ctid) AS prev FROM tiles.{}) AS s").format(
                 psycopg.sql.Identifier(table))).fetchone()
             assert rows > 0 and descents == 0, (table, rows, descents)
         # ...which the base table, in ingest order, is not (so the check above can fail).

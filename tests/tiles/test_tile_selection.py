@@ -77,7 +77,7 @@ def test_overviews_carry_the_selection_and_agree_with_the_base_table(pipes, tile
         assert [z for z, _ in rows] == [8, 10, 11, 12, 13, 14, 16]
         for zoom, table in rows:
             # a level holds only the rows shown at or below it, each with its first zoom
-            got = conn.execute(f'SELECT min(minzoom), max(minzoom) FROM tiles."{table}"').fetchone()
+            got = conn.execute(f'SELECT min(__minzoom), max(__minzoom) FROM tiles."{table}"').fetchone()
             assert got == ((0, 0) if zoom < 14 else (0, 14)), (zoom, got)
     srv = start_server(settings)
     base = start_server(tile_settings(tile_overview_min_features=1000, tile_overview_auto_build=False,

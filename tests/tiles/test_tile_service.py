@@ -21,6 +21,8 @@ class CountingSource:
 
     id = "counting"
     media_type = MVT_MEDIA_TYPE
+    cacheable = True
+    live = False
 
     def __init__(self, payload: bytes = b"\x1a\x05hello", delay: float = 0.05, fail: bool = False):
         self.payload, self.delay, self.fail, self.renders = payload, delay, fail, 0
