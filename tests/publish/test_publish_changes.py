@@ -18,6 +18,7 @@ from morecantile import tms as morecantile_tms
 from layers.publish import publish
 from tests.conftest import owner_url
 from tests.publish.conftest import PubWorld, make_world
+from tests.tiles.conftest import wait_for
 
 WM = morecantile_tms.get("WebMercatorQuad")
 MAINS = '"City Data"."Water Mains"'
@@ -28,17 +29,6 @@ FAR = WM.tile(126.95 + 18 * 0.0035 + 0.001, 37.54 + 9 * 0.005, 16)
 # Where main 45 moves to: an empty spot east of the grid.
 NEW_LON, NEW_LAT = 127.05, 37.58
 DEST = WM.tile(NEW_LON + 0.001, NEW_LAT, 16)
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 def ids_in(resp) -> set:
@@ -265,3 +255,36 @@ def test_the_command_line_publishes_and_unpublishes(fresh_world: PubWorld, data_
     assert n == 0
     bad = _cli(["layers", "publish", "utility.nothing"], w, data_dir)
     assert bad.returncode == 1 and "No table, view or function" in bad.stderr
+
+
+def test_overviews_of_a_published_relation_never_serve_a_change_they_miss(db_url, data_dir):
+    w = make_world(db_url, data_dir, tile_overview_min_features=100,
+                   tile_overview_rebuild_quiet_s=3, tile_overview_rebuild_max_stale_s=6)
+    near14 = WM.tile(126.95 + 4 * 0.0035 + 0.001, 37.54 + 2 * 0.005, 14)
+    try:
+        publish_with_triggers(w, MAINS, "water_mains")
+
+        def overview_tables():
+            with w.owner() as conn:
+                return conn.execute("SELECT zoom, table_name FROM tiles.overviews WHERE layer_id = "
+                                    "'water_mains' ORDER BY zoom").fetchall()
+        first = wait_for(lambda: len(t := overview_tables()) == 7 and t, 60)
+        with w.client(None) as c:
+            from_overview = wait_for(lambda: (r := c.get(tile_path("water_mains", near14)))
+                                     and MOVED in ids_in(r) and r)
+            with editor(w) as ed:
+                move_main(ed)
+            # The z14 level misses the change: the tile over it reads the table at once...
+            fresh = wait_for(lambda: (r := c.get(tile_path("water_mains", near14))).headers["etag"]
+                             != from_overview.headers["etag"] and r, 5)
+            assert MOVED not in ids_in(fresh)
+            assert overview_tables() == first          # (not rebuilt yet: 3 s of quiet first)
+            # ...and once the changes have settled, the levels are rebuilt in the background
+            rebuilt = wait_for(lambda: (t := overview_tables()) != first and len(t) == 7 and t, 60)
+            assert {z for z, _ in rebuilt} == {z for z, _ in first}
+            after = wait_for(lambda: (r := c.get(tile_path("water_mains", near14))).headers["etag"]
+                             != fresh.headers["etag"] and r, 10)
+            assert MOVED not in ids_in(after) and ids_in(after) == ids_in(fresh)
+            assert ids_in(c.get(tile_path("water_mains", DEST))) == {MOVED}
+    finally:
+        w.server.stop()

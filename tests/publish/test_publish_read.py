@@ -362,3 +362,26 @@ def test_bad_publish_requests_get_clear_errors(world: PubWorld, mains):
             assert r.status_code == status, (body, r.text)
             assert text in r.json()["detail"], (body, r.text)
             assert "Traceback" not in r.text
+
+
+def test_row_scopes_apply_to_a_published_relation(world: PubWorld, mains):
+    from gis_platform.apikeys import create_api_key
+
+    world.publish({"relation": "utility.valves", "id": "valves_restricted", "access_level": "restricted"})
+    token = create_api_key(world.db_url, "gate-crew", ["operator"], scopes={"kinds": ["gate"]})
+    gates = _count(world, "SELECT count(*) FROM utility.valves WHERE kind = 'gate'")
+    t = WM.tile(126.98, 37.56, 12)
+    with world.server.client(headers={"Authorization": f"Bearer {token}"}) as c:
+        page = c.get("/collections/valves_restricted/items?limit=100").json()
+        assert page["numberMatched"] == gates < 50
+        assert {f["properties"]["kind"] for f in page["features"]} == {"gate"}
+        assert c.get("/collections/valves_restricted/stats").json()["total"]["count"] == gates
+        tile = c.get(tile_path := f"/collections/valves_restricted/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
+        kinds = {f["properties"]["kind"] for f in _mvt(tile.content)["valves_restricted"]["features"]}
+        assert kinds == {"gate"}
+        assert c.get("/collections/valves_restricted").json()["numberOfFeatures"] == gates
+    with world.client("staff") as c:                  # restricted: staff may not read it at all
+        assert c.get(tile_path).status_code == 404
+    with world.client("admin") as c:
+        kinds = {f["properties"]["kind"] for f in _mvt(c.get(tile_path).content)["valves_restricted"]["features"]}
+        assert kinds == {"gate", "butterfly"}
