@@ -58,7 +58,7 @@ def prepare_large_city() -> str:
     import psycopg
 
     sh([CLI, "db", "start"])
-    admin = cli_out(["db", "url"])
+    admin = cli_out(["db", "url", "--admin"])
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                               (SCRATCH,)).fetchone()

@@ -130,9 +130,12 @@ def db_psql(ctx: typer.Context) -> None:
 
 
 @db_app.command("url")
-def db_url() -> None:
+def db_url(admin: bool = typer.Option(False, "--admin", help="The schema owner's URL (creates "
+                                      "databases, runs migrations) instead of the server's "
+                                      "least-privilege login.")) -> None:
     """Print the database URL (for scripts and peers such as TiPg or ogr2ogr)."""
-    print(conninfo(settings()))
+    s = settings()
+    print(admin_conninfo(s) if admin else conninfo(s))
 
 
 def _redact(url: str) -> str:

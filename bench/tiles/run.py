@@ -155,7 +155,7 @@ async def run_sql_floor(db_url: str, layers, tiles, concurrency: int, max_second
     the same session settings and prepared statements), ``concurrency`` of them; the
     ``warmup`` tiles go through them first, untimed, as they do through each server.
     """
-    from tile_server.reader import TileReader
+    from gis_platform.db.tiles import TilePool as TileReader
 
     from gis_platform.config import Settings
     from tile_server.overview_build import OverviewPlan
