@@ -162,7 +162,9 @@ def envelope_sql(box: tuple[float, float, float, float], crs: CrsRef, srid: int 
     if crs.srid == srid:
         return Frag(sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, {})").format(sql.Literal(int(srid))),
                     [minx, miny, maxx, maxy])
-    return Frag(sql.SQL("ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, %s), %s), {})")
+    # A scalar subquery: computed once per statement.  A prepared statement's generic plan
+    # would otherwise transform the box again for every row the index returns.
+    return Frag(sql.SQL("(SELECT ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, %s), %s), {}))")
                 .format(sql.Literal(int(srid))),
                 [minx, miny, maxx, maxy, crs.srid, max(maxx - minx, maxy - miny) / 16 or 1.0])
 
@@ -241,7 +243,7 @@ def geometry_sql(geom: shapely.Geometry, crs: CrsRef, *, param: str = "geometry"
     wkb = shapely.to_wkb(geom, include_srid=False)
     if crs.srid == srid:
         return Frag(sql.SQL("ST_GeomFromWKB(%s, {})").format(sql.Literal(int(srid))), [wkb])
-    return Frag(sql.SQL("ST_Transform(ST_GeomFromWKB(%s, %s), {})").format(sql.Literal(int(srid))),
+    return Frag(sql.SQL("(SELECT ST_Transform(ST_GeomFromWKB(%s, %s), {}))").format(sql.Literal(int(srid))),
                 [wkb, crs.srid])
 
 
