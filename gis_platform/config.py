@@ -157,6 +157,10 @@ class TileSettings(_Group):
     extent: int = 4096
     buffer: int = 64
     max_features: int = Field(default=20_000, description="Per layer per tile.")
+    overview_max_features: int = Field(
+        default=4096, ge=1, description="Per layer per tile at overview zooms (up to "
+        "overview_max_zoom): the largest features first, spread over the tile (as "
+        "tippecanoe thins dense layers for low zooms); a 256-pixel tile cannot show more.")
     overview_below_zoom: int = Field(default=12, description="Below it: few attributes, "
                                      "simplified.")
     overview_attributes: int = 3

@@ -39,6 +39,15 @@ class Attribute(BaseModel):
     source_name: str | None = None
     unit: str | None = None
     description: str | None = None
+    #: Distinct values, as PostgreSQL's statistics estimate them (``pg_stats.n_distinct``:
+    #: a count, or minus the fraction of the rows when it grows with them; -1: unique).
+    #: Tiles at low zooms leave out near-unique columns (ids): they make every feature
+    #: different, so nothing can be merged, and no map styles by them.
+    distinct: float | None = None
+
+    @property
+    def near_unique(self) -> bool:
+        return self.distinct is not None and -1.0 <= self.distinct <= -0.5
 
 
 class Layer(BaseModel):

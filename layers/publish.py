@@ -290,6 +290,14 @@ def _srid_and_type(conn: psycopg.Connection, source: sql.Composable, col: dict,
     return found, None                        # mixed or empty: any geometry
 
 
+def _distinct(conn: psycopg.Connection, schema: str, name: str) -> dict[str, float]:
+    """``pg_stats.n_distinct`` of each column (what autovacuum's ANALYZE found; {} when the
+    relation was never analysed, or for a view)."""
+    rows = conn.execute("SELECT attname, n_distinct FROM pg_stats WHERE schemaname = %s "
+                        "AND tablename = %s", (schema, name)).fetchall()
+    return {r[0]: float(r[1]) for r in rows if r[1] is not None}
+
+
 def _geographic(conn: psycopg.Connection, srid: int) -> bool:
     row = conn.execute("SELECT srtext FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone()
     text = (row[0] or "").lstrip().upper() if row else ""
@@ -442,7 +450,11 @@ def inspect(conn: psycopg.Connection, text: str, *, geometry_column: str | None 
                                        parameter="srid")
         else:
             srid, gtype = _srid_and_type(conn, source, g, geography)
-        attrs = [Attribute(name=c["name"], type=c["type"], description=c["comment"])
+        distinct = _distinct(conn, schema, name) if kind != "function" else {}
+        keys = {k.name for k in key}
+        attrs = [Attribute(name=c["name"], type=c["type"], description=c["comment"],
+                           distinct=-1.0 if c["name"] in keys and len(keys) == 1
+                           else distinct.get(c["name"]))
                  for c in cols if c["typname"] not in ("geometry", "geography")
                  and not c["name"].startswith("__")]
         tracking = "none"

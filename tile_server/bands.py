@@ -35,13 +35,17 @@ def overview_attributes(layer: Layer, limit: int, key: str = "overview_attribute
 
     A layer may name them in its catalog style (``default_style.overview_attributes`` /
     ``mid_attributes``); otherwise names that look like labels or classes (name, kind,
-    class, type...) come first, then the first catalogued ones.
+    class, type...) come first, then the first catalogued ones - leaving out the columns
+    known to be (nearly) unique, such as a published relation's key: ids no map styles by,
+    which would keep every feature of an overview apart.
     """
     names = [a.name for a in layer.attributes if not a.name.startswith("__")]
     style = layer.default_style or {}
     chosen = [n for n in style.get(key, []) if n in names] \
         if isinstance(style.get(key), list) else []
     if not chosen:
+        unique = {a.name for a in layer.attributes if a.near_unique}
+        names = [n for n in names if n not in unique]
         for hint in _OVERVIEW_HINTS:
             chosen += [n for n in names if hint in n.lower() and n not in chosen]
         chosen += [n for n in names if n not in chosen]

@@ -64,7 +64,7 @@ log = logging.getLogger("tile_server.overviews")
 SCHEMA = "tiles"
 CHANNEL = TILES
 # Bump when the overview SQL changes what an overview holds: part of every spec.
-OVERVIEW_FORMAT = 7
+OVERVIEW_FORMAT = 8
 WEB_MERCATOR_HALF = 20037508.342789244       # metres from the origin to the edge of EPSG:3857
 DEFAULT_ZOOMS = (8, 10, 11, 12, 13, 14, 16)
 # Levels from this zoom on are full-resolution copies (EPSG:3857, snapped to their own MVT
@@ -177,7 +177,20 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         src_where = sql.SQL(" WHERE {} <= {}").format(expr, sql.Literal(int(zoom)))
         mz = sql.SQL(", __minzoom")
     if family == "point":
-        # Points are not generalised: the copy saves the per-tile transform only.
+        # Points are not generalised: the copy saves the per-tile transform only (and at
+        # overview levels keeps at most overview_max_features per tile, spread by a hash).
+        if band == "overview":
+            return sql.SQL(
+                "CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, __geom, __size FROM (SELECT "
+                "p.*, row_number() OVER (PARTITION BY {cell} ORDER BY md5(ST_AsBinary(p.__geom))) "
+                "AS __rank FROM (SELECT {fid} AS __fid{sattrs}{mz_sel}, {geom}::geometry(Geometry, 3857) "
+                "AS __geom, 0::double precision AS __size FROM {src} AS s{src_where}) AS p) AS r "
+                "WHERE __rank <= {budget} ORDER BY __geom").format(
+                tgt=tgt, fid=fid, attrs=attr_list, mz=mz,
+                sattrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+                geom=geom, src=src, mz_sel=mz_sel, src_where=src_where,
+                cell=_tile_of(sql.SQL("p.__geom"), zoom),
+                budget=sql.Literal(int(tuning.overview_max_features)))
         return sql.SQL("CREATE TABLE {tgt} AS SELECT {fid} AS __fid{attrs}{mz_sel}, "
                        "{geom}::geometry(Geometry, 3857) AS __geom, "
                        "0::double precision AS __size FROM {src} AS s{src_where} ORDER BY {pos}").format(
@@ -200,17 +213,23 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         a_src = sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols) + mz_sel
         inner = sql.SQL(
             "SELECT min(p.__fid) AS __fid{pattrs}, ST_Simplify(ST_Collect(p.g), {tol}) AS g FROM ("
+            " SELECT q.*, row_number() OVER (PARTITION BY {tile} ORDER BY ST_Length(q.g) DESC, "
+            " md5(ST_AsBinary(q.g))) AS __rank FROM ("
             " SELECT m.__fid{mattrs}, (ST_Dump(m.g)).geom AS g FROM ("
             "  SELECT min(s.__fid) AS __fid{a}, ST_LineMerge(ST_Union(s.g)) AS g"
             "  FROM (SELECT {fid} AS __fid{a_src}, (ST_Dump({snapped})).geom AS g FROM {src} AS s{src_where})"
             "  AS s WHERE NOT ST_IsEmpty(s.g)"
             "  GROUP BY floor(ST_XMin(s.g) / {cell}), floor(ST_YMin(s.g) / {cell}){a}) AS m"
-            ") AS p WHERE ST_Length(p.g) >= {minsize} GROUP BY p.__fid{pattrs}").format(
+            " ) AS q WHERE ST_Length(q.g) >= {minsize}"
+            # The chains a tile of this level keeps: the longest overview_max_features (ties
+            # spread by a hash): what a 256-pixel tile can show of a dense network.
+            ") AS p WHERE p.__rank <= {budget} GROUP BY p.__fid{pattrs}").format(
             a=a, a_src=a_src, src_where=src_where, fid=fid,
             pattrs=sql.SQL("").join(sql.SQL(", p.{}").format(c) for c in names),
             mattrs=sql.SQL("").join(sql.SQL(", m.{}").format(c) for c in names),
             tol=sql.Literal(tol), snapped=snapped, src=src, cell=sql.Literal(cell),
-            minsize=sql.Literal(minsize))
+            minsize=sql.Literal(minsize), budget=sql.Literal(int(tuning.overview_max_features)),
+            tile=_tile_of(sql.SQL("q.g"), zoom))
         keep = sql.SQL(" WHERE NOT ST_IsEmpty(g)")
     elif zoom >= FULL_RESOLUTION_FROM:
         # A full-resolution copy: transformed and snapped to the MVT grid of ``zoom`` (which
@@ -231,9 +250,27 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
     # one tile then sit on a few heap pages instead of one page each - a dense z16 tile
     # read 30 pages instead of 206; the benchmark's z14-z16 statements ran 1.06-1.25x
     # faster from memory and 2x from disk (bench/tiles/RESULTS.md, run 13's notes).
+    if band == "overview":
+        # At most overview_max_features per tile of this level: the largest, ties spread
+        # over the tile (a hash of the geometry, not the rows' order, which is clustered).
+        # A tile of the level then reads a few thousand rows and sorts nothing big.
+        return sql.SQL(
+            "CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
+            "__size FROM (SELECT m.*, {size} AS __size, row_number() OVER (PARTITION BY {cell} "
+            "ORDER BY {size} DESC, md5(ST_AsBinary(g))) AS __rank FROM ({inner}) AS m{keep}) AS r "
+            "WHERE __rank <= {budget} ORDER BY g").format(
+            tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep,
+            cell=_tile_of(sql.SQL("g"), zoom), budget=sql.Literal(int(tuning.overview_max_features)))
     return sql.SQL("CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
                    "{size} AS __size FROM ({inner}) AS m{keep} ORDER BY g").format(
         tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
+
+
+def _tile_of(geom: sql.Composable, zoom: int) -> sql.Composable:
+    """The WebMercatorQuad tile (x, y) of zoom ``zoom`` holding the centre of ``geom``'s box."""
+    tile = sql.Literal(2 * WEB_MERCATOR_HALF / 2 ** int(zoom))
+    return sql.SQL("floor((ST_XMin({g}) + ST_XMax({g})) / 2 / {t}), "
+                   "floor((ST_YMin({g}) + ST_YMax({g})) / 2 / {t})").format(g=geom, t=tile)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from gis_platform.errors import NotFound
 # Bump when the bytes a given (data version, tile, params) renders to change (new SQL,
 # new simplification...): it is part of every cache key and ETag, so a deploy of a new
 # tile format never serves tiles rendered by the old code.
-TILE_FORMAT_VERSION = 3
+TILE_FORMAT_VERSION = 4
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 
@@ -30,6 +30,7 @@ class TileTuning:
     extent: int = 4096                # MVT grid units per tile side
     buffer: int = 64                  # clip buffer, in extent units
     max_features: int = 20_000        # per layer per tile
+    overview_max_features: int = 4096  # per layer per tile, overview band
     overview_below_zoom: int = 13     # below this zoom: few attributes, simplified geometry
     overview_attributes: int = 3      # how many attributes overview tiles keep
     detail_from_zoom: int = 15        # from this zoom every attribute; below it (and from
@@ -44,6 +45,7 @@ class TileTuning:
         """The tuning of the ``tiles`` settings group."""
         return cls(
             extent=tiles.extent, buffer=tiles.buffer, max_features=tiles.max_features,
+            overview_max_features=min(tiles.overview_max_features, tiles.max_features),
             # overview_max_zoom (#4) raises the band: zooms up to it are overview zooms.
             overview_below_zoom=max(tiles.overview_below_zoom, tiles.overview_max_zoom + 1),
             overview_attributes=tiles.overview_attributes, detail_from_zoom=tiles.detail_from_zoom,
@@ -53,6 +55,7 @@ class TileTuning:
     def fingerprint(self) -> str:
         """A short string that changes whenever a setting that shapes tile bytes changes."""
         return (f"f{TILE_FORMAT_VERSION}e{self.extent}b{self.buffer}m{self.max_features}"
+                f"v{self.overview_max_features}"
                 f"o{self.overview_below_zoom}a{self.overview_attributes}"
                 f"d{self.detail_from_zoom}i{self.mid_attributes}"
                 f"p{self.min_feature_px:g}s{self.simplify_px:g}")

@@ -13,7 +13,8 @@ Zoom bands
     *overview* (z < ``tile_overview_below_zoom``, 13 with the platform's settings): only a
     few attributes, the geometry simplified to half a pixel (``ST_Simplify`` in the grid's
     CRS, then snapped to the tile grid by ``ST_AsMVTGeom``), lines and polygons smaller than
-    a pixel dropped, and when more than ``tile_max_features`` qualify the largest are kept.
+    a pixel dropped, and when more than ``tile_overview_max_features`` (4096) qualify the
+    largest are kept.
     *mid* (from there to ``tile_detail_from_zoom``, default 15): full geometry, the layer's
     *mid* attributes - what a map styles and labels by (``default_style.mid_attributes``, or
     up to ``tile_mid_attributes`` chosen like the overview ones).  A dense z14 tile of the
@@ -153,8 +154,15 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
         cols=sql.SQL("").join(c + sql.SQL(", ") for c in cols), geom=geom, env=envelope,
         extent=sql.Literal(int(tuning.extent)), buffer=sql.Literal(int(tuning.buffer)),
         table=source.sql, where=sql.SQL(" AND ").join(where), order=order,
-        cap=sql.Literal(int(tuning.max_features)))
+        cap=sql.Literal(_cap(band, tuning)))
     return _mvt(layer, inner, tuning, mvt_id is not None)
+
+
+def _cap(band: str, tuning: TileTuning) -> int:
+    """Features per layer per tile: fewer at overview zooms (``overview_max_features``)."""
+    if band == "overview":
+        return int(min(tuning.max_features, tuning.overview_max_features))
+    return int(tuning.max_features)
 
 
 def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning,
@@ -184,7 +192,7 @@ def compose_overview_sql(layer: Layer, table: str, band: str, tuning: TileTuning
         "{order} LIMIT {cap}").format(
         cols=sql.SQL("").join(c + sql.SQL(", ") for c in cols), extent=sql.Literal(int(tuning.extent)),
         buffer=sql.Literal(int(tuning.buffer)), table=sql.Identifier(SCHEMA, table),
-        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(int(tuning.max_features)))
+        where=sql.SQL(" AND ").join(where), order=order, cap=sql.Literal(_cap(band, tuning)))
     return _mvt(layer, inner, tuning, with_id)
 
 

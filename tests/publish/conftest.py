@@ -149,6 +149,12 @@ class PubWorld:
     def owner(self) -> psycopg.Connection:
         return psycopg.connect(owner_url(self.db_url), autocommit=True)
 
+    def ensure(self, body: dict) -> None:
+        """Published (by this test or an earlier one of the module)."""
+        with self.client() as c:
+            r = c.post("/layers/publish", json=body)
+        assert r.status_code in (201, 409), r.text
+
     def publish(self, body: dict, who: str = "admin") -> dict:
         with self.client(who) as c:
             r = c.post("/layers/publish", json=body)

@@ -205,11 +205,13 @@ def test_tiles_hold_the_features_of_the_tile(world: PubWorld, mains):
     props = _mvt(r.content)["water_mains"]["features"][0]["properties"]
     assert {"Name", "order", "size", "geom"} <= set(props)
     # composite with an ingested layer
+    world.ensure({"relation": "utility.valves", "access_level": "public"})
     with world.client(None) as c:
         r = c.get(f"/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt?layers=districts,water_mains,valves")
     assert r.status_code == 200 and set(_mvt(r.content)) >= {"districts", "water_mains"}
-    # a uuid key is no MVT id: the features carry it as the "id" property
-    t = WM.tile(126.95, 37.54, 14)
+    # a uuid key is no MVT id: from the detail zooms on, the features carry it as the "id"
+    # property (below them tiles leave out near-unique columns: ids no map styles by)
+    t = WM.tile(126.95, 37.54, 15)
     with world.client(None) as c:
         r = c.get(f"/collections/valves/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
     feats = _mvt(r.content)["valves"]["features"]
@@ -217,6 +219,7 @@ def test_tiles_hold_the_features_of_the_tile(world: PubWorld, mains):
 
 
 def test_geography_tiles_and_low_zoom_tiles(world: PubWorld, mains):
+    world.ensure({"relation": "utility.parcels", "access_level": "public"})
     t = WM.tile(126.99, 37.551, 13)
     with world.client(None) as c:
         r = c.get(f"/collections/parcels/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt")
@@ -232,6 +235,7 @@ def test_geography_tiles_and_low_zoom_tiles(world: PubWorld, mains):
 
 
 def test_exports_and_stats(world: PubWorld, mains, tmp_path):
+    world.ensure({"relation": "utility.valves", "access_level": "public"})
     with world.client(None) as c:
         csv = c.get("/collections/water_mains/export?format=csv&geometry=lonlat")
         assert csv.status_code == 200
@@ -385,3 +389,46 @@ def test_row_scopes_apply_to_a_published_relation(world: PubWorld, mains):
     with world.client("admin") as c:
         kinds = {f["properties"]["kind"] for f in _mvt(c.get(tile_path).content)["valves_restricted"]["features"]}
         assert kinds == {"gate", "butterfly"}
+
+
+def test_low_zoom_tiles_leave_out_ids_and_thin_dense_layers(db_url, data_dir):
+    """Below the detail zooms a key (near-unique) is no tile attribute; at overview zooms a
+    tile carries at most tile_overview_max_features per layer, from the base table and from
+    an overview level alike."""
+    from tests.publish.conftest import make_world
+
+    w = make_world(db_url, data_dir, tile_overview_max_features=40)
+    try:
+        w.publish({"relation": MAINS, "id": "water_mains", "access_level": "public"})
+        t12 = WM.tile(126.98, 37.56, 12)
+        with w.client(None) as c:
+            tj = c.get("/collections/water_mains/tiles/WebMercatorQuad/tilejson.json").json()["vector_layers"][0]
+            assert "MainID" in tj["fields"] and "MainID" not in tj["mid_fields"] + tj["overview_fields"]
+            r = c.get(f"/collections/water_mains/tiles/WebMercatorQuad/{t12.z}/{t12.x}/{t12.y}.mvt")
+            feats = _mvt(r.content)["water_mains"]["features"]
+            assert 0 < len(feats) <= 40 and all("MainID" not in f["properties"] for f in feats)
+        # an overview level keeps the same budget per tile of its zoom
+        import asyncio
+
+        from gis_platform.config import Settings
+        from tile_server.overview_build import OverviewPlan, build_layer
+        from tile_server.sources import TileTuning
+
+        s = Settings(_env_file=None, tile_overview_max_features=40, tile_overview_min_features=10)
+        built = asyncio.run(build_layer(owner_url_of(w), "water_mains", TileTuning.from_settings(s.tiles),
+                                        OverviewPlan.from_settings(s.tiles), force=True))
+        level12 = next(o for o in built if o.zoom == 12)
+        with w.owner() as conn:
+            per_tile = conn.execute(
+                f"SELECT max(n) FROM (SELECT count(*) n FROM tiles.\"{level12.table_name}\" GROUP BY "
+                "floor((ST_XMin(__geom) + ST_XMax(__geom)) / 2 / 9783.939620502), "
+                "floor((ST_YMin(__geom) + ST_YMax(__geom)) / 2 / 9783.939620502)) s").fetchone()[0]
+        assert per_tile <= 40
+    finally:
+        w.server.stop()
+
+
+def owner_url_of(world: PubWorld) -> str:
+    from tests.conftest import owner_url
+
+    return owner_url(world.db_url)
