@@ -28,7 +28,7 @@ CLI = str(ROOT / ".venv/bin/gis-platform")
 TIPG = ROOT / ".venv-bench-tipg"
 OUT = ROOT / "bench/out"
 SCRATCH = "bench_large"
-ALL = ("ingest", "tiles", "features", "digcheck", "maps", "load", "faults")
+ALL = ("ingest", "tiles", "features", "publish", "digcheck", "maps", "load", "faults")
 
 
 def sh(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -84,7 +84,7 @@ def main() -> None:
         sys.exit(f"unknown benchmark(s) {sorted(unknown)}; choose from {ALL}")
     OUT.mkdir(parents=True, exist_ok=True)
     needs_city = {"tiles", "features", "digcheck"} & set(chosen)
-    if {"tiles", "features"} & set(chosen):
+    if {"tiles", "features", "publish"} & set(chosen):
         prepare_tipg()
     if "tiles" in chosen:
         prepare_wrk()
@@ -97,6 +97,8 @@ def main() -> None:
                   "--max-seconds", "90"],
         "features": [PY, "bench/features/run.py", "--db-url", url or "", "--layer", "roads",
                      "--runs", "40"],
+        "publish": [PY, "bench/publish/run.py", "--concurrency", "1,8", "--max-seconds", "90",
+                    "--pages", "300"],
         "digcheck": [PY, "bench/digcheck/run.py", "--db-url", url or ""],
         "maps": [PY, "bench/maps/run.py"],
         "load": [PY, "bench/ops/load.py", "load"],
