@@ -21,7 +21,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from features import export_api, spatial_api
+from features import edit_api, export_api, spatial_api
 from features import html as views
 from features.cql import FILTER_LANGS, queryables_schema
 from features.http import (
@@ -36,7 +36,7 @@ from features.http import (
     wants_html,
 )
 from features.query import function_args, items_query
-from features.sql import collection_bytes, fetch_feature, fetch_page
+from features.sql import collection_bytes, feature_etag, fetch_feature, fetch_page
 from gis_platform.db.pool import budget_for
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import NotFound
@@ -72,6 +72,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 ]
 
 CollectionId = Annotated[str, Path(alias="collectionId", description="Collection (layer) id", max_length=200)]
@@ -288,6 +292,7 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
                        "(--id-column), or query the items with a filter.")
     async with db.connection(read_only=True) as conn:
         text = await fetch_feature(conn, q, feature_id)
+        etag = await feature_etag(conn, layer, feature_id) if text is not None and layer.editable else None
     if text is None:
         raise NotFound(f"No feature '{feature_id[:40]}' in collection '{layer.id}'.")
     base = base_url(request)
@@ -296,10 +301,13 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
              link(url_with(request, path, f="html"), "alternate", "text/html", "This feature as HTML"),
              link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]
     body = text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    headers = {"ETag": etag} if etag else None
     if html:
-        return HTMLResponse(views.feature_html(orjson.loads(body), layer.id, layer.title))
-    return geojson_response(body.encode(), q)
+        return HTMLResponse(views.feature_html(orjson.loads(body), layer.id, layer.title),
+                            headers=headers)
+    return geojson_response(body.encode(), q, headers)
 
 
 router.include_router(spatial_api.router)
 router.include_router(export_api.router)
+router.include_router(edit_api.router)

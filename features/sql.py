@@ -146,7 +146,7 @@ class CountCache:
 
     @staticmethod
     def key(layer: Layer, table: str, where: str, params: list) -> tuple | None:
-        key = (layer.id, layer.data_version, table, where,
+        key = (layer.id, layer.version_tag, table, where,
                tuple(tuple(p) if isinstance(p, list) else p for p in params))
         try:
             hash(key)
@@ -253,6 +253,14 @@ async def fetch_feature(conn: psycopg.AsyncConnection, q: ItemsQuery, feature_id
         return None
     row = await cur.fetchone()
     return row[0] if row else None
+
+
+async def feature_etag(conn: psycopg.AsyncConnection, layer: Layer, feature_id: str) -> str:
+    """The ETag of a feature of an editable layer: its latest version (``layers.edit``)."""
+    cur = await conn.execute("SELECT version FROM gis_meta.feature_versions WHERE layer_id = %s "
+                             "AND fid = %s ORDER BY version DESC LIMIT 1", (layer.id, feature_id))
+    row = await cur.fetchone()
+    return f'"v{row[0]}"' if row else f'"b{layer.data_version}"'
 
 
 def collection_bytes(features: list[str], *, matched: int | None, links: list[dict],

@@ -80,6 +80,8 @@ class Layer(BaseModel):
     data_version: int = 1
     #: A relation published in place (None: ingested into gis_data.<table_name>).
     relation: Relation | None = None
+    #: Takes feature writes (OGC API Features Part 4), each version kept.
+    editable: bool = False
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -178,6 +180,8 @@ class LayerUpdate(BaseModel):
     maxzoom: int | None = Field(default=None, ge=0, le=24)
     default_style: dict[str, Any] | None = None
     units: dict[str, str] | None = Field(default=None, description="attribute name -> unit")
+    editable: bool | None = Field(default=None, description="Take feature writes (OGC API "
+                                  "Features Part 4); every version is kept.")
 
     model_config = {"extra": "forbid"}
 

@@ -4,13 +4,11 @@ change keep their cache entries."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
 import time
 
-import mapbox_vector_tile
 import psycopg
 import pytest
 from morecantile import tms as morecantile_tms
@@ -18,6 +16,7 @@ from morecantile import tms as morecantile_tms
 from layers.publish import publish
 from tests.conftest import owner_url
 from tests.publish.conftest import PubWorld, make_world
+from tests.tiles.conftest import tile_ids as ids_in
 from tests.tiles.conftest import wait_for
 
 WM = morecantile_tms.get("WebMercatorQuad")
@@ -29,16 +28,6 @@ FAR = WM.tile(126.95 + 18 * 0.0035 + 0.001, 37.54 + 9 * 0.005, 16)
 # Where main 45 moves to: an empty spot east of the grid.
 NEW_LON, NEW_LAT = 127.05, 37.58
 DEST = WM.tile(NEW_LON + 0.001, NEW_LAT, 16)
-
-
-def ids_in(resp) -> set:
-    if resp.status_code == 204:
-        return set()
-    body = resp.content
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    layers = mapbox_vector_tile.decode(body)
-    return {f["id"] for l in layers.values() for f in l["features"]}
 
 
 def tile_path(layer: str, t) -> str:

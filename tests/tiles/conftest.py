@@ -131,3 +131,13 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def tile_ids(resp) -> set:
+    """The feature ids in a tile response (all layers; none for a 204)."""
+    if resp.status_code == 204:
+        return set()
+    body = resp.content
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return {f["id"] for l in mapbox_vector_tile.decode(body).values() for f in l["features"]}

@@ -1,0 +1,215 @@
+"""OGC API Features Part 4 (create, replace, update, delete) and Part 5 (schemas) on layers
+marked editable, with optimistic concurrency and every version kept (:mod:`layers.edit`).
+
+* ``POST /collections/{id}/items`` - a Feature (201, ``Location``, ``ETag``) or a
+  FeatureCollection (201, the new ids), all or nothing;
+* ``PUT`` / ``PATCH`` (JSON merge patch) / ``DELETE`` ``/collections/{id}/items/{fid}`` -
+  ``If-Match`` required (428 without, 412 with a stale ETag and the current one in the body);
+* ``GET /collections/{id}/items/{fid}/versions`` - the feature's history, newest first;
+* ``GET /collections/{id}/schema`` - the layer's schema (JSON Schema, Part 5).
+
+The geometry of a body is in ``Content-Crs`` (default CRS84).  An optional ``reason`` query
+parameter goes into the history.  Writers need a writing role, or an operator key limited
+to some rows (which may only write inside them); every attempt is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from features.cql import queryables_schema
+from features.http import base_url, only_params, vector_layer
+from gis_platform import access, limits
+from gis_platform.deps import Db, SettingsDep
+from gis_platform.errors import InvalidParameter, NotFound, PayloadTooLarge
+from gis_platform.principal import Principal
+from gis_platform.responses import FastJSONResponse
+from gis_platform.security import PrincipalDep
+from layers import edit
+from layers.catalog import Layer
+from layers.registry import Registry, RegistryDep
+from layers.spatial import parse_crs
+
+router = APIRouter(tags=["editing"])
+CollectionId = Annotated[str, Path(alias="collectionId", max_length=200)]
+FeatureId = Annotated[str, Path(alias="featureId", max_length=400)]
+MAX_FEATURES_PER_REQUEST = 10_000
+ITEMS_ALLOW = "GET, HEAD, POST, OPTIONS"
+ITEM_ALLOW = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+_WRITE_RESPONSES = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 412: {}, 413: {}, 422: {}, 428: {}}
+
+
+def _writable(registry: Registry, layer_id: str, principal: Principal, settings) -> tuple[Layer, Any]:
+    """The editable layer and the rows this caller may write (None: all)."""
+    layer = registry.writable(layer_id, principal, action="write_rows",
+                              anonymous_writes=settings.security.allow_anonymous_writes)
+    edit.check_editable(layer)
+    return layer, access.decide(principal, "write_rows", layer.resource).rows
+
+
+def _crs(request: Request, settings):
+    value = request.headers.get("content-crs")
+    if value:
+        value = value.strip().strip("<>")
+    return parse_crs(value, settings.features, param="Content-Crs")
+
+
+def _reason(request: Request) -> str | None:
+    only_params(request, {"reason"})
+    reason = request.query_params.get("reason")
+    if reason is not None and len(reason) > 500:
+        raise InvalidParameter("reason is longer than 500 characters.", parameter="reason")
+    return reason
+
+
+async def _body(request: Request, settings) -> Any:
+    limit = int(settings.http.max_request_body_kb) * 1024 * 16
+    try:
+        return await limits.read_json_body(request, limit, what="a GeoJSON Feature")
+    except PayloadTooLarge:
+        raise PayloadTooLarge(f"The body is larger than {limit // 1024} KB: send the features in "
+                              "several requests.") from None
+
+
+async def _reload(request: Request) -> None:
+    """This worker sees its own write at once (the others within milliseconds, by NOTIFY)."""
+    await request.app.state.registry.load_changes()
+
+
+def _feature_url(request: Request, layer: Layer, fid: str) -> str:
+    return f"{base_url(request)}/collections/{layer.id}/items/{fid}"
+
+
+@router.post("/collections/{collectionId}/items", status_code=201, responses=_WRITE_RESPONSES,
+             summary="Add features (a Feature or a FeatureCollection; all or nothing)")
+async def create_items(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                       principal: PrincipalDep, db: Db, settings: SettingsDep):
+    layer, rows = _writable(registry, collection_id, principal, settings)
+    reason = _reason(request)
+    crs = _crs(request, settings)
+    doc = await _body(request, settings)
+    if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+        items = doc.get("features")
+        if not isinstance(items, list) or not items:
+            raise InvalidParameter("The FeatureCollection has no features.", parameter="features")
+        if len(items) > MAX_FEATURES_PER_REQUEST:
+            raise InvalidParameter(f"At most {MAX_FEATURES_PER_REQUEST:,} features per request.",
+                                   parameter="features")
+    else:
+        items = [doc]
+    feats = []
+    for i, item in enumerate(items):
+        try:
+            feats.append(edit.parse_feature(layer, item, crs))
+        except InvalidParameter as exc:
+            if len(items) > 1:
+                raise InvalidParameter(f"Feature {i + 1}: {exc.detail}", **exc.extra) from None
+            raise
+    written = await db.run_sync(edit.create, layer, feats, actor=principal.id, reason=reason,
+                                rows=rows, transaction=True)
+    await _reload(request)
+    if len(items) == 1 and doc.get("type") != "FeatureCollection":
+        w = written[0]
+        return Response(status_code=201, headers={"Location": _feature_url(request, layer, w.fid),
+                                                  "ETag": f'"{w.etag}"'})
+    return FastJSONResponse({"created": [{"id": int(w.fid), "etag": w.etag,
+                                          "href": _feature_url(request, layer, w.fid)} for w in written],
+                             "changeSet": written[0].change_set}, status_code=201)
+
+
+async def _replace(collection_id: str, feature_id: str, request: Request, registry: Registry,
+                   principal: Principal, db, settings, patch: bool) -> Response:
+    layer, rows = _writable(registry, collection_id, principal, settings)
+    reason = _reason(request)
+    crs = _crs(request, settings)
+    doc = await _body(request, settings)
+    feat = edit.parse_feature(layer, doc, crs, partial=patch)
+    w = await db.run_sync(edit.replace, layer, feature_id, feat, expect=request.headers.get("if-match"),
+                          actor=principal.id, reason=reason, rows=rows, patch=patch, transaction=True)
+    await _reload(request)
+    return Response(status_code=204, headers={"ETag": f'"{w.etag}"'})
+
+
+@router.put("/collections/{collectionId}/items/{featureId}", status_code=204,
+            responses=_WRITE_RESPONSES, summary="Replace a feature (If-Match required)")
+async def replace_item(collection_id: CollectionId, feature_id: FeatureId, request: Request,
+                       registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep):
+    return await _replace(collection_id, feature_id, request, registry, principal, db, settings, False)
+
+
+@router.patch("/collections/{collectionId}/items/{featureId}", status_code=204,
+              responses=_WRITE_RESPONSES,
+              summary="Change some of a feature's attributes or its geometry (JSON merge patch; If-Match required)")
+async def update_item(collection_id: CollectionId, feature_id: FeatureId, request: Request,
+                      registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep):
+    return await _replace(collection_id, feature_id, request, registry, principal, db, settings, True)
+
+
+@router.delete("/collections/{collectionId}/items/{featureId}", status_code=204,
+               responses=_WRITE_RESPONSES, summary="Delete a feature (If-Match required; history keeps it)")
+async def delete_item(collection_id: CollectionId, feature_id: FeatureId, request: Request,
+                      registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep):
+    layer, rows = _writable(registry, collection_id, principal, settings)
+    reason = _reason(request)
+    await db.run_sync(edit.delete, layer, feature_id, expect=request.headers.get("if-match"),
+                      actor=principal.id, reason=reason, rows=rows, transaction=True)
+    await _reload(request)
+    return Response(status_code=204)
+
+
+@router.options("/collections/{collectionId}/items", include_in_schema=False)
+async def items_options(collection_id: CollectionId, registry: RegistryDep, principal: PrincipalDep):
+    layer = vector_layer(registry, collection_id, principal)
+    allow = ITEMS_ALLOW if layer.editable and not layer.published else "GET, HEAD, OPTIONS"
+    return Response(status_code=204, headers={"Allow": allow})
+
+
+@router.options("/collections/{collectionId}/items/{featureId}", include_in_schema=False)
+async def item_options(collection_id: CollectionId, feature_id: FeatureId, registry: RegistryDep,
+                       principal: PrincipalDep):
+    layer = vector_layer(registry, collection_id, principal)
+    allow = ITEM_ALLOW if layer.editable and not layer.published else "GET, HEAD, OPTIONS"
+    return Response(status_code=204, headers={"Allow": allow})
+
+
+@router.get("/collections/{collectionId}/items/{featureId}/versions",
+            summary="Every version of a feature, newest first (who, when, why, what)")
+async def item_versions(collection_id: CollectionId, feature_id: FeatureId, request: Request,
+                        registry: RegistryDep, principal: PrincipalDep, db: Db):
+    layer = vector_layer(registry, collection_id, principal)
+    rows = Registry.rows_of(principal, layer)
+    if rows is not None:
+        # A caller limited to some rows sees the history of features it may read now.
+        cond = layer.rows.id_where(feature_id)
+        frag = rows.frag()
+        visible = cond is not None and await db.fetchval(
+            f"SELECT 1 FROM {layer.table().as_string(None)} WHERE {cond.sql.as_string(None)} "
+            f"AND {frag.sql.as_string(None)}", [*cond.params, *frag.params])
+        if not visible:
+            raise NotFound(f"No feature {feature_id[:40]!r} in collection '{layer.id}'.")
+    found = await db.run_sync(edit.versions, layer, feature_id)
+    if not found:
+        raise NotFound(f"Feature {feature_id[:40]!r} of '{layer.id}' has no recorded versions "
+                       "(it was never edited, or does not exist).")
+    return FastJSONResponse({"collection": layer.id, "id": feature_id, "versions": found})
+
+
+@router.get("/collections/{collectionId}/schema", summary="The collection's schema (JSON Schema, Part 5)")
+async def collection_schema(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                            principal: PrincipalDep):
+    layer = registry.readable(collection_id, principal, filtered=True, action="describe")
+    if not layer.has_rows:
+        raise NotFound(f"No layer '{collection_id}'.")
+    doc = queryables_schema(layer, f"{base_url(request)}/collections/{layer.id}/schema")
+    doc["title"] = layer.title
+    doc["x-editable"] = bool(layer.editable and not layer.published)
+    for name, prop in doc["properties"].items():
+        if name == "geometry":
+            prop["x-ogc-role"] = "primary-geometry"
+        elif layer.time_column == name:
+            prop["x-ogc-role"] = "primary-instant"
+    return Response(orjson.dumps(doc), media_type="application/schema+json")
