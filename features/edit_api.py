@@ -6,7 +6,9 @@ marked editable, with optimistic concurrency and every version kept (:mod:`layer
 * ``PUT`` / ``PATCH`` (JSON merge patch) / ``DELETE`` ``/collections/{id}/items/{fid}`` -
   ``If-Match`` required (428 without, 412 with a stale ETag and the current one in the body);
 * ``GET /collections/{id}/items/{fid}/versions`` - the feature's history, newest first;
-* ``GET /collections/{id}/schema`` - the layer's schema (JSON Schema, Part 5).
+* ``GET /collections/{id}/schema`` - the layer's schema (JSON Schema, Part 5);
+* ``GET /collections/{id}/changes`` - the change feed: Server-Sent Events, or a JSON page of
+  the changes since a version.
 
 The geometry of a body is in ``Content-Crs`` (default CRS84).  An optional ``reason`` query
 parameter goes into the history.  Writers need a writing role, or an operator key limited
@@ -15,11 +17,12 @@ to some rows (which may only write inside them); every attempt is audited.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from features.cql import queryables_schema
 from features.http import base_url, only_params, vector_layer
@@ -213,3 +216,61 @@ async def collection_schema(collection_id: CollectionId, request: Request, regis
         elif layer.time_column == name:
             prop["x-ogc-role"] = "primary-instant"
     return Response(orjson.dumps(doc), media_type="application/schema+json")
+
+
+# --- the change feed ----------------------------------------------------------------------------
+def _change_doc(c) -> dict:
+    return {"version": c.version, "extent": list(c.box) if c.box is not None else None,
+            "at": dt.datetime.fromtimestamp(c.at, dt.UTC).isoformat().replace("+00:00", "Z")}
+
+
+@router.get("/collections/{collectionId}/changes",
+            summary="What changed where: Server-Sent Events (Accept: text/event-stream), or a "
+                    "JSON page of the changes since a version (?since=)")
+async def changes(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                  principal: PrincipalDep):
+    """Each committed change of the layer's rows (an edit, a published relation's statement)
+    with its version and lon/lat extent (null: anywhere).  ``dataVersion`` changes when the
+    layer changed as a whole (an ingest, a compaction of its log): a client then reloads
+    everything.  Callers limited to some rows are refused (extents would tell where the
+    others' rows changed)."""
+    only_params(request, {"since", "f"})
+    layer = registry.readable(collection_id, principal)      # not filtered: see the docstring
+    since = request.query_params.get("since")
+    try:
+        since_v = int(since) if since not in (None, "") else None
+    except ValueError:
+        raise InvalidParameter("since must be a change version (a whole number).", parameter="since") from None
+    sse = request.query_params.get("f") == "sse" or \
+        "text/event-stream" in request.headers.get("accept", "")
+    if not sse:
+        seen = [c for c in layer.changes.changes if since_v is None or c.version > since_v]
+        return FastJSONResponse({"collection": layer.id, "dataVersion": layer.data_version,
+                                 "changes": [_change_doc(c) for c in seen],
+                                 "latest": max((c.version for c in layer.changes.changes), default=None)})
+
+    async def events():
+        base = layer.data_version
+        sent = {c.version for c in layer.changes.changes if since_v is None or c.version <= since_v}
+        yield b"retry: 3000\n\n"
+        while True:
+            current = registry.get(layer.id)
+            if current is None:
+                yield b"event: gone\ndata: {}\n\n"
+                return
+            if current.data_version != base:
+                base = current.data_version
+                sent = {c.version for c in current.changes.changes}
+                yield b"event: reset\ndata: " + orjson.dumps({"dataVersion": base}) + b"\n\n"
+            for c in current.changes.changes:
+                if c.version not in sent:
+                    sent.add(c.version)
+                    yield (f"id: {c.version}\nevent: change\ndata: ".encode()
+                           + orjson.dumps(_change_doc(c)) + b"\n\n")
+            if await request.is_disconnected():
+                return
+            if not await registry.wait_updated(15.0):
+                yield b": keep-alive\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

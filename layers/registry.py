@@ -7,6 +7,7 @@ in the app's lifespan and subscribes it to the catalog events.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -32,6 +33,25 @@ class Registry:
         self.db = db
         self._layers: dict[str, Layer] = {}
         self._logs: dict[str, ChangeLog] = {}
+        self._updated: asyncio.Condition | None = None
+
+    async def _announce(self) -> None:
+        if self._updated is None:
+            self._updated = asyncio.Condition()
+        async with self._updated:
+            self._updated.notify_all()
+
+    async def wait_updated(self, timeout: float) -> bool:
+        """Until the registry next reloads (the catalog or the change log): True, or False
+        after ``timeout`` seconds (the change feed's keep-alive)."""
+        if self._updated is None:
+            self._updated = asyncio.Condition()
+        async with self._updated:
+            try:
+                await asyncio.wait_for(self._updated.wait(), timeout)
+                return True
+            except TimeoutError:
+                return False
 
     async def load(self) -> None:
         """Re-read the whole catalog (a few hundred rows at most) and the change log, in one
@@ -44,6 +64,7 @@ class Registry:
             logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
         self._logs = logs
         self._layers = {r["id"]: self._with_log(row_to_layer(r)) for r in rows}
+        await self._announce()
 
     async def load_changes(self) -> None:
         """Re-read the change log only (a published relation's rows changed)."""
@@ -51,6 +72,7 @@ class Registry:
             logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
         self._logs = logs
         self._layers = {k: self._with_log(l) for k, l in self._layers.items()}
+        await self._announce()
 
     def _with_log(self, layer: Layer) -> Layer:
         log = self._logs.get(layer.id, EMPTY)

@@ -218,3 +218,50 @@ def test_an_edit_refreshes_only_the_tiles_under_it(world):
         etag = c.get("/collections/mains/items/1").headers["etag"]
         assert c.delete("/collections/mains/items/1", headers={"If-Match": etag}).status_code == 204
         wait_for(lambda: c.get("/collections/mains/items?limit=1").json()["numberMatched"] == n - 1)
+
+
+def test_the_change_feed_tells_a_connected_client(world):
+    import threading
+    import time
+
+    srv, tokens, db_url = world
+    make_editable(srv, tokens)
+    got: list[str] = []
+    ready = threading.Event()
+
+    def listen():
+        with as_(srv, tokens, "planner") as c, c.stream(
+                "GET", "/collections/mains/changes", headers={"Accept": "text/event-stream"},
+                timeout=20) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("retry"):
+                    ready.set()
+                got.append(line)
+                if line.startswith("data: {\"version\""):
+                    return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    with as_(srv, tokens, "planner") as c:
+        before = c.get("/collections/mains/changes").json()
+        etag = c.get("/collections/mains/items/5").headers["etag"]
+        t0 = time.monotonic()
+        assert c.patch("/collections/mains/items/5", json={"properties": {"depth_m": 2.5}},
+                       headers={"If-Match": etag}).status_code == 204
+        t.join(10)
+        assert not t.is_alive(), got
+        assert time.monotonic() - t0 < 5
+        event = next(l for l in got if l.startswith("data: {\"version\""))
+        import orjson
+
+        change = orjson.loads(event[6:])
+        # the extent of the main edited (fid 5: the fifth line of the first column)
+        assert change["extent"][0] == pytest.approx(126.97, abs=1e-6)
+        # pollers: the JSON page of what changed since a version
+        page = c.get(f"/collections/mains/changes?since={before['latest'] or 0}").json()
+        assert [ch["version"] for ch in page["changes"]] == [change["version"]]
+        assert page["dataVersion"] == before["dataVersion"]
+    with as_(srv, tokens, "kt") as c:               # limited to rows: no extents of others' rows
+        assert c.get("/collections/mains/changes").status_code == 404
