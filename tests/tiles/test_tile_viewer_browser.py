@@ -76,3 +76,39 @@ def test_viewer_reports_a_restricted_layer_as_missing_to_anonymous_visitors(city
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     assert errors == ["No layer 'facilities'."]
+
+
+@pytest.mark.browser
+def test_viewer_refreshes_when_a_feature_is_edited(city_server, planner_token):
+    """The viewer listens to the layer's change feed: an edit elsewhere makes it fetch the
+    tiles again, without reloading the page."""
+    from playwright.sync_api import sync_playwright
+
+    auth = {"Authorization": f"Bearer {planner_token}"}
+    with city_server.client(headers=auth) as c:
+        assert c.patch("/layers/roads", json={"editable": True}).status_code == 200
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    errors: list[str] = []
+    tiles_after: list[str] = []
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
+                viewport={"width": 800, "height": 600})
+            page = ctx.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{city_server.url}/viewer?layers=roads")
+            wait_until(page, "!!(window.__viewer && window.__viewer.ready && window.__viewer.feeds)", 60)
+            page.wait_for_timeout(500)              # the feed connected
+            page.on("request", lambda r: tiles_after.append(r.url) if ".mvt" in r.url else None)
+            with city_server.client(headers=auth) as c:
+                etag = c.get("/collections/roads/items/1").headers["etag"]
+                assert c.patch("/collections/roads/items/1", json={"properties": {"lanes": 6}},
+                               headers={"If-Match": etag}).status_code == 204
+            wait_until(page, "(window.__viewer.refreshes || 0) >= 1", 10)
+            page.wait_for_timeout(500)
+            ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert errors == []
+    assert tiles_after and all("&r=" in u for u in tiles_after)
