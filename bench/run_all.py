@@ -28,7 +28,7 @@ CLI = str(ROOT / ".venv/bin/gis-platform")
 TIPG = ROOT / ".venv-bench-tipg"
 OUT = ROOT / "bench/out"
 SCRATCH = "bench_large"
-ALL = ("ingest", "tiles", "features", "publish", "digcheck", "maps", "load", "faults")
+ALL = ("ingest", "tiles", "features", "publish", "edit", "digcheck", "maps", "load", "faults")
 
 
 def sh(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -83,7 +83,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown benchmark(s) {sorted(unknown)}; choose from {ALL}")
     OUT.mkdir(parents=True, exist_ok=True)
-    needs_city = {"tiles", "features", "digcheck"} & set(chosen)
+    needs_city = {"tiles", "features", "digcheck", "edit"} & set(chosen)
     if {"tiles", "features", "publish"} & set(chosen):
         prepare_tipg()
     if "tiles" in chosen:
@@ -99,6 +99,7 @@ def main() -> None:
                      "--runs", "40"],
         "publish": [PY, "bench/publish/run.py", "--concurrency", "1,8", "--max-seconds", "90",
                     "--pages", "300"],
+        "edit": [PY, "bench/edit/run.py", "--db-url", url or ""],
         "digcheck": [PY, "bench/digcheck/run.py", "--db-url", url or ""],
         "maps": [PY, "bench/maps/run.py"],
         "load": [PY, "bench/ops/load.py", "load"],
