@@ -30,9 +30,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
+import shapely
 
 from gis_platform.db.connections import connect
-from gis_platform.errors import IngestError, InvalidParameter
+from gis_platform.errors import IngestError, InvalidParameter, Unprocessable
 from layers.ingest import ingest_geodataframe, readers
 
 FACILITY_COLUMNS = {
@@ -258,3 +259,33 @@ def ingest_domain_file(conninfo: str, path: str | Path, kind: str, *, layer_id: 
     report.rows_loaded = rep.features_written
     report.ingest = rep.to_dict()
     return report
+
+
+def _one_feature_rules(validate, conn: psycopg.Connection, attrs: dict[str, Any]) -> dict[str, Any]:
+    """A domain's ingest rules applied to one edited feature: its whole state after the write
+    (``attrs``); the first broken rule is a 422 naming the field, else the attributes with
+    their vocabulary normalised."""
+    frame = gpd.GeoDataFrame({k: [v] for k, v in attrs.items()}, geometry=[shapely.Point(0, 0)],
+                             crs="EPSG:4326")
+    try:
+        out, rejected = validate(frame, conn)
+    except IngestError as exc:
+        raise Unprocessable(exc.detail) from None
+    if rejected:
+        err = rejected[0]["problems"][0]
+        raise Unprocessable(f"{err['column']}: {err['error']} (got {err['value']!r}).",
+                            parameter=err["column"])
+    row = out.iloc[0]
+    return {k: (None if pd.isna(row[k]) else row[k].item() if hasattr(row[k], "item") else row[k])
+            for k in attrs if k in out.columns}
+
+
+def facility_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The facility rules (known kinds, plausible depths, depth_max >= depth_min, positive
+    diameters) for an edited feature."""
+    return _one_feature_rules(validate_facilities, conn, attrs)
+
+
+def road_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The road rules (known classes, widths and lanes of the class) for an edited feature."""
+    return _one_feature_rules(validate_roads, conn, attrs)

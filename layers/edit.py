@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,29 @@ def _check_family(layer: Layer, shape: shapely.Geometry) -> None:
                             parameter="geometry")
 
 
+# --- rules of a domain -------------------------------------------------------------------------
+#: ``check(conn, attributes) -> attributes``: a domain's rules for a layer's features (known
+#: kinds, plausible depths...), given the feature's whole state after the write; raises
+#: Unprocessable naming the field and the rule, or returns the attributes normalised (a
+#: Korean kind name mapped to its code).  Registered by the domain package at start-up.
+RuleCheck = Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]]
+_RULES: dict[str, RuleCheck] = {}
+
+
+def register_rules(layer_id: str, check: RuleCheck) -> None:
+    _RULES[layer_id] = check
+
+
+def _apply_rules(conn, layer: Layer, state: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    """``written`` (the attributes the request sets) after the layer's rules judged the
+    feature's whole ``state``."""
+    check = _RULES.get(layer.id)
+    if check is None:
+        return written
+    fixed = check(conn, state)
+    return {k: fixed.get(k, v) for k, v in written.items()}
+
+
 # --- versions ---------------------------------------------------------------------------------
 def version_token(conn: psycopg.Connection, layer: Layer, fid: str) -> str:
     row = conn.execute("SELECT version FROM gis_meta.feature_versions WHERE layer_id = %s AND fid = %s "
@@ -278,6 +302,13 @@ def create(conn, layer: Layer, features: list[FeatureIn], *, actor: str, reason:
     out = []
     for i, f in enumerate(features):
         fid = next_fid + i
+        try:
+            props = _apply_rules(conn, layer, dict(f.properties), dict(f.properties))
+        except PlatformError as exc:
+            if len(features) > 1:
+                raise type(exc)(f"Feature {i + 1}: {exc.detail}", **exc.extra) from None
+            raise
+        f = FeatureIn(props, f.geometry, f.present)
         names = [k for k in f.properties]
         g_sql, g_params = _geom_value(layer, f.geometry)
         cols = sql.SQL(", ").join([sql.Identifier("fid"), *[sql.Identifier(k) for k in names],
@@ -317,6 +348,10 @@ def replace(conn, layer: Layer, fid_text: str, f: FeatureIn, *, expect: str | No
     fid, change_set, previous = _begin(conn, layer, fid_text, expect, rows)
     before = _extent(conn, layer, [fid])
     props = dict(f.properties) if patch else {a.name: f.properties.get(a.name) for a in layer.attributes}
+    if layer.id in _RULES:
+        current = conn.execute(sql.SQL("SELECT to_jsonb(t) - 'fid' - 'geom' FROM {} AS t WHERE t.fid = %s")
+                               .format(layer.table()), (fid,)).fetchone()[0]
+        props = _apply_rules(conn, layer, {**current, **props}, props)
     sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in props]
     params = list(props.values())
     if f.geometry is not None:

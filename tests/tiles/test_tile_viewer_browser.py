@@ -103,7 +103,7 @@ def test_viewer_refreshes_when_a_feature_is_edited(city_server, planner_token):
             page.on("request", lambda r: tiles_after.append(r.url) if ".mvt" in r.url else None)
             with city_server.client(headers=auth) as c:
                 etag = c.get("/collections/roads/items/1").headers["etag"]
-                assert c.patch("/collections/roads/items/1", json={"properties": {"lanes": 6}},
+                assert c.patch("/collections/roads/items/1", json={"properties": {"surface": "concrete"}},
                                headers={"If-Match": etag}).status_code == 204
             wait_until(page, "(window.__viewer.refreshes || 0) >= 1", 10)
             page.wait_for_timeout(500)
