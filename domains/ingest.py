@@ -261,18 +261,22 @@ def ingest_domain_file(conninfo: str, path: str | Path, kind: str, *, layer_id: 
     return report
 
 
-def _one_feature_rules(validate, conn: psycopg.Connection, attrs: dict[str, Any]) -> dict[str, Any]:
+def _one_feature_rules(validate, conn: psycopg.Connection, attrs: dict[str, Any],
+                       written: set[str]) -> dict[str, Any]:
     """A domain's ingest rules applied to one edited feature: its whole state after the write
-    (``attrs``); the first broken rule is a 422 naming the field, else the attributes with
-    their vocabulary normalised."""
+    (``attrs``); the first broken rule the write touches (a field in ``written``, or a rule
+    naming one) is a 422 naming the field, else the attributes with their vocabulary
+    normalised."""
     frame = gpd.GeoDataFrame({k: [v] for k, v in attrs.items()}, geometry=[shapely.Point(0, 0)],
                              crs="EPSG:4326")
     try:
         out, rejected = validate(frame, conn)
     except IngestError as exc:
         raise Unprocessable(exc.detail) from None
-    if rejected:
-        err = rejected[0]["problems"][0]
+    touched = [p for r in rejected for p in r["problems"]
+               if p["column"] in written or any(w in p["error"] for w in written)]
+    if touched:
+        err = touched[0]
         raise Unprocessable(f"{err['column']}: {err['error']} (got {err['value']!r}).",
                             parameter=err["column"])
     row = out.iloc[0]
@@ -280,12 +284,12 @@ def _one_feature_rules(validate, conn: psycopg.Connection, attrs: dict[str, Any]
             for k in attrs if k in out.columns}
 
 
-def facility_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any]) -> dict[str, Any]:
+def facility_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any], written: set[str]) -> dict[str, Any]:
     """The facility rules (known kinds, plausible depths, depth_max >= depth_min, positive
     diameters) for an edited feature."""
-    return _one_feature_rules(validate_facilities, conn, attrs)
+    return _one_feature_rules(validate_facilities, conn, attrs, written)
 
 
-def road_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any]) -> dict[str, Any]:
+def road_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any], written: set[str]) -> dict[str, Any]:
     """The road rules (known classes, widths and lanes of the class) for an edited feature."""
-    return _one_feature_rules(validate_roads, conn, attrs)
+    return _one_feature_rules(validate_roads, conn, attrs, written)

@@ -154,11 +154,13 @@ def _check_family(layer: Layer, shape: shapely.Geometry) -> None:
 
 
 # --- rules of a domain -------------------------------------------------------------------------
-#: ``check(conn, attributes) -> attributes``: a domain's rules for a layer's features (known
-#: kinds, plausible depths...), given the feature's whole state after the write; raises
-#: Unprocessable naming the field and the rule, or returns the attributes normalised (a
-#: Korean kind name mapped to its code).  Registered by the domain package at start-up.
-RuleCheck = Callable[[psycopg.Connection, dict[str, Any]], dict[str, Any]]
+#: ``check(conn, attributes, written) -> attributes``: a domain's rules for a layer's
+#: features (known kinds, plausible depths...), given the feature's whole state after the
+#: write and the names the write sets; raises Unprocessable naming the field and the rule
+#: (a rule the write touches: a wrong value left from before does not block an unrelated
+#: edit), or returns the attributes normalised (a Korean kind name mapped to its code).
+#: Registered by the domain package at start-up.
+RuleCheck = Callable[[psycopg.Connection, dict[str, Any], set[str]], dict[str, Any]]
 _RULES: dict[str, RuleCheck] = {}
 
 
@@ -172,7 +174,7 @@ def _apply_rules(conn, layer: Layer, state: dict[str, Any], written: dict[str, A
     check = _RULES.get(layer.id)
     if check is None:
         return written
-    fixed = check(conn, state)
+    fixed = check(conn, state, set(written))
     return {k: fixed.get(k, v) for k, v in written.items()}
 
 
