@@ -283,7 +283,7 @@ async def item(collection_id: CollectionId, feature_id: Annotated[str, Path(alia
                request: Request, registry: RegistryDep, principal: PrincipalDep, db: Db,
                settings: SettingsDep):
     layer = vector_layer(registry, collection_id, principal)
-    only_params(request, {"f", "crs", "properties", *function_args(layer)})
+    only_params(request, {"f", "crs", "properties", "asOf", *function_args(layer)})
     html = wants_html(request)
     q = await items_query(request.query_params, layer, settings, principal=principal, paging=False)
     if layer.rows.id_kind == "none":

@@ -6,6 +6,8 @@ marked editable, with optimistic concurrency and every version kept (:mod:`layer
 * ``PUT`` / ``PATCH`` (JSON merge patch) / ``DELETE`` ``/collections/{id}/items/{fid}`` -
   ``If-Match`` required (428 without, 412 with a stale ETag and the current one in the body);
 * ``GET /collections/{id}/items/{fid}/versions`` - the feature's history, newest first;
+  ``POST .../items/{fid}/restore?version=v...`` brings one back (itself a new version);
+  ``asOf=<RFC 3339>`` on items, one item, stats and exports reads the layer as it was;
 * ``GET /collections/{id}/schema`` - the layer's schema (JSON Schema, Part 5);
 * ``GET /collections/{id}/changes`` - the change feed: Server-Sent Events, or a JSON page of
   the changes since a version.
@@ -162,6 +164,27 @@ async def delete_item(collection_id: CollectionId, feature_id: FeatureId, reques
                       actor=principal.id, reason=reason, rows=rows, transaction=True)
     await _reload(request)
     return Response(status_code=204)
+
+
+@router.post("/collections/{collectionId}/items/{featureId}/restore", status_code=204,
+             responses=_WRITE_RESPONSES,
+             summary="Bring back a recorded version of a feature, a deleted one too (?version=v...; "
+                     "If-Match: the current ETag, or * for a deleted feature)")
+async def restore_item(collection_id: CollectionId, feature_id: FeatureId, request: Request,
+                       registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep):
+    layer, rows = _writable(registry, collection_id, principal, settings)
+    only_params(request, {"version", "reason"})
+    version = request.query_params.get("version")
+    if not version:
+        raise InvalidParameter("version is required: a version from /versions, e.g. v1234.",
+                               parameter="version")
+    reason = request.query_params.get("reason")
+    w = await db.run_sync(edit.restore, layer, feature_id, version, expect=request.headers.get("if-match"),
+                          actor=principal.id, reason=reason[:500] if reason else None, rows=rows,
+                          transaction=True)
+    await _reload(request)
+    return Response(status_code=204, headers={"ETag": f'"{w.etag}"',
+                                              "Location": _feature_url(request, layer, w.fid)})
 
 
 @router.options("/collections/{collectionId}/items", include_in_schema=False)

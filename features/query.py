@@ -31,6 +31,7 @@ from features.cql import kind_of, parse_filter, to_sql
 from gis_platform.errors import InvalidParameter
 from gis_platform.principal import Principal
 from layers.catalog import Layer
+from layers.edit import as_of_source, parse_as_of
 from layers.registry import Registry
 from layers.relation import RowSource, arg_names, parse_args
 from layers.spatial import (
@@ -45,7 +46,7 @@ from layers.spatial import (
 
 #: Query parameters understood by every feature-returning route.
 ITEMS_PARAMS = {"f", "bbox", "bbox-crs", "crs", "limit", "offset", "properties", "sortby", "datetime",
-                "filter", "filter-lang", "filter-crs"}
+                "filter", "filter-lang", "filter-crs", "asOf"}
 MAX_SORT_KEYS = 5
 _JSON_PAIRS_PER_CALL = 50       # json_build_object takes at most 100 arguments
 
@@ -64,6 +65,8 @@ class ItemsQuery:
     precision: int = 7
     #: A function layer's arguments (typed), from the query parameters named after them.
     args: dict = field(default_factory=dict)
+    #: ``asOf``: the layer as it was then (an editable layer's history).
+    as_of: dt.datetime | None = None
 
     @property
     def rows(self) -> RowSource:
@@ -71,7 +74,11 @@ class ItemsQuery:
 
     @property
     def source(self) -> Frag:
-        """The ``FROM`` item (a function layer: called with :attr:`args`)."""
+        """The ``FROM`` item (a function layer: called with :attr:`args`; ``asOf``: the rows
+        as they were)."""
+        if self.as_of is not None:
+            text, params = as_of_source(self.layer, self.as_of)
+            return Frag(text, params)
         return self.rows.from_(self.args)
 
     def where_frag(self) -> Frag:
@@ -244,6 +251,8 @@ def parse_items_query(params: Mapping[str, str], layer: Layer, settings, *, prin
     crs = parse_crs(params.get("crs"), settings.features, param="crs")
     q = ItemsQuery(layer=layer, crs=crs, precision=default_precision(crs, settings.features))
     q.args = parse_function_args(params, layer)
+    if params.get("asOf"):
+        q.as_of = parse_as_of(params["asOf"], layer)
     rows = row_filter_frag(principal, layer)
     if rows is not None:
         q.where.append(rows)

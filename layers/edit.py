@@ -237,10 +237,13 @@ def _record(conn, layer: Layer, fid: str, op: str, actor: str, reason: str | Non
             "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING version",
             (layer.id, fid, change_set, op, actor, reason, previous)).fetchone()
         return int(row[0])
+    # The state as loaded is the state since the layer was made (as-of reads go back to it).
+    at = sql.SQL("(SELECT created_at FROM gis_meta.layers WHERE id = {})").format(
+        sql.Literal(layer.id)) if op == "loaded" else sql.SQL("now()")
     row = conn.execute(sql.SQL(
         "INSERT INTO gis_meta.feature_versions (layer_id, fid, change_set, op, actor, reason, previous, "
-        "properties, geom) SELECT %s, %s, %s, %s, %s, %s, %s, to_jsonb(t) - 'fid' - 'geom', t.geom "
-        "FROM {} AS t WHERE t.fid = %s RETURNING version").format(layer.table()),
+        "properties, geom, at) SELECT %s, %s, %s, %s, %s, %s, %s, to_jsonb(t) - 'fid' - 'geom', t.geom, {} "
+        "FROM {} AS t WHERE t.fid = %s RETURNING version").format(at, layer.table()),
         (layer.id, fid, change_set, op, actor, reason, previous, int(fid))).fetchone()
     return int(row[0])
 
@@ -395,3 +398,95 @@ def versions(conn, layer: Layer, fid_text: str) -> list[dict]:
              "at": r[4].isoformat().replace("+00:00", "Z"), "previous": f"v{r[5]}" if r[5] else None,
              "changeSet": r[6], "properties": r[7],
              "geometry": orjson.loads(r[8]) if r[8] else None} for r in rows]
+
+
+# --- the past ---------------------------------------------------------------------------------
+def parse_as_of(value: str, layer: Layer) -> dt.datetime:
+    """``asOf``: an RFC 3339 instant (a date: the end of that day), on a layer with history,
+    not before the layer was made."""
+    if not layer.editable or layer.published:
+        raise InvalidParameter(f"Layer '{layer.id}' keeps no history (it is not editable): "
+                               "asOf cannot be used.", parameter="asOf")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            at = dt.datetime.combine(dt.date.fromisoformat(text), dt.time.max, tzinfo=dt.UTC)
+        else:
+            at = dt.datetime.fromisoformat(text)
+            at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise InvalidParameter(f"asOf {text[:40]!r} is not an RFC 3339 date-time "
+                               "(e.g. 2026-06-01T00:00:00Z).", parameter="asOf") from None
+    if layer.created_at is not None and at < layer.created_at:
+        raise InvalidParameter(f"asOf {text[:40]} is before layer '{layer.id}' was made "
+                               f"({layer.created_at.isoformat()}).", parameter="asOf")
+    return at
+
+
+def as_of_source(layer: Layer, at: dt.datetime | None, named: str | None = None,
+                 alias: str | None = "as_of") -> tuple[sql.Composable, list]:
+    """The layer's rows as they were at ``at``, as a ``FROM`` item with the table's columns:
+    rows edited since read from their history (deleted ones included, created ones left
+    out), the others from the table.  ``named``: a prefix of named placeholders
+    (``%(<prefix>l)s`` the layer, ``%(<prefix>t)s`` the time) and params as one dict."""
+    t = layer.table()
+    if named is not None:
+        lid = sql.SQL("%({})s").format(sql.SQL(named + "l"))
+        ts = sql.SQL("%({})s").format(sql.SQL(named + "t"))
+        params: list = [{named + "l": layer.id, named + "t": at}]
+    else:
+        lid = ts = sql.SQL("%s")
+        params = [layer.id, at, layer.id, at, layer.id, at]
+    q = sql.SQL(
+        "(SELECT t.* FROM {t} AS t WHERE NOT EXISTS (SELECT 1 FROM gis_meta.feature_versions v "
+        "WHERE v.layer_id = {lid} AND v.fid = t.fid::text AND v.at > {ts}) "
+        "UNION ALL SELECT (s.r).* FROM (SELECT jsonb_populate_record(NULL::{t}, h.properties || "
+        "jsonb_build_object('fid', h.fid::bigint, 'geom', ST_AsEWKT(h.geom))) AS r FROM ("
+        "SELECT DISTINCT ON (fid) fid, op, properties, geom FROM gis_meta.feature_versions "
+        "WHERE layer_id = {lid} AND at <= {ts} AND fid IN (SELECT fid FROM gis_meta.feature_versions "
+        "WHERE layer_id = {lid} AND at > {ts}) ORDER BY fid, version DESC) AS h "
+        "WHERE h.op <> 'delete') AS s)").format(t=t, lid=lid, ts=ts)
+    if alias is not None:
+        q = q + sql.SQL(" AS {}").format(sql.Identifier(alias))
+    return q, params
+
+
+def restore(conn, layer: Layer, fid_text: str, version: str, *, expect: str | None, actor: str,
+            reason: str | None, rows: RowFilter | None) -> Written:
+    """Bring back a recorded version (a deleted feature too): itself a new version."""
+    check_editable(layer)
+    fid = _fid(fid_text)
+    try:
+        v = int(version.removeprefix("v"))
+    except ValueError:
+        raise InvalidParameter("version must be a version of the feature, e.g. v1234.",
+                               parameter="version") from None
+    old = conn.execute("SELECT op FROM gis_meta.feature_versions WHERE layer_id = %s AND fid = %s "
+                       "AND version = %s", (layer.id, fid_text, v)).fetchone()
+    if old is None:
+        raise NotFound(f"Feature {fid_text!r} has no version v{v}.")
+    if old[0] == "delete":
+        raise InvalidParameter(f"v{v} is the deletion of feature {fid_text}; restore the version "
+                               "before it.", parameter="version")
+    exists = _locked_row(conn, layer, fid, rows) is not None
+    if not exists and rows is not None and conn.execute(sql.SQL("SELECT 1 FROM {} WHERE fid = %s").format(
+            layer.table()), (fid,)).fetchone():
+        raise NotFound(f"No feature {fid_text[:40]!r} in collection '{layer.id}'.")
+    _check_match(version_token(conn, layer, fid_text), expect, fid_text)
+    change_set = int(conn.execute("SELECT nextval('gis_meta.change_set_seq')").fetchone()[0])
+    previous = _loaded(conn, layer, fid_text, change_set) if exists else \
+        int(conn.execute("SELECT max(version) FROM gis_meta.feature_versions WHERE layer_id = %s "
+                         "AND fid = %s", (layer.id, fid_text)).fetchone()[0])
+    before = _extent(conn, layer, [fid]) if exists else None
+    if exists:
+        conn.execute(sql.SQL("DELETE FROM {} WHERE fid = %s").format(layer.table()), (fid,))
+    conn.execute(sql.SQL(
+        "INSERT INTO {t} SELECT (jsonb_populate_record(NULL::{t}, properties || jsonb_build_object("
+        "'fid', fid::bigint, 'geom', ST_AsEWKT(geom)))).* FROM gis_meta.feature_versions "
+        "WHERE layer_id = %s AND fid = %s AND version = %s").format(t=layer.table()),
+        (layer.id, fid_text, v))
+    _rows_ok(conn, layer, fid, rows)
+    version_new = _record(conn, layer, fid_text, "restore", actor, reason, change_set, previous)
+    extent = _union(before, _extent(conn, layer, [fid]))
+    _touch(conn, layer, extent)
+    return Written(fid_text, f"v{version_new}", change_set, extent)

@@ -40,6 +40,7 @@ from gis_platform.principal import Principal
 from gis_platform.security import PrincipalDep
 from gis_platform.web import render
 from layers.catalog import Layer
+from layers.edit import parse_as_of
 from layers.registry import Registry, RegistryDep
 from layers.relation import parse_arg, parse_args
 from layers.scoped import all_as_seen_by, as_seen_by
@@ -105,7 +106,11 @@ def vector_source(service: TileService, layers: list[Layer], principal: Principa
     """The vector source of already access-checked ``layers`` for this caller (and, for
     function layers, the arguments in ``query``)."""
     args = {l.id: parse_args(l.relation, query or {}) for l in layers if l.rows.is_function}
-    return service.source(layers, row_filters(principal, layers), args=args or None)
+    as_of = None
+    if query and query.get("asOf"):
+        # The layers as they were then: each must keep a history.
+        as_of = max(parse_as_of(query["asOf"], l) for l in layers)
+    return service.source(layers, row_filters(principal, layers), args=args or None, as_of=as_of)
 
 
 def _check_format(formats: tuple[str, ...], layer: Layer | None, fmt: str) -> None:

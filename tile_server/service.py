@@ -84,7 +84,8 @@ class TileService:
         self._sources: OrderedDict[tuple, TileSource] = OrderedDict()
 
     def source(self, layers: list[Layer], filters: dict[str, RowFilter] | None = None,
-               raster: RasterParams | None = None, args: dict | None = None) -> TileSource:
+               raster: RasterParams | None = None, args: dict | None = None,
+               as_of=None) -> TileSource:
         """The tile source of already access-checked ``layers`` for callers with these row
         ``filters`` (and, for a raster layer, these rendering parameters).
 
@@ -95,7 +96,7 @@ class TileService:
         key = (tuple((l.id, l.data_version, l.table_name, l.changes.signature_all) for l in layers),
                tuple(sorted((k, v.key) for k, v in (filters or {}).items())),
                raster.key() if raster is not None else None,
-               repr(sorted((k, sorted(v.items())) for k, v in (args or {}).items())))
+               repr(sorted((k, sorted(v.items())) for k, v in (args or {}).items())), as_of)
         hit = self._sources.get(key)
         if hit is not None:
             self._sources.move_to_end(key)
@@ -105,7 +106,8 @@ class TileService:
                                               self.raster_limiter)
         else:
             source = VectorSource(layers, self.db, self.tuning, self.sql_cache,
-                                  overviews=self.overviews, filters=filters, args=args or None)
+                                  overviews=self.overviews, filters=filters, args=args or None,
+                                  as_of=as_of)
         self._sources[key] = source
         while len(self._sources) > 512:
             self._sources.popitem(last=False)

@@ -39,6 +39,8 @@ class VectorSource:
     filters: dict | None = None
     #: Function layers' arguments: ``{layer id: {argument: typed value}}``.
     args: dict | None = None
+    #: The layers as they were then (editable layers' history; no overviews).
+    as_of: object | None = None
     _plans: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -73,6 +75,10 @@ class VectorSource:
                 values = l.rows.from_(given, named=prefix).params[0]
                 fn = {"args_prefix": prefix, "args_params": tuple(values.items()),
                       "args_names": tuple(a.name for a in l.relation.args if a.name in given)}
+            if self.as_of is not None and l.editable and not l.published:
+                prefix = f"ao{i}_"
+                fn = {"as_of_prefix": prefix, "args_params": (
+                    (prefix + "l", l.id), (prefix + "t", self.as_of))}
             rows = (self.filters or {}).get(l.id)
             if rows is not None:
                 prefix = f"rf{i}_"
@@ -105,7 +111,7 @@ class VectorSource:
         the row changes touching the tile, and a function layer's arguments."""
         if grid is None or tile is None:
             return ",".join(f"{l.id}@{l.data_version}" for l in self.layers)
-        if not any(len(l.changes) for l in self.layers) and not self.args:
+        if not any(len(l.changes) for l in self.layers) and not self.args and self.as_of is None:
             return ",".join(p.cache_part() for p in self.plan(grid, tile.z))   # the common case
         bounds = tile_bounds(grid, tile, self.tuning.buffer / self.tuning.extent)
         box = bounds.geo_box
@@ -117,6 +123,8 @@ class VectorSource:
                 part += "~c" + sig
             if p.args_params:
                 part += "~a" + repr(p.args_params)
+            if p.as_of_prefix:               # the past does not change: no change signature
+                part = f"{p.layer.id}@{p.layer.data_version}~t{p.args_params[1][1].isoformat()}"
             parts.append(part)
         return ",".join(parts)
 

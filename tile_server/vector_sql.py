@@ -42,6 +42,7 @@ from psycopg import sql
 from gis_platform.sqlfrag import Frag
 from layers import selection
 from layers.catalog import Layer
+from layers.edit import as_of_source
 from layers.relation import RowSource
 from layers.spatial import metres_per_unit
 from tile_server.bands import _NATIVE, band_attributes, is_point_layer
@@ -105,7 +106,8 @@ def _mvt(layer: Layer, inner: sql.Composable, tuning: TileTuning, with_id: bool)
 
 def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
                       row_filter: sql.Composable | None = None, select: bool = False,
-                      args_prefix: str | None = None, args_names: tuple[str, ...] = ()) -> sql.Composed:
+                      args_prefix: str | None = None, args_names: tuple[str, ...] = (),
+                      as_of_prefix: str | None = None) -> sql.Composed:
     """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its rows.
 
     Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered box
@@ -146,8 +148,12 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
         # Over the cap, keep the largest features rather than an arbitrary (index-ordered,
         # i.e. spatially clustered) subset that would show as a hole in the map.
         order = sql.SQL(" ORDER BY {} DESC").format(size)
-    source = rows.from_(dict.fromkeys(args_names), named=args_prefix) if rows.is_function \
-        else Frag(rows.table())
+    if as_of_prefix is not None:        # the rows as they were (layers.edit.as_of_source)
+        source = Frag(as_of_source(layer, None, named=as_of_prefix, alias=None)[0])
+    elif rows.is_function:
+        source = rows.from_(dict.fromkeys(args_names), named=args_prefix)
+    else:
+        source = Frag(rows.table())
     inner = sql.SQL(
         "SELECT {cols}ST_AsMVTGeom({geom}, {env}, {extent}, {buffer}, true) AS __geom "
         "FROM {table} AS src WHERE {where}{order} LIMIT {cap}").format(
@@ -215,11 +221,12 @@ class LayerPlan:
     args_prefix: str | None = None         # a function layer: its arguments' namespace
     args_names: tuple[str, ...] = ()       # the arguments given (the others: their defaults)
     args_params: tuple = ()                # ((placeholder, value), ...)
+    as_of_prefix: str | None = None        # the layer as it was (its time is in args_params)
 
     def sql_key(self) -> tuple:
         l = self.layer
         return (l.id, l.data_version, l.table_name, self.overview, self.filter_key, self.select,
-                self.args_prefix, self.args_names)
+                self.args_prefix, self.args_names, self.as_of_prefix)
 
     def base(self) -> LayerPlan:
         """The same plan reading the layer's own rows instead of an overview."""
@@ -274,7 +281,8 @@ class SqlCache:
                 hit = compose_overview_sql(plan.layer, plan.overview, band, tuning, plan.select)
             else:
                 hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql,
-                                        plan.select, plan.args_prefix, plan.args_names)
+                                        plan.select, plan.args_prefix, plan.args_names,
+                                        plan.as_of_prefix)
             with self._lock:
                 self._items[key] = hit
         return hit

@@ -265,3 +265,60 @@ def test_the_change_feed_tells_a_connected_client(world):
         assert page["dataVersion"] == before["dataVersion"]
     with as_(srv, tokens, "kt") as c:               # limited to rows: no extents of others' rows
         assert c.get("/collections/mains/changes").status_code == 404
+
+
+def test_as_of_reads_and_restore(world):
+    import time
+
+    srv, tokens, db_url = world
+    make_editable(srv, tokens)
+    with as_(srv, tokens, "planner") as c:
+        before = c.get("/collections/mains/items?limit=1").json()["numberMatched"]
+        with psycopg.connect(db_url) as conn:
+            t0 = conn.execute("SELECT now()").fetchone()[0]
+        time.sleep(0.05)
+        e7 = c.get("/collections/mains/items/7").headers["etag"]
+        assert c.patch("/collections/mains/items/7", json={"properties": {"depth_m": 2.9}},
+                       headers={"If-Match": e7}).status_code == 204
+        e8 = c.get("/collections/mains/items/8").headers["etag"]
+        assert c.delete("/collections/mains/items/8", headers={"If-Match": e8}).status_code == 204
+        assert c.post("/collections/mains/items", json=feature()).status_code == 201
+        now = c.get("/collections/mains/items?limit=1").json()["numberMatched"]
+        assert now == before                                   # one deleted, one created
+        at = t0.isoformat()
+        # as it was: 7 with its old depth, 8 still there, the new one not yet
+        past = c.get("/collections/mains/items", params={"asOf": at, "limit": 100}).json()
+        ids = {f["id"] for f in past["features"]}
+        assert past["numberMatched"] == before and 8 in ids and 46 not in ids
+        assert c.get("/collections/mains/items/7", params={"asOf": at}).json()["properties"]["depth_m"] \
+            == pytest.approx(1.2)
+        assert c.get("/collections/mains/items/7").json()["properties"]["depth_m"] == pytest.approx(2.9)
+        assert c.get("/collections/mains/items/8", params={"asOf": at}).status_code == 200
+        stats_then = c.get("/collections/mains/stats", params={"asOf": at}).json()["total"]["count"]
+        assert stats_then == before
+        # tiles as they were: the deleted main 8 is in the tile then, not now
+        t8 = WM.tile(126.9801, 37.57, 16)
+        path8 = f"/collections/mains/tiles/WebMercatorQuad/{t8.z}/{t8.x}/{t8.y}.mvt"
+        assert 8 not in tile_ids(c.get(path8))
+        then = c.get(path8, params={"asOf": at})
+        assert 8 in tile_ids(then)
+        assert then.headers["etag"] != c.get(path8).headers["etag"]
+        assert c.get(path8, params={"asOf": "2000-01-01"}).status_code == 400
+        # bad asOf values
+        assert c.get("/collections/mains/items", params={"asOf": "yesterday"}).status_code == 400
+        assert c.get("/collections/mains/items", params={"asOf": "1999-01-01T00:00:00Z"}).status_code == 400
+        assert c.get("/collections/districts/items", params={"asOf": at}).status_code in (400, 404)
+        # restore: the deleted main comes back (a new version), 7 goes back to its old depth
+        hist8 = c.get("/collections/mains/items/8/versions").json()["versions"]
+        loaded8 = hist8[-1]["version"]
+        assert c.post(f"/collections/mains/items/8/restore?version={loaded8}",
+                      headers={"If-Match": "*"}).status_code == 204
+        assert c.get("/collections/mains/items/8").status_code == 200
+        hist7 = c.get("/collections/mains/items/7/versions").json()["versions"]
+        e7 = c.get("/collections/mains/items/7").headers["etag"]
+        r = c.post(f"/collections/mains/items/7/restore?version={hist7[-1]['version']}",
+                   headers={"If-Match": e7})
+        assert r.status_code == 204
+        assert c.get("/collections/mains/items/7").json()["properties"]["depth_m"] == pytest.approx(1.2)
+        ops = [v["op"] for v in c.get("/collections/mains/items/7/versions").json()["versions"]]
+        assert ops == ["restore", "update", "loaded"]
