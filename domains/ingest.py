@@ -267,6 +267,8 @@ def _one_feature_rules(validate, conn: psycopg.Connection, attrs: dict[str, Any]
     (``attrs``); the first broken rule the write touches (a field in ``written``, or a rule
     naming one) is a 422 naming the field, else the attributes with their vocabulary
     normalised."""
+    if not written & _RULE_FIELDS[validate]:
+        return attrs                       # no rule reads what this write changes
     frame = gpd.GeoDataFrame({k: [v] for k, v in attrs.items()}, geometry=[shapely.Point(0, 0)],
                              crs="EPSG:4326")
     try:
@@ -293,3 +295,8 @@ def facility_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any], written
 def road_edit_rules(conn: psycopg.Connection, attrs: dict[str, Any], written: set[str]) -> dict[str, Any]:
     """The road rules (known classes, widths and lanes of the class) for an edited feature."""
     return _one_feature_rules(validate_roads, conn, attrs, written)
+
+
+# The attributes each domain's rules read (an edit of others needs no check).
+_RULE_FIELDS = {validate_facilities: {"kind", "diameter_mm", "depth_min_m", "depth_max_m", "install_year"},
+                validate_roads: {"road_class", "width_m", "lanes"}}

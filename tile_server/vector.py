@@ -4,7 +4,7 @@ MVT (the statements are composed by :mod:`tile_server.vector_sql`, the bands cho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from morecantile import Tile, TileMatrixSet
 from psycopg import errors as pg_errors
@@ -42,6 +42,7 @@ class VectorSource:
     #: The layers as they were then (editable layers' history; no overviews).
     as_of: object | None = None
     _plans: dict = field(default_factory=dict, repr=False)
+    _plans_now: dict = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -58,8 +59,11 @@ class VectorSource:
         """Rows change in place (published relations): clients should revalidate."""
         return any(l.published for l in self.layers)
 
-    def plan(self, grid: TileMatrixSet, z: int) -> list[LayerPlan]:
-        """How each layer is read at zoom ``z`` (memoised: the cache key and the render agree)."""
+    def plan(self, grid: TileMatrixSet, z: int, *, past: bool = True) -> list[LayerPlan]:
+        """How each layer is read at zoom ``z`` (memoised: the cache key and the render agree).
+        ``past=False``: as if no ``as_of`` were asked (the present, where it equals the past)."""
+        if not past and self.as_of is not None:
+            return replace(self, as_of=None, _plans=self._plans_now).plan(grid, z)
         key = (grid.id, z, self.overviews.generation if self.overviews is not None else 0)
         hit = self._plans.get(key)
         if hit is not None:
@@ -98,13 +102,31 @@ class VectorSource:
 
     def tile_plans(self, grid: TileMatrixSet, tile: Tile, bounds: TileBounds) -> list[LayerPlan]:
         """The plans of this tile: an overview that misses a row change touching the tile
-        is passed over for the layer's own rows (until the overview is rebuilt)."""
+        is passed over for the layer's own rows (until the overview is rebuilt); a layer
+        asked ``as_of`` a time after which nothing touching the tile changed is read as it is
+        now (the same bytes, the same cache entry, overviews and all)."""
         plans = self.plan(grid, tile.z)
+        box = bounds.geo_box
+        if any(p.as_of_prefix for p in plans):
+            now = None
+            for i, p in enumerate(plans):
+                if p.as_of_prefix and self._unchanged_since(p.layer, box):
+                    now = now or self.plan(grid, tile.z, past=False)
+                    plans = [*plans[:i], now[i], *plans[i + 1:]]
         if not any(p.overview and len(p.layer.changes) for p in plans):
             return plans
-        box = bounds.geo_box
         return [p.base() if p.overview and p.layer.changes.unseen(p.overview_snapshot, box) else p
                 for p in plans]
+
+    def _unchanged_since(self, layer: Layer, box) -> bool:
+        """Whether nothing in ``box`` changed since :attr:`as_of`: the layer as a whole has
+        not (its catalog record is older) and no change of its log after then touches it."""
+        if layer.updated_at is None or layer.updated_at > self.as_of:
+            return False
+        t = self.as_of.timestamp()
+        return not any(c.at > t and (c.box is None or (c.box[0] <= box[2] and c.box[2] >= box[0]
+                                                        and c.box[1] <= box[3] and c.box[3] >= box[1]))
+                       for c in layer.changes.changes)
 
     def cache_parts(self, grid: TileMatrixSet | None = None, tile: Tile | None = None) -> str:
         """Ids and data versions; per tile also which overview level and row filter apply,

@@ -19,6 +19,7 @@ tile fresh within 1 s.  Writes ``bench/out/edit.json``.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import random
 import statistics
@@ -33,7 +34,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from bench.tiles.run import Server, free_port  # noqa: E402
+from bench.tiles.run import Server, free_port
 
 GRID = morecantile.tms.get("WebMercatorQuad")
 LAYER = "underground_facilities"
@@ -56,6 +57,7 @@ def main() -> None:
     ap.add_argument("--patches", type=int, default=200)
     ap.add_argument("--tiles", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--as-of-tiles", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "bench/out"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -75,6 +77,8 @@ def main() -> None:
         assert c.patch(f"/layers/{LAYER}", json={"editable": True}).status_code == 200
         time.sleep(0.5)
         # --- PATCH latency
+        started = dt.datetime.now(dt.UTC)
+        time.sleep(0.01)
         times = []
         for _ in range(args.patches):
             fid = rng.randint(1, n)
@@ -131,6 +135,36 @@ def main() -> None:
               f"{fresh_s * 1000:.0f} ms after the PATCH answered", flush=True)
     finally:
         srv.stop()
+    # --- "as of" tiles against current ones, each pass cold on a fresh server and cache
+    sample = list(tiles)[:args.as_of_tiles]
+    paths = [f"/collections/{LAYER}/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt" for t in sample]
+
+    def cold_pass(q: str) -> list[float]:
+        srv_, base_ = start(args.db_url, out)
+        try:
+            cc = httpx.Client(base_url=base_, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            for t in list(tiles)[-5:]:                   # connections and plans, untimed
+                cc.get(f"/collections/{LAYER}/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt{q}")
+            out_ = []
+            for p in paths:
+                t0 = time.perf_counter()
+                r = cc.get(p + q, headers={"Accept-Encoding": "gzip"})
+                out_.append(time.perf_counter() - t0)
+                assert r.status_code in (200, 204), r.text
+            return out_
+        finally:
+            srv_.stop()
+
+    past = cold_pass("?asOf=" + started.isoformat().replace("+00:00", "Z"))
+    current = cold_pass("")
+    result["as_of"] = {"tiles": len(paths), "current_p50_ms": statistics.median(current) * 1000,
+                       "as_of_p50_ms": statistics.median(past) * 1000,
+                       "ratio_p50": statistics.median(past) / statistics.median(current),
+                       "ratio_total": sum(past) / sum(current)}
+    print(f"as-of tiles (cold, z12-16, before the {len(times)} edits): p50 "
+          f"{result['as_of']['as_of_p50_ms']:.1f} ms against {result['as_of']['current_p50_ms']:.1f} ms "
+          f"now: {result['as_of']['ratio_p50']:.2f}x (total time {result['as_of']['ratio_total']:.2f}x)",
+          flush=True)
     (out / "edit.json").write_text(json.dumps(result, indent=1))
 
 

@@ -38,11 +38,10 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from bench.publish.city import build, ensure_database  # noqa: E402
-from bench.rawhttp import RawHTTP  # noqa: E402
-from bench.tiles.run import (  # noqa: E402
+from bench.publish.city import build, ensure_database
+from bench.rawhttp import RawHTTP
+from bench.tiles.run import (
     BANDS,
-    Pass,
     Server,
     band_table,
     by_band,
