@@ -129,3 +129,22 @@ CHANGES = "changes"
 
 SELECT_CHANGES = ("SELECT layer_id, version, xid::text::bigint, extent, extract(epoch FROM at) "
                   "FROM gis_meta.layer_changes ORDER BY id")
+
+#: The changes a previous read (its ``pg_snapshot``, twice) did not see: committed since.
+SELECT_NEW_CHANGES = (
+    "SELECT layer_id, version, xid::text::bigint, extent, extract(epoch FROM at) "
+    "FROM gis_meta.layer_changes WHERE xid >= pg_snapshot_xmin(%s::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(xid, %s::pg_snapshot) ORDER BY id")
+
+
+def merge(logs: dict[str, ChangeLog], new: dict[str, ChangeLog]) -> dict[str, ChangeLog]:
+    """``logs`` with the changes of ``new`` added (each layer's log rebuilt once)."""
+    out = dict(logs)
+    for layer_id, log in new.items():
+        have = out.get(layer_id)
+        if have is None:
+            out[layer_id] = log
+        else:
+            seen = {c.version for c in have.changes}
+            out[layer_id] = ChangeLog([*have.changes, *(c for c in log.changes if c.version not in seen)])
+    return out

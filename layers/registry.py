@@ -21,7 +21,7 @@ from gis_platform.db.events import CATALOG
 from gis_platform.errors import LayerNotFound
 from gis_platform.principal import Principal
 from layers.catalog import SELECT_LAYERS, Layer, row_to_layer
-from layers.changes import CHANGES, EMPTY, SELECT_CHANGES, ChangeLog, from_rows
+from layers.changes import CHANGES, EMPTY, SELECT_CHANGES, SELECT_NEW_CHANGES, ChangeLog, from_rows, merge
 
 
 class Registry:
@@ -34,6 +34,7 @@ class Registry:
         self._layers: dict[str, Layer] = {}
         self._logs: dict[str, ChangeLog] = {}
         self._updated: asyncio.Condition | None = None
+        self._snapshot: str | None = None      # what the last read of the change log saw
 
     async def _announce(self) -> None:
         if self._updated is None:
@@ -62,16 +63,27 @@ class Registry:
                 await cur.execute(SELECT_LAYERS)
                 rows = await cur.fetchall()
             logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
+            snapshot = (await (await conn.execute("SELECT pg_current_snapshot()::text")).fetchone())[0]
         self._logs = logs
+        self._snapshot = snapshot
         self._layers = {r["id"]: self._with_log(row_to_layer(r)) for r in rows}
         await self._announce()
 
     async def load_changes(self) -> None:
-        """Re-read the change log only (a published relation's rows changed)."""
+        """Read the changes committed since the last read (rows changed: an edit, a published
+        relation's statement).  Only what the previous read's snapshot did not see is read,
+        in commit order or not; a log folded away comes with a catalog change (:meth:`load`)."""
+        if self._snapshot is None:
+            await self.load()
+            return
         async with self.db.connection() as conn:
-            logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
-        self._logs = logs
-        self._layers = {k: self._with_log(l) for k, l in self._layers.items()}
+            cur = await conn.execute(SELECT_NEW_CHANGES, (self._snapshot, self._snapshot))
+            new = await cur.fetchall()
+            snapshot = (await (await conn.execute("SELECT pg_current_snapshot()::text")).fetchone())[0]
+        if new:
+            self._logs = merge(self._logs, from_rows([r[:5] for r in new]))
+            self._layers = {k: self._with_log(l) for k, l in self._layers.items()}
+        self._snapshot = snapshot
         await self._announce()
 
     def _with_log(self, layer: Layer) -> Layer:
