@@ -8,6 +8,9 @@ marked editable, with optimistic concurrency and every version kept (:mod:`layer
 * ``GET /collections/{id}/items/{fid}/versions`` - the feature's history, newest first;
   ``POST .../items/{fid}/restore?version=v...`` brings one back (itself a new version);
   ``asOf=<RFC 3339>`` on items, one item, stats and exports reads the layer as it was;
+* ``GET /collections/{id}/history`` - the layer's change sets, newest first: each ingest
+  (create, replace, append) and each edit, who, when, why, how many features, with the
+  ``asOf`` links to the layer just before and just after;
 * ``GET /collections/{id}/schema`` - the layer's schema (JSON Schema, Part 5);
 * ``GET /collections/{id}/changes`` - the change feed: Server-Sent Events, or a JSON page of
   the changes since a version.
@@ -222,6 +225,70 @@ async def item_versions(collection_id: CollectionId, feature_id: FeatureId, requ
         raise NotFound(f"Feature {feature_id[:40]!r} of '{layer.id}' has no recorded versions "
                        "(it was never edited, or does not exist).")
     return FastJSONResponse({"collection": layer.id, "id": feature_id, "versions": found})
+
+
+_HISTORY = (
+    "SELECT change_set, at, 'ingest', mode, actor, reason, source, features "
+    "FROM gis_meta.layer_loads WHERE layer_id = %(l)s AND (%(before)s::bigint IS NULL "
+    "OR change_set < %(before)s) "
+    "UNION ALL SELECT change_set, min(at), 'edit', min(op), min(actor), min(reason), NULL, count(*) "
+    "FROM gis_meta.feature_versions WHERE layer_id = %(l)s AND op <> 'loaded' "
+    "AND (%(before)s::bigint IS NULL OR change_set < %(before)s) AND change_set NOT IN "
+    "(SELECT change_set FROM gis_meta.layer_loads WHERE layer_id = %(l)s) GROUP BY change_set "
+    "ORDER BY 1 DESC LIMIT %(n)s")
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@router.get("/collections/{collectionId}/history",
+            summary="The layer's change sets, newest first: ingests and edits, who, when, why, "
+                    "with asOf links to the layer just before and after each")
+async def history(collection_id: CollectionId, request: Request, registry: RegistryDep,
+                  principal: PrincipalDep, db: Db):
+    """One entry per change set: an ingest (``kind: ingest``, ``mode`` create, replace or
+    append, the file it read) or an edit request (``kind: edit``, ``mode`` the operation).
+    ``before`` and ``after`` are the layer's items as of just before and just after it
+    (an editable layer keeps its history; on others they are absent).  Page with
+    ``before=<changeSet>``.  Callers limited to some rows are refused (the history tells
+    about the others' rows)."""
+    only_params(request, {"limit", "before", "f"})
+    layer = registry.readable(collection_id, principal)      # not filtered, as /changes
+    if not layer.has_rows:
+        raise NotFound(f"No layer '{collection_id}'.")
+    q = request.query_params
+    try:
+        n = int(q.get("limit") or 50)
+        before = int(q["before"]) if q.get("before") else None
+    except ValueError:
+        raise InvalidParameter("limit and before must be whole numbers.", parameter="limit") from None
+    if not 1 <= n <= 1000:
+        raise InvalidParameter("limit must be between 1 and 1000.", parameter="limit")
+    async with db.connection() as conn:
+        rows = await (await conn.execute(_HISTORY, {"l": layer.id, "before": before, "n": n})).fetchall()
+    items_url = f"{base_url(request)}/collections/{layer.id}/items"
+    keeps = layer.editable and not layer.published
+    first = edit.earliest(layer) if keeps else None
+    out = []
+    for cs, at, kind, mode, actor, reason, source, count in rows:
+        doc = {"changeSet": cs, "at": _iso(at), "kind": kind, "mode": mode, "actor": actor,
+               "reason": reason, "features": count}
+        if source:
+            doc["source"] = source
+        if keeps:
+            just_before = at - dt.timedelta(microseconds=1)
+            if first is not None and just_before >= first:
+                doc["before"] = f"{items_url}?asOf={_iso(just_before)}"
+            doc["after"] = f"{items_url}?asOf={_iso(at)}"
+        out.append(doc)
+    links = []
+    if len(rows) == n:
+        links.append({"rel": "next", "type": "application/json",
+                      "href": f"{base_url(request)}/collections/{layer.id}/history?limit={n}"
+                              f"&before={rows[-1][0]}"})
+    return FastJSONResponse({"collection": layer.id, "keepsHistory": keeps, "changeSets": out,
+                             "links": links})
 
 
 @router.get("/collections/{collectionId}/schema", summary="The collection's schema (JSON Schema, Part 5)")

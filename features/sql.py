@@ -24,6 +24,7 @@ from psycopg import sql
 from features.query import ItemsQuery, order_sql
 from gis_platform.errors import InvalidParameter
 from gis_platform.responses import dumps
+from layers import edit
 from layers.catalog import Layer
 from layers.relation import RowSource
 from layers.spatial import CrsRef, Frag, output_geometry_sql
@@ -258,7 +259,8 @@ async def fetch_feature(conn: psycopg.AsyncConnection, q: ItemsQuery, feature_id
 async def feature_etag(conn: psycopg.AsyncConnection, layer: Layer, feature_id: str) -> str:
     """The ETag of a feature of an editable layer: its latest version (``layers.edit``)."""
     cur = await conn.execute("SELECT version FROM gis_meta.feature_versions WHERE layer_id = %s "
-                             "AND fid = %s ORDER BY version DESC LIMIT 1", (layer.id, feature_id))
+                             f"AND fid = %s AND {edit.CURRENT} ORDER BY version DESC LIMIT 1",
+                             (layer.id, feature_id, layer.id))
     row = await cur.fetchone()
     return f'"v{row[0]}"' if row else f'"b{layer.data_version}"'
 

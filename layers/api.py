@@ -47,7 +47,7 @@ def _safe_suffix(filename: str | None) -> str:
 
 
 _UPLOAD_FIELDS = {"file", "layer_id", "mode", "crs", "encoding", "source_layer", "title",
-                  "access_level"}
+                  "access_level", "reason"}
 _UPLOAD_SCHEMA = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
@@ -62,6 +62,8 @@ _UPLOAD_SCHEMA = {
             "title": {"type": "string"},
             "access_level": {"type": "string", "enum": ["public", "internal", "restricted"],
                              "description": "Default for a new layer: internal (publish later)"},
+            "reason": {"type": "string", "description": "Why (kept in the layer's history: "
+                       "GET /collections/{id}/history), e.g. '2026 survey of Jung-gu'"},
         }}}}}}
 
 
@@ -149,7 +151,8 @@ async def upload_layer(request: Request, registry: RegistryDep, principal: Princ
                 ingest_file, request.app.state.conninfo, target, layer_id=layer_id, mode=mode,
                 crs=_field(form, "crs", 100), encoding=_field(form, "encoding", 40),
                 source_layer=source_layer, metadata=meta, data_dir=settings.resolved_data_dir(),
-                limits=IngestLimits.from_settings(settings))
+                limits=IngestLimits.from_settings(settings), actor=principal.id,
+                reason=_field(form, "reason"))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     finally:

@@ -50,6 +50,17 @@ class Attribute(BaseModel):
         return self.distinct is not None and -1.0 <= self.distinct <= -0.5
 
 
+class Generation(BaseModel):
+    """Rows an ingest replaced on an editable layer, kept: they were the layer from
+    ``valid_from`` until ``valid_to`` (``gis_meta.layer_loads``, migration 0010)."""
+
+    change_set: int
+    table: str                      # in gis_data
+    valid_from: datetime
+    valid_to: datetime
+    attributes: list[Attribute] = Field(default_factory=list)
+
+
 class Layer(BaseModel):
     """A catalog record."""
 
@@ -84,6 +95,10 @@ class Layer(BaseModel):
     editable: bool = False
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: When the current rows were loaded (the current generation began).
+    loaded_at: datetime | None = None
+    #: Earlier rows an ingest replaced, kept (editable layers), oldest first.
+    generations: list[Generation] = Field(default_factory=list)
 
     model_config = {"populate_by_name": True}
 
@@ -160,7 +175,8 @@ class Layer(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         """The record as shown over HTTP (no storage internals)."""
-        doc = self.model_dump(by_alias=True, exclude={"table_name", "raster_path", "relation"})
+        doc = self.model_dump(by_alias=True, exclude={"table_name", "raster_path", "relation",
+                                                      "generations"})
         return doc
 
 
@@ -208,9 +224,14 @@ def slugify(name: str) -> str:
     return slug[:63].rstrip("_")
 
 
-_COLUMNS = [f for f in Layer.model_fields if f not in ("schema_",)] + ["schema"]
-SELECT_LAYERS = sql.SQL("SELECT {} FROM gis_meta.layers").format(
-    sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS))
+_COLUMNS = [f for f in Layer.model_fields if f not in ("schema_", "generations")] + ["schema"]
+_GENERATIONS = sql.SQL(
+    "(SELECT coalesce(jsonb_agg(jsonb_build_object('change_set', g.change_set, 'table', "
+    "g.archived_table, 'valid_from', g.valid_from, 'valid_to', g.at, 'attributes', "
+    "coalesce(g.archived_schema, '[]')) ORDER BY g.at), '[]') FROM gis_meta.layer_loads g "
+    "WHERE g.layer_id = layers.id AND g.archived_table IS NOT NULL) AS generations")
+SELECT_LAYERS = sql.SQL("SELECT {}, {} FROM gis_meta.layers").format(
+    sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS), _GENERATIONS)
 
 
 def row_to_layer(row: dict) -> Layer:
@@ -278,6 +299,8 @@ def delete_layer(conn: psycopg.Connection, layer_id: str) -> Layer:
         refuse_if_view(conn, layer, "deleted")
         if layer.table_name:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(layer.table()))
+        for g in layer.generations:          # rows earlier ingests replaced (history)
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(DATA_SCHEMA, g.table)))
         conn.execute("DELETE FROM gis_meta.layers WHERE id = %s", (layer_id,))
     return layer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def ingest_cmd(
     all_layers: bool = typer.Option(False, "--all-layers", help="Every layer of a GeoPackage."),
     title: str = typer.Option(None), access: str = typer.Option(None, help="public | internal | restricted"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    reason: str = typer.Option(None, help="Why (kept in an editable layer's history)."),
 ) -> None:
     """Ingest a GIS file (GeoJSON, GeoPackage, zipped Shapefile, FlatGeobuf, CSV, GeoTIFF)."""
 
@@ -88,7 +90,8 @@ def ingest_cmd(
 
                 reports.append(ingest_file(url, path, layer_id=layer_id, mode=mode, crs=crs,
                                            encoding=encoding, source_layer=src_layer, metadata=meta,
-                                           data_dir=s.resolved_data_dir(), progress=progress))
+                                           data_dir=s.resolved_data_dir(), progress=progress,
+                                           actor=f"cli:{getpass.getuser()}", reason=reason))
     except PlatformError as exc:
         _fail(exc.detail)
     for r in reports:

@@ -29,7 +29,7 @@ from psycopg import sql
 
 from gis_platform.access import RowFilter
 from gis_platform.errors import Conflict, Forbidden, InvalidParameter, NotFound, PlatformError, Unprocessable
-from layers.catalog import Layer
+from layers.catalog import DATA_SCHEMA, Generation, Layer
 from layers.changes import CHANGES
 from layers.spatial import CrsRef, geometry_sql, shape_from_geojson
 
@@ -179,10 +179,21 @@ def _apply_rules(conn, layer: Layer, state: dict[str, Any], written: dict[str, A
 
 
 # --- versions ---------------------------------------------------------------------------------
+#: Versions of the rows the layer has now (not of those an earlier ingest replaced, whose
+#: feature ids were another feature's): ``%s`` the layer id.
+CURRENT = ("at >= (SELECT coalesce(loaded_at, created_at) FROM gis_meta.layers "
+           "WHERE id = %s)")
+
+
+def _latest(conn: psycopg.Connection, layer: Layer, fid: str) -> int | None:
+    row = conn.execute(f"SELECT version FROM gis_meta.feature_versions WHERE layer_id = %s AND fid = %s "
+                       f"AND {CURRENT} ORDER BY version DESC LIMIT 1", (layer.id, fid, layer.id)).fetchone()
+    return int(row[0]) if row else None
+
+
 def version_token(conn: psycopg.Connection, layer: Layer, fid: str) -> str:
-    row = conn.execute("SELECT version FROM gis_meta.feature_versions WHERE layer_id = %s AND fid = %s "
-                       "ORDER BY version DESC LIMIT 1", (layer.id, fid)).fetchone()
-    return f"v{row[0]}" if row else f"b{layer.data_version}"
+    v = _latest(conn, layer, fid)
+    return f"v{v}" if v is not None else f"b{layer.data_version}"
 
 
 def _check_match(current: str, expect: str | None, fid: str) -> None:
@@ -238,7 +249,7 @@ def _record(conn, layer: Layer, fid: str, op: str, actor: str, reason: str | Non
             (layer.id, fid, change_set, op, actor, reason, previous)).fetchone()
         return int(row[0])
     # The state as loaded is the state since the layer was made (as-of reads go back to it).
-    at = sql.SQL("(SELECT created_at FROM gis_meta.layers WHERE id = {})").format(
+    at = sql.SQL("(SELECT coalesce(loaded_at, created_at) FROM gis_meta.layers WHERE id = {})").format(
         sql.Literal(layer.id)) if op == "loaded" else sql.SQL("now()")
     row = conn.execute(sql.SQL(
         "INSERT INTO gis_meta.feature_versions (layer_id, fid, change_set, op, actor, reason, previous, "
@@ -250,10 +261,9 @@ def _record(conn, layer: Layer, fid: str, op: str, actor: str, reason: str | Non
 
 def _loaded(conn, layer: Layer, fid: str, change_set: int) -> int | None:
     """Before a feature's first edit, its state as loaded becomes version one of its history."""
-    row = conn.execute("SELECT version FROM gis_meta.feature_versions WHERE layer_id = %s AND fid = %s "
-                       "ORDER BY version DESC LIMIT 1", (layer.id, fid)).fetchone()
-    if row:
-        return int(row[0])
+    v = _latest(conn, layer, fid)
+    if v is not None:
+        return v
     return _record(conn, layer, fid, "loaded", "loaded", None, change_set, None) if fid else None
 
 
@@ -393,7 +403,8 @@ def versions(conn, layer: Layer, fid_text: str) -> list[dict]:
     rows = conn.execute(
         "SELECT version, op, actor, reason, at, previous, change_set, properties, "
         "ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM gis_meta.feature_versions "
-        "WHERE layer_id = %s AND fid = %s ORDER BY version DESC", (layer.id, fid_text)).fetchall()
+        f"WHERE layer_id = %s AND fid = %s AND {CURRENT} ORDER BY version DESC",
+        (layer.id, fid_text, layer.id)).fetchall()
     return [{"version": f"v{r[0]}", "op": r[1], "actor": r[2], "reason": r[3],
              "at": r[4].isoformat().replace("+00:00", "Z"), "previous": f"v{r[5]}" if r[5] else None,
              "changeSet": r[6], "properties": r[7],
@@ -417,35 +428,85 @@ def parse_as_of(value: str, layer: Layer) -> dt.datetime:
     except ValueError:
         raise InvalidParameter(f"asOf {text[:40]!r} is not an RFC 3339 date-time "
                                "(e.g. 2026-06-01T00:00:00Z).", parameter="asOf") from None
-    if layer.created_at is not None and at < layer.created_at:
-        raise InvalidParameter(f"asOf {text[:40]} is before layer '{layer.id}' was made "
-                               f"({layer.created_at.isoformat()}).", parameter="asOf")
+    first = earliest(layer)
+    if first is not None and at < first:
+        raise InvalidParameter(f"asOf {text[:40]} is before the history of layer '{layer.id}' "
+                               f"begins ({first.isoformat()}).", parameter="asOf")
     return at
 
 
+#: The end of the current generation: none.
+FOREVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+
+
+def generation_at(layer: Layer, at: dt.datetime) -> tuple[Generation | None, dt.datetime, dt.datetime]:
+    """Which rows were the layer at ``at``: ``(None, since, FOREVER)`` the current ones,
+    else the kept rows an ingest replaced, with the window they were the layer in."""
+    start = layer.loaded_at or layer.created_at
+    if start is None or at >= start:
+        return None, start or dt.datetime.min.replace(tzinfo=dt.UTC), FOREVER
+    for g in reversed(layer.generations):
+        if g.valid_from <= at < g.valid_to:
+            return g, g.valid_from, g.valid_to
+    raise InvalidParameter(f"Layer '{layer.id}' keeps no rows from {at.isoformat()} (its history "
+                           f"begins {earliest(layer).isoformat()}).", parameter="asOf")
+
+
+def earliest(layer: Layer) -> dt.datetime | None:
+    """Since when the layer's history goes back."""
+    if layer.generations:
+        return layer.generations[0].valid_from
+    return layer.loaded_at or layer.created_at
+
+
+def _generation_rows(layer: Layer, g: Generation) -> sql.Composable:
+    """Kept rows of an earlier ingest with the layer's columns now (a column they lacked,
+    or had with another type, reads as null)."""
+    had = {a.name: a.type for a in g.attributes}
+    cols = [sql.SQL("fid")]
+    for a in layer.attributes:
+        if had.get(a.name) == a.type:
+            cols.append(sql.Identifier(a.name))
+        else:
+            cols.append(sql.SQL("NULL::{} AS {}").format(sql.SQL(a.type), sql.Identifier(a.name)))
+    cols.append(sql.SQL("geom"))
+    return sql.SQL("(SELECT {} FROM {})").format(sql.SQL(", ").join(cols),
+                                                 sql.Identifier(DATA_SCHEMA, g.table))
+
+
 def as_of_source(layer: Layer, at: dt.datetime | None, named: str | None = None,
-                 alias: str | None = "as_of") -> tuple[sql.Composable, list]:
+                 alias: str | None = "as_of", generation: Generation | None = None
+                 ) -> tuple[sql.Composable, list]:
     """The layer's rows as they were at ``at``, as a ``FROM`` item with the table's columns:
-    rows edited since read from their history (deleted ones included, created ones left
-    out), the others from the table.  ``named``: a prefix of named placeholders
-    (``%(<prefix>l)s`` the layer, ``%(<prefix>t)s`` the time) and params as one dict."""
+    the rows of then (the current table, or the kept rows an earlier ingest replaced), those
+    edited since read from their history (deleted ones included, created ones left out).
+
+    ``named``: a prefix of named placeholders (``%(<prefix>l)s`` the layer, ``t`` the time,
+    ``lo`` and ``hi`` the window of the generation read, which is ``generation`` - the
+    caller chose it with :func:`generation_at`); params as one dict, filled when ``at`` is
+    given."""
     t = layer.table()
-    if named is not None:
-        lid = sql.SQL("%({})s").format(sql.SQL(named + "l"))
-        ts = sql.SQL("%({})s").format(sql.SQL(named + "t"))
-        params: list = [{named + "l": layer.id, named + "t": at}]
+    if at is not None:
+        generation, lo_v, hi_v = generation_at(layer, at)
     else:
-        lid = ts = sql.SQL("%s")
-        params = [layer.id, at, layer.id, at, layer.id, at]
+        lo_v = hi_v = None
+    base = t if generation is None else _generation_rows(layer, generation)
+    if named is not None:
+        lid, ts, lo, hi = (sql.SQL("%({})s").format(sql.SQL(named + k)) for k in ("l", "t", "lo", "hi"))
+        params: list = [{named + "l": layer.id, named + "t": at, named + "lo": lo_v, named + "hi": hi_v}]
+    else:
+        lid = ts = lo = hi = sql.SQL("%s")
+        params = [layer.id, at, hi_v, layer.id, at, lo_v, layer.id, at, hi_v]
     q = sql.SQL(
-        "(SELECT t.* FROM {t} AS t WHERE NOT EXISTS (SELECT 1 FROM gis_meta.feature_versions v "
-        "WHERE v.layer_id = {lid} AND v.fid = t.fid::text AND v.at > {ts}) "
+        "(SELECT t.* FROM {base} AS t WHERE NOT EXISTS (SELECT 1 FROM gis_meta.feature_versions v "
+        "WHERE v.layer_id = {lid} AND v.fid = t.fid::text AND v.at > {ts} AND v.at < {hi}) "
         "UNION ALL SELECT (s.r).* FROM (SELECT jsonb_populate_record(NULL::{t}, h.properties || "
         "jsonb_build_object('fid', h.fid::bigint, 'geom', ST_AsEWKT(h.geom))) AS r FROM ("
         "SELECT DISTINCT ON (fid) fid, op, properties, geom FROM gis_meta.feature_versions "
-        "WHERE layer_id = {lid} AND at <= {ts} AND fid IN (SELECT fid FROM gis_meta.feature_versions "
-        "WHERE layer_id = {lid} AND at > {ts}) ORDER BY fid, version DESC) AS h "
-        "WHERE h.op <> 'delete') AS s)").format(t=t, lid=lid, ts=ts)
+        "WHERE layer_id = {lid} AND at <= {ts} AND at >= {lo} AND fid IN (SELECT fid FROM "
+        "gis_meta.feature_versions WHERE layer_id = {lid} AND at > {ts} AND at < {hi}) "
+        "ORDER BY fid, version DESC) AS h WHERE h.op <> 'delete') AS s)").format(
+        base=base, t=t, lid=lid, ts=ts, lo=lo, hi=hi)
     if alias is not None:
         q = q + sql.SQL(" AS {}").format(sql.Identifier(alias))
     return q, params
@@ -462,7 +523,7 @@ def restore(conn, layer: Layer, fid_text: str, version: str, *, expect: str | No
         raise InvalidParameter("version must be a version of the feature, e.g. v1234.",
                                parameter="version") from None
     old = conn.execute("SELECT op FROM gis_meta.feature_versions WHERE layer_id = %s AND fid = %s "
-                       "AND version = %s", (layer.id, fid_text, v)).fetchone()
+                       f"AND version = %s AND {CURRENT}", (layer.id, fid_text, v, layer.id)).fetchone()
     if old is None:
         raise NotFound(f"Feature {fid_text!r} has no version v{v}.")
     if old[0] == "delete":
@@ -475,8 +536,7 @@ def restore(conn, layer: Layer, fid_text: str, version: str, *, expect: str | No
     _check_match(version_token(conn, layer, fid_text), expect, fid_text)
     change_set = int(conn.execute("SELECT nextval('gis_meta.change_set_seq')").fetchone()[0])
     previous = _loaded(conn, layer, fid_text, change_set) if exists else \
-        int(conn.execute("SELECT max(version) FROM gis_meta.feature_versions WHERE layer_id = %s "
-                         "AND fid = %s", (layer.id, fid_text)).fetchone()[0])
+        _latest(conn, layer, fid_text)
     before = _extent(conn, layer, [fid]) if exists else None
     if exists:
         conn.execute(sql.SQL("DELETE FROM {} WHERE fid = %s").format(layer.table()), (fid,))

@@ -11,6 +11,7 @@ from psycopg import errors as pg_errors
 
 from layers import selection
 from layers.catalog import Layer
+from layers.edit import generation_at
 from tile_server.bands import zoom_band
 from tile_server.metadata import vector_tilejson
 from tile_server.sources import MVT_MEDIA_TYPE, TileOutsideZoomRange, TileTuning
@@ -81,8 +82,10 @@ class VectorSource:
                       "args_names": tuple(a.name for a in l.relation.args if a.name in given)}
             if self.as_of is not None and l.editable and not l.published:
                 prefix = f"ao{i}_"
-                fn = {"as_of_prefix": prefix, "args_params": (
-                    (prefix + "l", l.id), (prefix + "t", self.as_of))}
+                gen, lo, hi = generation_at(l, self.as_of)
+                fn = {"as_of_prefix": prefix, "as_of_generation": gen, "args_params": (
+                    (prefix + "l", l.id), (prefix + "t", self.as_of), (prefix + "lo", lo),
+                    (prefix + "hi", hi))}
             rows = (self.filters or {}).get(l.id)
             if rows is not None:
                 prefix = f"rf{i}_"
@@ -146,7 +149,7 @@ class VectorSource:
             if p.args_params:
                 part += "~a" + repr(p.args_params)
             if p.as_of_prefix:               # the past does not change: no change signature
-                part = f"{p.layer.id}@{p.layer.data_version}~t{p.args_params[1][1].isoformat()}"
+                part = f"{p.cache_part()}~t{p.args_params[1][1].isoformat()}"
             parts.append(part)
         return ",".join(parts)
 

@@ -107,7 +107,7 @@ def _mvt(layer: Layer, inner: sql.Composable, tuning: TileTuning, with_id: bool)
 def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
                       row_filter: sql.Composable | None = None, select: bool = False,
                       args_prefix: str | None = None, args_names: tuple[str, ...] = (),
-                      as_of_prefix: str | None = None) -> sql.Composed:
+                      as_of_prefix: str | None = None, as_of_generation=None) -> sql.Composed:
     """One layer's ``COALESCE((SELECT ST_AsMVT(...)), '')`` expression over its rows.
 
     Binds, by name: the tile envelope ``xmin..ymax`` in the grid's CRS, the buffered box
@@ -149,7 +149,8 @@ def compose_layer_sql(layer: Layer, tms_id: str, band: str, tuning: TileTuning,
         # i.e. spatially clustered) subset that would show as a hole in the map.
         order = sql.SQL(" ORDER BY {} DESC").format(size)
     if as_of_prefix is not None:        # the rows as they were (layers.edit.as_of_source)
-        source = Frag(as_of_source(layer, None, named=as_of_prefix, alias=None)[0])
+        source = Frag(as_of_source(layer, None, named=as_of_prefix, alias=None,
+                                   generation=as_of_generation)[0])
     elif rows.is_function:
         source = rows.from_(dict.fromkeys(args_names), named=args_prefix)
     else:
@@ -222,11 +223,14 @@ class LayerPlan:
     args_names: tuple[str, ...] = ()       # the arguments given (the others: their defaults)
     args_params: tuple = ()                # ((placeholder, value), ...)
     as_of_prefix: str | None = None        # the layer as it was (its time is in args_params)
+    #: ... read from the rows an earlier ingest replaced (layers.catalog.Generation), or None.
+    as_of_generation: object | None = field(default=None, compare=False)
 
     def sql_key(self) -> tuple:
         l = self.layer
         return (l.id, l.data_version, l.table_name, self.overview, self.filter_key, self.select,
-                self.args_prefix, self.args_names, self.as_of_prefix)
+                self.args_prefix, self.args_names, self.as_of_prefix,
+                self.as_of_generation.table if self.as_of_generation is not None else None)
 
     def base(self) -> LayerPlan:
         """The same plan reading the layer's own rows instead of an overview."""
@@ -282,7 +286,7 @@ class SqlCache:
             else:
                 hit = compose_layer_sql(plan.layer, tms_id, band, tuning, plan.filter_sql,
                                         plan.select, plan.args_prefix, plan.args_names,
-                                        plan.as_of_prefix)
+                                        plan.as_of_prefix, plan.as_of_generation)
             with self._lock:
                 self._items[key] = hit
         return hit

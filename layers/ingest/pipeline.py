@@ -61,9 +61,11 @@ def _precheck(conninfo: str, layer_id: str, mode: str) -> None:
 def ingest_geodataframe(conninfo: str, gdf: gpd.GeoDataFrame, layer_id: str, *,
                         mode: str = "create", crs: str | int | None = None, srid: int = 4326,
                         metadata: dict | None = None, progress: Progress | None = None,
-                        limits: IngestLimits | None = None,
+                        limits: IngestLimits | None = None, actor: str = "ingest",
+                        reason: str | None = None,
                         _source: readers.SourceData | None = None) -> IngestReport:
-    """Load a GeoDataFrame as layer ``layer_id``."""
+    """Load a GeoDataFrame as layer ``layer_id`` (``actor`` and ``reason``: for the layer's
+    history)."""
     limits = limits or IngestLimits()
     t0 = time.perf_counter()
     validate_layer_id(layer_id)
@@ -79,7 +81,7 @@ def ingest_geodataframe(conninfo: str, gdf: gpd.GeoDataFrame, layer_id: str, *,
     with connect(conninfo) as conn:
         layer: Layer = write_layer(conn, prepared, layer_id, mode=mode, metadata=metadata or {},
                                    progress=(lambda n: progress("write", n, prepared.count))
-                                   if progress else None)
+                                   if progress else None, actor=actor, reason=reason)
     secs = time.perf_counter() - t0
     return IngestReport(
         layer_id=layer_id, mode=mode, format=src.format, features_read=prepared.read,
@@ -96,7 +98,8 @@ def ingest_file(conninfo: str, path: str | Path, *, layer_id: str | None = None,
                 mode: str = "create", crs: str | int | None = None, encoding: str | None = None,
                 source_layer: str | None = None, metadata: dict | None = None,
                 data_dir: Path | None = None, progress: Progress | None = None,
-                limits: IngestLimits | None = None) -> IngestReport:
+                limits: IngestLimits | None = None, actor: str = "ingest",
+                reason: str | None = None) -> IngestReport:
     """Ingest one file (one layer of it, for a GeoPackage) as ``layer_id``."""
     limits = limits or IngestLimits()
     if str(path).startswith("/vsi"):
@@ -123,4 +126,5 @@ def ingest_file(conninfo: str, path: str | Path, *, layer_id: str | None = None,
     meta = dict(metadata or {})
     meta.setdefault("source", path.name)
     return ingest_geodataframe(conninfo, src.gdf, layer_id, mode=mode, crs=crs, metadata=meta,
-                               progress=progress, limits=limits, _source=src)
+                               progress=progress, limits=limits, actor=actor, reason=reason,
+                               _source=src)

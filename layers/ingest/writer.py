@@ -8,6 +8,11 @@ Every mode runs in one transaction:
   the commit and the new one after it.
 * ``append``  – the columns must match the layer's; COPY into the live table.
 
+Every ingest is a change set recorded in ``gis_meta.layer_loads`` (who, when, why, from
+what).  On an editable layer - one that keeps its history - a replace keeps the rows it
+replaces (the old table is renamed, not dropped) and an append records each new feature as a
+'create' version, so "as of" reads go back across ingests (:mod:`layers.edit`).
+
 Any failure rolls the transaction back, so the previous layer is left exactly as it was.
 Geometries travel as EWKB with their SRID (the column's typmod is the SRID guard).
 """
@@ -85,15 +90,46 @@ def _schema_json(prepared: Prepared, units: dict[str, str] | None = None) -> lis
              "unit": units.get(c.name) or units.get(c.source_name)} for c in prepared.columns]
 
 
+def _archive(conn: psycopg.Connection, table: str, change_set: int) -> str:
+    """Keep the table an ingest replaces (an editable layer's history): renamed, with its
+    indexes, out of the way of the new one.  Returns its new name."""
+    kept = f"_g{change_set}_{table}"[:63]
+    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+        sql.Identifier(DATA_SCHEMA, table), sql.Identifier(kept)))
+    for suffix in ("geom_idx", "pkey"):
+        old = f"{table}_{suffix}"[:63]
+        if conn.execute("SELECT to_regclass(%s)", (f'{DATA_SCHEMA}."{old}"',)).fetchone()[0]:
+            conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(DATA_SCHEMA, old), sql.Identifier(f"_g{change_set}_{suffix}")))
+    return kept
+
+
+def _record_load(conn: psycopg.Connection, layer_id: str, mode: str, change_set: int, at, *,
+                 actor: str, reason: str | None, source: str | None, features: int,
+                 archived: str | None = None, valid_from=None, archived_schema=None) -> None:
+    conn.execute(
+        "INSERT INTO gis_meta.layer_loads (layer_id, change_set, mode, actor, reason, source, at, "
+        "features, archived_table, valid_from, archived_schema) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (layer_id, change_set, mode, actor, reason, source, at, features, archived, valid_from,
+         Jsonb(archived_schema) if archived_schema is not None else None))
+
+
 def write_layer(conn: psycopg.Connection, prepared: Prepared, layer_id: str, *, mode: str,
-                metadata: dict, progress: Callable[[int], None] | None = None) -> Layer:
-    """COPY ``prepared`` into the layer ``layer_id``; returns the new catalog record."""
+                metadata: dict, progress: Callable[[int], None] | None = None,
+                actor: str = "ingest", reason: str | None = None) -> Layer:
+    """COPY ``prepared`` into the layer ``layer_id``; returns the new catalog record.
+    ``actor`` and ``reason`` go into the layer's history with the load."""
     if mode not in ("create", "replace", "append"):
         raise IngestError(f"Unknown mode {mode!r}: use create, replace or append.")
     with conn.transaction():
         # Serialise writers of the same layer (two replaces racing would otherwise collide).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('gis_layer:' || %s))", (layer_id,))
         existing = get_layer(conn, layer_id, for_update=True)
+        change_set = int(conn.execute("SELECT nextval('gis_meta.change_set_seq')").fetchone()[0])
+        keeps_history = existing is not None and existing.editable and existing.relation is None
+        archived = None
+        at = None
         if mode == "create":
             if existing is not None:
                 ensure_new_id(conn, layer_id)
@@ -115,7 +151,15 @@ def write_layer(conn: psycopg.Connection, prepared: Prepared, layer_id: str, *, 
             _copy(conn, stage, prepared, 1, progress)
             _index_and_analyze(conn, stage)
             table = existing.table_name or layer_id
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(DATA_SCHEMA, table)))
+            if keeps_history:
+                # The moment the old rows stop being the layer: after every edit of them
+                # committed (the lock waits for those in flight).
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    sql.Identifier(DATA_SCHEMA, table)))
+                at = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+                archived = _archive(conn, table, change_set)
+            else:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(DATA_SCHEMA, table)))
             conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
                 sql.Identifier(DATA_SCHEMA, stage), sql.Identifier(table)))
             conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
@@ -134,6 +178,14 @@ def write_layer(conn: psycopg.Connection, prepared: Prepared, layer_id: str, *, 
                 sql.Identifier(DATA_SCHEMA, table))).fetchone()[0]
             _copy(conn, table, prepared, int(start), progress)
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(DATA_SCHEMA, table)))
+            if keeps_history:          # each new feature's first version: created by this load
+                at = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+                conn.execute(sql.SQL(
+                    "INSERT INTO gis_meta.feature_versions (layer_id, fid, change_set, op, actor, "
+                    "reason, properties, geom, at) SELECT %s, t.fid::text, %s, 'create', %s, %s, "
+                    "to_jsonb(t) - 'fid' - 'geom', t.geom, %s FROM {} AS t WHERE t.fid >= %s "
+                    "ORDER BY t.fid").format(sql.Identifier(DATA_SCHEMA, table)),
+                    (layer_id, change_set, actor, reason, at, int(start)))
         count, extent = _stats(conn, table)
         schema = existing.model_dump(by_alias=True)["schema"] if (existing and mode == "append") \
             else _schema_json(prepared, metadata.get("units"))
@@ -144,6 +196,15 @@ def write_layer(conn: psycopg.Connection, prepared: Prepared, layer_id: str, *, 
                 a["unit"] = a["unit"] or old_units.get(a["name"])
         _upsert_catalog(conn, layer_id, table, prepared, existing, metadata, count, extent, schema,
                         mode)
+        at = at or conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        # The load's moment (after the locks), not the transaction's start: "as of" reads
+        # before it see the layer without the load.
+        conn.execute("UPDATE gis_meta.layers SET updated_at = %s, loaded_at = CASE WHEN %s THEN "
+                     "loaded_at ELSE %s END WHERE id = %s", (at, mode == "append", at, layer_id))
+        _record_load(conn, layer_id, mode, change_set, at, actor=actor, reason=reason,
+                     source=metadata.get("source"), features=prepared.count, archived=archived,
+                     valid_from=(existing.loaded_at or existing.created_at) if archived else None,
+                     archived_schema=[a.model_dump() for a in existing.attributes] if archived else None)
         return get_layer(conn, layer_id)
 
 
