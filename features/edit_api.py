@@ -40,6 +40,7 @@ from gis_platform.security import PrincipalDep
 from layers import edit
 from layers.catalog import Layer
 from layers.registry import Registry, RegistryDep
+from layers.relation import id_in_path
 from layers.spatial import parse_crs
 
 router = APIRouter(tags=["editing"])
@@ -89,7 +90,7 @@ async def _reload(request: Request) -> None:
 
 
 def _feature_url(request: Request, layer: Layer, fid: str) -> str:
-    return f"{base_url(request)}/collections/{layer.id}/items/{fid}"
+    return f"{base_url(request)}/collections/{layer.id}/items/{id_in_path(fid)}"
 
 
 @router.post("/collections/{collectionId}/items", status_code=201, responses=_WRITE_RESPONSES,
@@ -124,7 +125,8 @@ async def create_items(collection_id: CollectionId, request: Request, registry: 
         w = written[0]
         return Response(status_code=201, headers={"Location": _feature_url(request, layer, w.fid),
                                                   "ETag": f'"{w.etag}"'})
-    return FastJSONResponse({"created": [{"id": int(w.fid), "etag": w.etag,
+    return FastJSONResponse({"created": [{"id": int(w.fid) if layer.rows.id_kind == "int" else w.fid,
+                                          "etag": w.etag,
                                           "href": _feature_url(request, layer, w.fid)} for w in written],
                              "changeSet": written[0].change_set}, status_code=201)
 
@@ -193,7 +195,7 @@ async def restore_item(collection_id: CollectionId, feature_id: FeatureId, reque
 @router.options("/collections/{collectionId}/items", include_in_schema=False)
 async def items_options(collection_id: CollectionId, registry: RegistryDep, principal: PrincipalDep):
     layer = vector_layer(registry, collection_id, principal)
-    allow = ITEMS_ALLOW if layer.editable and not layer.published else "GET, HEAD, OPTIONS"
+    allow = ITEMS_ALLOW if edit.writable(layer) else "GET, HEAD, OPTIONS"
     return Response(status_code=204, headers={"Allow": allow})
 
 
@@ -201,7 +203,7 @@ async def items_options(collection_id: CollectionId, registry: RegistryDep, prin
 async def item_options(collection_id: CollectionId, feature_id: FeatureId, registry: RegistryDep,
                        principal: PrincipalDep):
     layer = vector_layer(registry, collection_id, principal)
-    allow = ITEM_ALLOW if layer.editable and not layer.published else "GET, HEAD, OPTIONS"
+    allow = ITEM_ALLOW if edit.writable(layer) else "GET, HEAD, OPTIONS"
     return Response(status_code=204, headers={"Allow": allow})
 
 
@@ -299,7 +301,7 @@ async def collection_schema(collection_id: CollectionId, request: Request, regis
         raise NotFound(f"No layer '{collection_id}'.")
     doc = queryables_schema(layer, f"{base_url(request)}/collections/{layer.id}/schema")
     doc["title"] = layer.title
-    doc["x-editable"] = bool(layer.editable and not layer.published)
+    doc["x-editable"] = edit.writable(layer)
     for name, prop in doc["properties"].items():
         if name == "geometry":
             prop["x-ogc-role"] = "primary-geometry"

@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 from gis_platform import access
 from gis_platform.access import Resource
 from gis_platform.deps import Db, SettingsDep, run_sync
-from gis_platform.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from gis_platform.errors import Conflict, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
+from layers import edit
 from layers.catalog import LayerUpdate, delete_layer, slugify, update_layer, validate_layer_id
 from layers.ingest import IngestLimits, ingest_file
 from layers.publish import parse_qualified, publish, publish_schema, unpublish
@@ -164,8 +165,13 @@ async def upload_layer(request: Request, registry: RegistryDep, principal: Princ
 @router.patch("/layers/{layer_id}", tags=["catalog"], summary="Change a layer's metadata")
 async def patch_layer(layer_id: str, patch: LayerUpdate, request: Request, registry: RegistryDep,
                       principal: PrincipalDep, settings: SettingsDep) -> dict:
-    registry.writable(layer_id, principal, anonymous_writes=settings.security.allow_anonymous_writes)
-
+    current = registry.writable(layer_id, principal,
+                                anonymous_writes=settings.security.allow_anonymous_writes)
+    if patch.editable:
+        why = edit.why_not_editable(current)
+        if why:
+            raise Conflict(why)
+        await run_sync(request, edit.check_grants, current)
     layer = await run_sync(request, update_layer, layer_id, patch)
     await registry.load()
     return layer.public_dict()

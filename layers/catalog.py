@@ -311,7 +311,7 @@ def refuse_if_view(conn: psycopg.Connection, layer: Layer, action: str) -> None:
     can a relation published in place: another system owns its rows."""
     if layer.relation is not None and action != "deleted":
         raise Conflict(f"Layer '{layer.id}' is published in place from {layer.relation.qualified}; "
-                       f"the platform never writes into it, so it cannot be {action}. Change "
+                       f"ingests never write into it, so it cannot be {action}. Change "
                        "the source relation, or unpublish the layer and ingest a copy under "
                        "another id.")
     if not layer.table_name:

@@ -32,6 +32,7 @@ from gis_platform.errors import Conflict, Forbidden, InvalidParameter, NotFound,
 from layers.catalog import DATA_SCHEMA, Generation, Layer
 from layers.changes import CHANGES
 from layers.spatial import CrsRef, geometry_sql, shape_from_geojson
+from gis_platform.sqlfrag import Frag
 
 _NUMBER = {"smallint", "integer", "bigint", "double precision", "real", "numeric"}
 _INT = {"smallint", "integer", "bigint"}
@@ -65,13 +66,48 @@ class FeatureIn:
 
 
 # --- validation -------------------------------------------------------------------------------
+def why_not_editable(layer: Layer) -> str | None:
+    """Why the layer's rows cannot take feature writes at all (None: they can, once the
+    layer is marked editable): only tables - ingested, or published in place with a key."""
+    rel = layer.relation
+    if rel is None:
+        return None if layer.kind == "vector" and layer.table_name else \
+            f"Layer '{layer.id}' has no table of features to edit."
+    if rel.kind not in ("table", "partitioned table"):
+        return (f"Layer '{layer.id}' is published from the {rel.kind} {rel.qualified}: only tables "
+                "take writes. Edit the tables it reads, or publish those.")
+    if not rel.key:
+        return (f"Layer '{layer.id}' is published from {rel.qualified}, which has no key: features "
+                "without a stable id cannot be edited. Add a primary key and publish it again.")
+    return None
+
+
+def writable(layer: Layer) -> bool:
+    """Marked editable, and its rows can take writes."""
+    return layer.editable and why_not_editable(layer) is None
+
+
+def check_grants(conn: psycopg.Connection, layer: Layer) -> None:
+    """A published relation to be edited: this login must be allowed to write it (409
+    naming the GRANT that is missing)."""
+    rel = layer.relation
+    if rel is None:
+        return
+    missing = [p for p in ("INSERT", "UPDATE", "DELETE") if not conn.execute(
+        "SELECT has_table_privilege(%s, %s)", (rel.qualified, p)).fetchone()[0]]
+    if missing:
+        who = conn.execute("SELECT current_user").fetchone()[0]
+        raise Conflict(f"The platform's login may not write {rel.qualified}. Its owner can allow "
+                       f"it: GRANT {', '.join(missing)} ON {rel.qualified} TO {who};")
+
+
 def check_editable(layer: Layer) -> None:
+    why = why_not_editable(layer)
+    if why:
+        raise Conflict(why)
     if not layer.editable:
         raise Conflict(f"Layer '{layer.id}' is not editable. An administrator can allow it: "
                        f"PATCH /layers/{layer.id} {{\"editable\": true}}.")
-    if layer.published or not layer.table_name:
-        raise Conflict(f"Layer '{layer.id}' is published in place from another system's "
-                       "relation: edit it there.")
 
 
 def _value(layer: Layer, name: str, value: Any) -> Any:
@@ -209,34 +245,49 @@ def _check_match(current: str, expect: str | None, fid: str) -> None:
 
 
 # --- writes -----------------------------------------------------------------------------------
-_SELECT_ROW = "SELECT t.fid FROM {table} AS t WHERE t.fid = %s{rows} FOR UPDATE"
+# Every statement names the layer's rows through its RowSource (layers.relation): an ingested
+# table (key ``fid``, geometry ``geom``) or a relation published in place (its own key
+# columns, geometry column, SRID, geometry or geography).
+
+def _where(layer: Layer, fid_text: str, alias: str | None = "t") -> Frag:
+    """The condition selecting feature ``fid_text`` (404 when it cannot be one)."""
+    cond = layer.rows.id_where(fid_text, alias)
+    if cond is None:
+        raise NotFound(f"No feature {fid_text[:40]!r} in collection '{layer.id}'.")
+    return cond
 
 
-def _locked_row(conn, layer: Layer, fid: int, rows: RowFilter | None) -> tuple[dict, Any] | None:
-    cond = sql.SQL("")
-    params: list = [fid]
-    if rows is not None:
-        frag = rows.frag()
-        cond = sql.SQL(" AND ({})").format(frag.sql)
-        params += frag.params
-    return conn.execute(sql.SQL(_SELECT_ROW).format(table=layer.table(), rows=cond), params).fetchone()
+def _with_rows(cond: Frag, rows: RowFilter | None) -> Frag:
+    return cond if rows is None else Frag.join([cond, rows.frag()], " AND ")
 
 
-def _fid(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise NotFound(f"No feature {value[:40]!r}.") from None
-    if not -2**63 <= n < 2**63:
-        raise NotFound(f"No feature {value[:40]!r}.")
-    return n
+def _locked_row(conn, layer: Layer, fid_text: str, rows: RowFilter | None) -> bool:
+    cond = _with_rows(_where(layer, fid_text), rows)
+    return conn.execute(sql.SQL("SELECT 1 FROM {} AS t WHERE {} FOR UPDATE").format(
+        layer.table(), cond.sql), cond.params).fetchone() is not None
+
+
+def _geom_column(layer: Layer) -> str:
+    return layer.relation.geometry_column if layer.relation is not None else "geom"
 
 
 def _geom_value(layer: Layer, geometry) -> tuple[sql.Composable, list]:
-    """The geometry for the layer's column: a multi-type column takes a single one as multi."""
+    """The geometry for the layer's column: a multi-type column takes a single one as multi;
+    a geography column takes it cast."""
+    g = geometry.sql
     if (layer.geometry_type or "").startswith("Multi"):
-        return sql.SQL("ST_Multi({})").format(geometry.sql), list(geometry.params)
-    return geometry.sql, list(geometry.params)
+        g = sql.SQL("ST_Multi({})").format(g)
+    if layer.relation is not None and layer.relation.geography:
+        g = sql.SQL("({})::geography").format(g)
+    return g, list(geometry.params)
+
+
+def _state(layer: Layer) -> tuple[sql.Composable, sql.Composable]:
+    """A row ``t``'s attributes (jsonb) and geometry, as history keeps them."""
+    if layer.relation is None:
+        return sql.SQL("to_jsonb(t) - 'fid' - 'geom'"), sql.SQL("t.geom")
+    return (sql.SQL("to_jsonb(t) - {}").format(sql.Literal(layer.relation.geometry_column)),
+            layer.rows.geom("t"))
 
 
 def _record(conn, layer: Layer, fid: str, op: str, actor: str, reason: str | None, change_set: int,
@@ -248,14 +299,17 @@ def _record(conn, layer: Layer, fid: str, op: str, actor: str, reason: str | Non
             "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING version",
             (layer.id, fid, change_set, op, actor, reason, previous)).fetchone()
         return int(row[0])
-    # The state as loaded is the state since the layer was made (as-of reads go back to it).
+    # The state as loaded is the state since the rows were loaded (as-of reads go back to
+    # it); a published relation's, the state found before the platform's first write.
     at = sql.SQL("(SELECT coalesce(loaded_at, created_at) FROM gis_meta.layers WHERE id = {})").format(
-        sql.Literal(layer.id)) if op == "loaded" else sql.SQL("now()")
+        sql.Literal(layer.id)) if op == "loaded" and layer.relation is None else sql.SQL("now()")
+    props, geom = _state(layer)
+    cond = _where(layer, fid)
     row = conn.execute(sql.SQL(
         "INSERT INTO gis_meta.feature_versions (layer_id, fid, change_set, op, actor, reason, previous, "
-        "properties, geom, at) SELECT %s, %s, %s, %s, %s, %s, %s, to_jsonb(t) - 'fid' - 'geom', t.geom, {} "
-        "FROM {} AS t WHERE t.fid = %s RETURNING version").format(at, layer.table()),
-        (layer.id, fid, change_set, op, actor, reason, previous, int(fid))).fetchone()
+        "properties, geom, at) SELECT %s, %s, %s, %s, %s, %s, %s, {}, {}, {} "
+        "FROM {} AS t WHERE {} RETURNING version").format(props, geom, at, layer.table(), cond.sql),
+        [layer.id, fid, change_set, op, actor, reason, previous, *cond.params]).fetchone()
     return int(row[0])
 
 
@@ -268,17 +322,23 @@ def _loaded(conn, layer: Layer, fid: str, change_set: int) -> int | None:
 
 
 def _touch(conn, layer: Layer, extent: list[float] | None) -> None:
-    """The change, with its lon/lat extent, for tiles and every worker."""
+    """The change, with its lon/lat extent, for tiles and every worker (a published relation
+    whose statement triggers log it themselves: nothing to add)."""
+    if layer.relation is not None and layer.relation.tracking == "trigger":
+        return
     conn.execute("INSERT INTO gis_meta.layer_changes (layer_id, extent, source) VALUES (%s, %s, 'edit')",
                  (layer.id, extent))
     conn.execute("SELECT pg_notify('gis_catalog', %s)", (CHANGES,))
 
 
-def _extent(conn, layer: Layer, fids: list[int]) -> list[float] | None:
+def _extent(conn, layer: Layer, fids: list[str]) -> list[float] | None:
     """The lon/lat box of these features as stored now."""
+    conds = [_where(layer, f) for f in fids]
+    cond = Frag.join(conds, " OR ")
     row = conn.execute(sql.SQL(
-        "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (SELECT ST_Extent(ST_Transform("
-        "geom, 4326)) AS b FROM {} WHERE fid = ANY(%s)) s").format(layer.table()), (fids,)).fetchone()
+        "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (SELECT ST_Extent({}) AS b "
+        "FROM {} AS t WHERE {}) s").format(layer.rows.geom_in(4326, "t"), layer.table(), cond.sql),
+        cond.params).fetchone()
     return [float(v) for v in row] if row[0] is not None else None
 
 
@@ -288,101 +348,142 @@ def _union(a: list[float] | None, b: list[float] | None) -> list[float] | None:
     return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
 
 
-def _rows_ok(conn, layer: Layer, fid: int, rows: RowFilter | None) -> None:
+def _rows_ok(conn, layer: Layer, fid: str, rows: RowFilter | None) -> None:
     """The row as written must still be the caller's (an operator cannot give it away)."""
     if rows is None:
         return
-    frag = rows.frag()
-    ok = conn.execute(sql.SQL("SELECT 1 FROM {} WHERE fid = %s AND ({})").format(layer.table(), frag.sql),
-                      [fid, *frag.params]).fetchone()
-    if not ok:
+    cond = _with_rows(_where(layer, fid), rows)
+    if not conn.execute(sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(layer.table(), cond.sql),
+                        cond.params).fetchone():
         raise Forbidden("The feature as written would be outside the rows this API key may change "
                         "(its scope: owner, kind or district).")
 
 
-def _assign(layer: Layer, props: dict) -> tuple[sql.Composable, list]:
-    cols = [sql.Identifier(k) for k in props]
-    return sql.SQL(", ").join(cols), list(props.values())
+def _keys(layer: Layer) -> list[str]:
+    """Key columns a write may not change (a published relation's; ``fid`` is not an attribute)."""
+    return [k.name for k in layer.relation.key] if layer.relation is not None else []
+
+
+def _id_text(value: Any) -> str:
+    return str(value)
 
 
 def create(conn, layer: Layer, features: list[FeatureIn], *, actor: str, reason: str | None,
            rows: RowFilter | None) -> list[Written]:
-    """New features (all or nothing); ids follow the layer's largest."""
+    """New features (all or nothing).  An ingested layer's ids follow its largest; a
+    published relation's come from its key's default (an identity, a sequence, a uuid
+    function) or from the properties."""
     check_editable(layer)
     change_set = int(conn.execute("SELECT nextval('gis_meta.change_set_seq')").fetchone()[0])
-    # One creator at a time per layer (ids are max + 1); readers are not blocked.
-    conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(layer.table()))
-    next_fid = int(conn.execute(sql.SQL("SELECT coalesce(max(fid), 0) + 1 FROM {}").format(
-        layer.table())).fetchone()[0])
+    next_fid = None
+    if layer.relation is None:
+        # One creator at a time per layer (ids are max + 1); readers are not blocked.
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(layer.table()))
+        next_fid = int(conn.execute(sql.SQL("SELECT coalesce(max(fid), 0) + 1 FROM {}").format(
+            layer.table())).fetchone()[0])
     out = []
     for i, f in enumerate(features):
-        fid = next_fid + i
         try:
             props = _apply_rules(conn, layer, dict(f.properties), dict(f.properties))
         except PlatformError as exc:
             if len(features) > 1:
                 raise type(exc)(f"Feature {i + 1}: {exc.detail}", **exc.extra) from None
             raise
-        f = FeatureIn(props, f.geometry, f.present)
-        names = [k for k in f.properties]
+        names = list(props)
         g_sql, g_params = _geom_value(layer, f.geometry)
-        cols = sql.SQL(", ").join([sql.Identifier("fid"), *[sql.Identifier(k) for k in names],
-                                   sql.Identifier("geom")])
-        vals = sql.SQL(", ").join([sql.SQL("%s")] * (1 + len(names)) + [g_sql])
+        cols = [sql.Identifier(k) for k in names] + [sql.Identifier(_geom_column(layer))]
+        vals = [sql.SQL("%s")] * len(names) + [g_sql]
+        params = [props[k] for k in names] + g_params
+        if next_fid is not None:
+            cols.insert(0, sql.Identifier("fid"))
+            vals.insert(0, sql.SQL("%s"))
+            params.insert(0, next_fid + i)
         try:
-            conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                layer.table(), cols, vals), [fid, *[f.properties[k] for k in names], *g_params])
-        except psycopg.errors.DataError as exc:
-            raise Unprocessable(f"Feature {i + 1}: {str(exc).splitlines()[0][:200]}.") from None
+            with conn.transaction():            # a savepoint: the error is a 4xx, not a dead transaction
+                got = conn.execute(sql.SQL("INSERT INTO {} AS t ({}) VALUES ({}) RETURNING {}").format(
+                    layer.table(), sql.SQL(", ").join(cols), sql.SQL(", ").join(vals),
+                    layer.rows.fid("t")), params).fetchone()
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            raise Unprocessable(f"Feature {i + 1}: {_db_message(exc)}") from None
+        fid = _id_text(got[0])
         _rows_ok(conn, layer, fid, rows)
-        version = _record(conn, layer, str(fid), "create", actor, reason, change_set, None)
-        out.append(Written(str(fid), f"v{version}", change_set))
-    extent = _extent(conn, layer, [int(w.fid) for w in out])
+        version = _record(conn, layer, fid, "create", actor, reason, change_set, None)
+        out.append(Written(fid, f"v{version}", change_set))
+    extent = _extent(conn, layer, [w.fid for w in out])
     _touch(conn, layer, extent)
     for w in out:
         w.extent = extent
     return out
 
 
+def _db_message(exc: psycopg.Error) -> str:
+    """What the database refused, for a person (a missing key, a duplicate, a wrong value)."""
+    diag = exc.diag
+    if isinstance(exc, psycopg.errors.NotNullViolation) and diag.column_name:
+        return f"{diag.column_name} is required (the column cannot be empty)."
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return f"a feature with this key exists already ({(diag.message_detail or '')[:200]})."
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation | psycopg.errors.CheckViolation):
+        return f"the relation's rule {diag.constraint_name or ''} refuses it: {(diag.message_detail or diag.message_primary or '')[:200]}"
+    return (diag.message_primary or str(exc).splitlines()[0])[:200] + "."
+
+
 def _begin(conn, layer: Layer, fid_text: str, expect: str | None,
-           rows: RowFilter | None) -> tuple[int, int, int | None]:
-    """Lock the caller's row, check its version, open a change set: (fid, change set,
-    the version being replaced)."""
+           rows: RowFilter | None) -> tuple[int, int | None]:
+    """Lock the caller's row, check its version, open a change set: (change set, the
+    version being replaced)."""
     check_editable(layer)
-    fid = _fid(fid_text)
-    if _locked_row(conn, layer, fid, rows) is None:
+    if not _locked_row(conn, layer, fid_text, rows):
         raise NotFound(f"No feature {fid_text[:40]!r} in collection '{layer.id}'.")
     _check_match(version_token(conn, layer, fid_text), expect, fid_text)
     change_set = int(conn.execute("SELECT nextval('gis_meta.change_set_seq')").fetchone()[0])
-    return fid, change_set, _loaded(conn, layer, fid_text, change_set)
+    return change_set, _loaded(conn, layer, fid_text, change_set)
+
+
+def _current(conn, layer: Layer, fid_text: str) -> dict[str, Any]:
+    props, _ = _state(layer)
+    cond = _where(layer, fid_text)
+    return conn.execute(sql.SQL("SELECT {} FROM {} AS t WHERE {}").format(props, layer.table(), cond.sql),
+                        cond.params).fetchone()[0]
 
 
 def replace(conn, layer: Layer, fid_text: str, f: FeatureIn, *, expect: str | None, actor: str,
             reason: str | None, rows: RowFilter | None, patch: bool = False) -> Written:
-    """PUT (every attribute: missing ones become null) or, ``patch``, a JSON merge patch."""
-    fid, change_set, previous = _begin(conn, layer, fid_text, expect, rows)
-    before = _extent(conn, layer, [fid])
-    props = dict(f.properties) if patch else {a.name: f.properties.get(a.name) for a in layer.attributes}
+    """PUT (every attribute: missing ones become null) or, ``patch``, a JSON merge patch.
+    A published relation's key columns identify the feature: they cannot change."""
+    change_set, previous = _begin(conn, layer, fid_text, expect, rows)
+    before = _extent(conn, layer, [fid_text])
+    keys = _keys(layer)
+    props = dict(f.properties) if patch else {a.name: f.properties.get(a.name) for a in layer.attributes
+                                              if a.name not in keys or a.name in f.properties}
+    current = _current(conn, layer, fid_text) if (keys or layer.id in _RULES) else {}
+    for k in keys:
+        if k in props:
+            if props[k] is not None and str(props[k]) == str(current.get(k)):
+                del props[k]
+            else:
+                raise Unprocessable(f"{k} is part of the feature's key: it cannot change "
+                                    "(create a new feature and delete this one).", parameter=k)
     if layer.id in _RULES:
-        current = conn.execute(sql.SQL("SELECT to_jsonb(t) - 'fid' - 'geom' FROM {} AS t WHERE t.fid = %s")
-                               .format(layer.table()), (fid,)).fetchone()[0]
         props = _apply_rules(conn, layer, {**current, **props}, props)
     sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in props]
     params = list(props.values())
     if f.geometry is not None:
         g_sql, g_params = _geom_value(layer, f.geometry)
-        sets.append(sql.SQL("geom = {}").format(g_sql))
+        sets.append(sql.SQL("{} = {}").format(sql.Identifier(_geom_column(layer)), g_sql))
         params += g_params
     if sets:
+        cond = _where(layer, fid_text)
         try:
-            conn.execute(sql.SQL("UPDATE {} SET {} WHERE fid = %s").format(
-                layer.table(), sql.SQL(", ").join(sets)), [*params, fid])
-        except psycopg.errors.DataError as exc:
-            raise Unprocessable(str(exc).splitlines()[0][:200] + ".") from None
-    _rows_ok(conn, layer, fid, rows)
+            with conn.transaction():
+                conn.execute(sql.SQL("UPDATE {} AS t SET {} WHERE {}").format(
+                    layer.table(), sql.SQL(", ").join(sets), cond.sql), [*params, *cond.params])
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            raise Unprocessable(_db_message(exc)) from None
+    _rows_ok(conn, layer, fid_text, rows)
     version = _record(conn, layer, fid_text, "update" if patch else "replace", actor, reason,
                       change_set, previous)
-    extent = _union(before, _extent(conn, layer, [fid]))
+    extent = _union(before, _extent(conn, layer, [fid_text]))
     _touch(conn, layer, extent)
     return Written(fid_text, f"v{version}", change_set, extent)
 
@@ -390,9 +491,14 @@ def replace(conn, layer: Layer, fid_text: str, f: FeatureIn, *, expect: str | No
 def delete(conn, layer: Layer, fid_text: str, *, expect: str | None, actor: str, reason: str | None,
            rows: RowFilter | None) -> Written:
     """Remove a feature; its history keeps a tombstone."""
-    fid, change_set, previous = _begin(conn, layer, fid_text, expect, rows)
-    extent = _extent(conn, layer, [fid])
-    conn.execute(sql.SQL("DELETE FROM {} WHERE fid = %s").format(layer.table()), (fid,))
+    change_set, previous = _begin(conn, layer, fid_text, expect, rows)
+    extent = _extent(conn, layer, [fid_text])
+    cond = _where(layer, fid_text)
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("DELETE FROM {} AS t WHERE {}").format(layer.table(), cond.sql), cond.params)
+    except psycopg.errors.IntegrityError as exc:
+        raise Conflict(f"Feature {fid_text} cannot be deleted: {_db_message(exc)}") from None
     _record(conn, layer, fid_text, "delete", actor, reason, change_set, previous)
     _touch(conn, layer, extent)
     return Written(fid_text, None, change_set, extent)
@@ -516,7 +622,7 @@ def restore(conn, layer: Layer, fid_text: str, version: str, *, expect: str | No
             reason: str | None, rows: RowFilter | None) -> Written:
     """Bring back a recorded version (a deleted feature too): itself a new version."""
     check_editable(layer)
-    fid = _fid(fid_text)
+    cond = _where(layer, fid_text)
     try:
         v = int(version.removeprefix("v"))
     except ValueError:
@@ -529,24 +635,34 @@ def restore(conn, layer: Layer, fid_text: str, version: str, *, expect: str | No
     if old[0] == "delete":
         raise InvalidParameter(f"v{v} is the deletion of feature {fid_text}; restore the version "
                                "before it.", parameter="version")
-    exists = _locked_row(conn, layer, fid, rows) is not None
-    if not exists and rows is not None and conn.execute(sql.SQL("SELECT 1 FROM {} WHERE fid = %s").format(
-            layer.table()), (fid,)).fetchone():
+    exists = _locked_row(conn, layer, fid_text, rows)
+    if not exists and rows is not None and conn.execute(sql.SQL("SELECT 1 FROM {} AS t WHERE {}").format(
+            layer.table(), cond.sql), cond.params).fetchone():
         raise NotFound(f"No feature {fid_text[:40]!r} in collection '{layer.id}'.")
     _check_match(version_token(conn, layer, fid_text), expect, fid_text)
     change_set = int(conn.execute("SELECT nextval('gis_meta.change_set_seq')").fetchone()[0])
-    previous = _loaded(conn, layer, fid_text, change_set) if exists else \
-        _latest(conn, layer, fid_text)
-    before = _extent(conn, layer, [fid]) if exists else None
+    previous = _loaded(conn, layer, fid_text, change_set) if exists else _latest(conn, layer, fid_text)
+    before = _extent(conn, layer, [fid_text]) if exists else None
     if exists:
-        conn.execute(sql.SQL("DELETE FROM {} WHERE fid = %s").format(layer.table()), (fid,))
-    conn.execute(sql.SQL(
-        "INSERT INTO {t} SELECT (jsonb_populate_record(NULL::{t}, properties || jsonb_build_object("
-        "'fid', fid::bigint, 'geom', ST_AsEWKT(geom)))).* FROM gis_meta.feature_versions "
-        "WHERE layer_id = %s AND fid = %s AND version = %s").format(t=layer.table()),
-        (layer.id, fid_text, v))
-    _rows_ok(conn, layer, fid, rows)
+        conn.execute(sql.SQL("DELETE FROM {} AS t WHERE {}").format(layer.table(), cond.sql), cond.params)
+    names = ([] if layer.relation is not None else ["fid"]) + [a.name for a in layer.attributes] \
+        + [_geom_column(layer)]
+    extra = sql.SQL("jsonb_build_object({}, ST_AsEWKT(v.geom))").format(sql.Literal(_geom_column(layer)))
+    if layer.relation is None:
+        extra = sql.SQL("jsonb_build_object('fid', v.fid::bigint, 'geom', ST_AsEWKT(v.geom))")
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL(
+                "INSERT INTO {t} ({cols}) SELECT {vals} FROM gis_meta.feature_versions v, "
+                "jsonb_populate_record(NULL::{t}, v.properties || {extra}) AS r "
+                "WHERE v.layer_id = %s AND v.fid = %s AND v.version = %s").format(
+                t=layer.table(), cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                vals=sql.SQL(", ").join(sql.Identifier("r", n) for n in names), extra=extra),
+                (layer.id, fid_text, v))
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        raise Conflict(f"Version v{v} cannot be brought back: {_db_message(exc)}") from None
+    _rows_ok(conn, layer, fid_text, rows)
     version_new = _record(conn, layer, fid_text, "restore", actor, reason, change_set, previous)
-    extent = _union(before, _extent(conn, layer, [fid]))
+    extent = _union(before, _extent(conn, layer, [fid_text]))
     _touch(conn, layer, extent)
     return Written(fid_text, f"v{version_new}", change_set, extent)
