@@ -186,9 +186,13 @@ class TileSettings(_Group):
     overview_auto_build: bool = Field(default=True, description="Workers build missing overviews "
                                       "in the background.")
     overview_build_timeout_s: int = Field(default=1800, description="Per overview level.")
+    overview_patch_quiet_s: float = Field(
+        default=1.0, ge=0, description="Overviews are updated in place where rows changed (edits, "
+        "a published relation's statements: up to 64 located changes) once the rows have not "
+        "changed for this long...")
     overview_rebuild_quiet_s: float = Field(
-        default=10.0, ge=0, description="A published relation's overviews are rebuilt once its "
-        "rows have not changed for this long...")
+        default=10.0, ge=0, description="...and rebuilt (more changes, or changes of unknown "
+        "extent) once the rows have not changed for this long...")
     overview_rebuild_max_stale_s: float = Field(
         default=120.0, ge=0, description="...or at the latest this long after the first change "
         "they miss (tiles over changed areas read the relation itself meanwhile).")

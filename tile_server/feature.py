@@ -24,7 +24,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.overviews = OverviewManager(
         app.state.conninfo, service.tuning, OverviewPlan.from_settings(settings.tiles),
         layers=app.state.registry.all, rebuild_quiet_s=settings.tiles.overview_rebuild_quiet_s,
-        rebuild_max_stale_s=settings.tiles.overview_rebuild_max_stale_s)
+        rebuild_max_stale_s=settings.tiles.overview_rebuild_max_stale_s,
+        patch_quiet_s=settings.tiles.overview_patch_quiet_s)
     await service.overviews.start()
     app.state.events.subscribe("tile overviews", service.overviews.on_events)
     app.state.tile_service = service

@@ -43,6 +43,7 @@ same from the command line, and ``tiles seed`` builds first.
 from __future__ import annotations
 
 import hashlib
+import math
 import logging
 import time
 from dataclasses import dataclass
@@ -136,11 +137,14 @@ def _geometry_family(layer: Layer) -> str:
 
 
 def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
-                    source: str | None) -> sql.Composed:
+                    source: str | None, *, within: tuple[float, float, float, float] | None = None,
+                    select_only: bool = False) -> sql.Composed:
     """``CREATE TABLE tiles.<target> AS ...`` for level ``zoom``.
 
     ``source``: the finer overview table to derive from (already EPSG:3857, holding at least
-    the attributes this level needs), or None to read the layer's base table.
+    the attributes this level needs), or None to read the layer's base table.  ``within``:
+    read only the source rows whose box meets this EPSG:3857 box; ``select_only``: the
+    ``SELECT`` alone (an incremental update inserts its rows: :func:`patch_layer`).
     """
 
     band = zoom_band(zoom, tuning)
@@ -162,9 +166,19 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         src = sql.Identifier(SCHEMA, source)
         geom = sql.SQL("s.__geom")
         fid = sql.SQL("s.__fid")
+    if within is not None:
+        box = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*(sql.Literal(float(v)) for v in within))
+        if source is None:
+            if rows.srid != 3857:
+                box = sql.SQL("ST_Transform(ST_Segmentize({}, {}), {})").format(
+                    box, sql.Literal((within[2] - within[0]) / 8), sql.Literal(rows.srid))
+            src = sql.SQL("(SELECT * FROM {} AS s0 WHERE {} && {})").format(src, rows.geom("s0"), box)
+        else:
+            src = sql.SQL("(SELECT * FROM {} AS s0 WHERE s0.__geom && {})").format(src, box)
     cols = [sql.Identifier(a) for a in attrs]
     attr_list = sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols)
     tgt = sql.Identifier(SCHEMA, target)
+    head = sql.SQL("") if select_only else sql.SQL("CREATE TABLE {} AS ").format(tgt)
     # Selection by class (layers.selection): each row keeps the zoom it shows from, and a
     # level holds only the rows shown at or below it.
     rule = selection.for_layer(layer)
@@ -181,20 +195,20 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         # overview levels keeps at most overview_max_features per tile, spread by a hash).
         if band == "overview":
             return sql.SQL(
-                "CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, __geom, __size FROM (SELECT "
+                "{head}SELECT __fid{attrs}{mz}, __geom, __size FROM (SELECT "
                 "p.*, row_number() OVER (PARTITION BY {cell} ORDER BY md5(ST_AsBinary(p.__geom))) "
                 "AS __rank FROM (SELECT {fid} AS __fid{sattrs}{mz_sel}, {geom}::geometry(Geometry, 3857) "
                 "AS __geom, 0::double precision AS __size FROM {src} AS s{src_where}) AS p) AS r "
                 "WHERE __rank <= {budget} ORDER BY __geom").format(
-                tgt=tgt, fid=fid, attrs=attr_list, mz=mz,
+                head=head, tgt=tgt, fid=fid, attrs=attr_list, mz=mz,
                 sattrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
                 geom=geom, src=src, mz_sel=mz_sel, src_where=src_where,
                 cell=_tile_of(sql.SQL("p.__geom"), zoom),
                 budget=sql.Literal(int(tuning.overview_max_features)))
-        return sql.SQL("CREATE TABLE {tgt} AS SELECT {fid} AS __fid{attrs}{mz_sel}, "
+        return sql.SQL("{head}SELECT {fid} AS __fid{attrs}{mz_sel}, "
                        "{geom}::geometry(Geometry, 3857) AS __geom, "
                        "0::double precision AS __size FROM {src} AS s{src_where} ORDER BY {pos}").format(
-            tgt=tgt, fid=fid, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
+            head=head, tgt=tgt, fid=fid, attrs=sql.SQL("").join(sql.SQL(", s.{}").format(c) for c in cols),
             geom=geom, src=src, mz_sel=mz_sel, src_where=src_where,
             pos=sql.Literal(2 + len(cols) + (rule is not None)))   # the geom column
     size = sql.SQL("ST_Perimeter(g)" if family == "polygon" else "ST_Length(g)")
@@ -255,15 +269,15 @@ def build_statement(layer: Layer, zoom: int, tuning: TileTuning, target: str,
         # over the tile (a hash of the geometry, not the rows' order, which is clustered).
         # A tile of the level then reads a few thousand rows and sorts nothing big.
         return sql.SQL(
-            "CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
+            "{head}SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
             "__size FROM (SELECT m.*, {size} AS __size, row_number() OVER (PARTITION BY {cell} "
             "ORDER BY {size} DESC, md5(ST_AsBinary(g))) AS __rank FROM ({inner}) AS m{keep}) AS r "
             "WHERE __rank <= {budget} ORDER BY g").format(
-            tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep,
+            head=head, tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep,
             cell=_tile_of(sql.SQL("g"), zoom), budget=sql.Literal(int(tuning.overview_max_features)))
-    return sql.SQL("CREATE TABLE {tgt} AS SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
+    return sql.SQL("{head}SELECT __fid{attrs}{mz}, g::geometry(Geometry, 3857) AS __geom, "
                    "{size} AS __size FROM ({inner}) AS m{keep} ORDER BY g").format(
-        tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
+        head=head, tgt=tgt, attrs=attr_list, mz=mz, size=size, inner=inner, keep=keep)
 
 
 def _tile_of(geom: sql.Composable, zoom: int) -> sql.Composable:
@@ -436,3 +450,111 @@ async def drop_overviews(conninfo: str, layer_id: str) -> int:
     """Drop every overview of ``layer_id`` (the CLI)."""
     async with await connect_async(conninfo, autocommit=True) as conn:
         return await _drop_stale(conn, layer_id, -1)
+
+
+# --- incremental updates ------------------------------------------------------------------------
+def _mercator(lon: float, lat: float) -> tuple[float, float]:
+    lat = max(-85.0511, min(85.0511, lat))
+    x = lon * WEB_MERCATOR_HALF / 180.0
+    y = math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) * WEB_MERCATOR_HALF / math.pi
+    return x, y
+
+
+def patch_regions(boxes: list[tuple[float, float, float, float]], zoom: int
+                  ) -> list[tuple[tuple[float, float, float, float], tuple[float, float, float, float]]]:
+    """For changes in ``boxes`` (lon/lat), the ``(core, halo)`` EPSG:3857 boxes an update of
+    level ``zoom`` redoes: ``core`` the whole tiles of the level over a change and a ring of
+    tiles around it (rows are ranked per tile, and merged chains reach a little beyond their
+    cell), ``halo`` one tile wider (the source rows the core's rows are made from)."""
+    t = 2 * WEB_MERCATOR_HALF / 2 ** int(zoom)
+    out = []
+    for lon0, lat0, lon1, lat1 in boxes:
+        x0, y0 = _mercator(lon0, lat0)
+        x1, y1 = _mercator(lon1, lat1)
+        ix0, iy0 = math.floor(x0 / t) - 1, math.floor(y0 / t) - 1
+        ix1, iy1 = math.floor(x1 / t) + 1, math.floor(y1 / t) + 1
+        core = (ix0 * t, iy0 * t, (ix1 + 1) * t, (iy1 + 1) * t)
+        out.append((core, (core[0] - t, core[1] - t, core[2] + t, core[3] + t)))
+    return out
+
+
+def _centre_in(box: tuple[float, float, float, float]) -> sql.Composable:
+    """Rows whose box centre lies in ``box`` (the tile :func:`_tile_of` assigns them to)."""
+    x0, y0, x1, y1 = (sql.Literal(float(v)) for v in box)
+    return sql.SQL("(ST_XMin(__geom) + ST_XMax(__geom)) / 2 >= {x0} AND (ST_XMin(__geom) + ST_XMax(__geom)) / 2 < {x1} "
+                   "AND (ST_YMin(__geom) + ST_YMax(__geom)) / 2 >= {y0} AND (ST_YMin(__geom) + ST_YMax(__geom)) / 2 < {y1}"
+                   ).format(x0=x0, x1=x1, y0=y0, y1=y1)
+
+
+#: More separate changes than this since the overviews were made: rebuild them instead.
+MAX_PATCH_BOXES = 64
+
+
+async def patch_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: OverviewPlan,
+                      boxes: list[tuple[float, float, float, float]]) -> list[OverviewInfo] | None:
+    """Update the current overviews of ``layer_id`` where its rows changed (``boxes``, lon/lat):
+    each level, finest first, has the rows of the tiles over a change deleted and made again
+    from the level below (the finest from the layer's rows), in one REPEATABLE READ
+    transaction whose snapshot the levels then record.  The rest of each level is untouched,
+    so an edit of one main costs a few tiles' worth of work instead of a rebuild of the city.
+
+    Rows are redone per tile of the level, so a level equals a full build there as long as a
+    merged chain does not reach more than a tile beyond its cell (overview levels' tiles are
+    9.8 km and more; a full rebuild, when a re-ingest makes a new version, starts afresh).
+    None: nothing to patch (no complete set of levels, another builder busy, the layer
+    changed as a whole) - the caller builds instead."""
+    spec = spec_for(tuning, plan)
+    async with await connect_async(conninfo, autocommit=True) as conn:
+        await conn.execute(sql.SQL("SET statement_timeout = {}").format(
+            sql.Literal(int(plan.build_timeout_s) * 1000)))
+        layer = await _fetch_layer(conn, layer_id)
+        if layer is None or not layer.has_rows or layer.rows.is_function or not boxes:
+            return None
+        existing = {o.zoom: o for o in await list_overviews(conn, spec)
+                    if o.layer_id == layer_id and o.data_version == layer.data_version}
+        levels = plan.levels_for(layer)
+        if not levels or any(z not in existing for z in levels):
+            return None
+        lock = f"tiles-overviews:{layer_id}"
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,))
+        if not (await cur.fetchone())[0]:
+            return None
+        t0 = time.perf_counter()
+        out: list[OverviewInfo] = []
+        try:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                if not layer.published:
+                    await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(layer.table()))
+                cur = await conn.execute("SELECT data_version, pg_current_snapshot()::text "
+                                         "FROM gis_meta.layers WHERE id = %s", (layer.id,))
+                row = await cur.fetchone()
+                if row is None or int(row[0]) != int(layer.data_version):
+                    return None
+                snapshot = row[1]
+                source: str | None = None
+                for zoom in sorted(levels, reverse=True):        # finest first
+                    info = existing[zoom]
+                    tgt = sql.Identifier(SCHEMA, info.table_name)
+                    for core, halo in patch_regions(boxes, zoom):
+                        await conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(tgt, _centre_in(core)))
+                        select = build_statement(layer, zoom, tuning, info.table_name, source,
+                                                 within=halo, select_only=True)
+                        await conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM ({}) AS x WHERE {}").format(
+                            tgt, select, _centre_in(core)))
+                    source = info.table_name
+                    cur = await conn.execute(sql.SQL("SELECT count(*), coalesce(sum(ST_NPoints(__geom)), 0) "
+                                                     "FROM {}").format(tgt))
+                    features, vertices = await cur.fetchone()
+                    out.append(OverviewInfo(info.table_name, layer.id, layer.data_version, zoom, features,
+                                            vertices, layer.feature_count, info.build_ms, snapshot))
+                    await conn.execute("UPDATE tiles.overviews SET snapshot = %s::pg_snapshot, features = %s, "
+                                       "vertices = %s WHERE table_name = %s",
+                                       (snapshot, features, vertices, info.table_name))
+                await conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(CHANNEL),
+                                                                   sql.Literal(layer.id)))
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+    log.info("overviews patched", extra={"layer": layer_id, "changes": len(boxes),
+                                         "ms": int((time.perf_counter() - t0) * 1000)})
+    return out

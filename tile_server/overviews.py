@@ -22,13 +22,20 @@ from tile_server.overview_build import (
     OverviewInfo,
     OverviewPlan,
     _drop_stale,
+    MAX_PATCH_BOXES,
     build_layer,
     list_overviews,
+    patch_layer,
     spec_for,
 )
 from tile_server.sources import TileTuning
 
 log = logging.getLogger("tile_server.overviews")
+
+
+def _patchable(missed: list) -> bool:
+    """Row changes an overview update in place can follow: each with its extent, not too many."""
+    return 0 < len(missed) <= MAX_PATCH_BOXES and all(c.box is not None for c in missed)
 
 
 @dataclass
@@ -47,6 +54,9 @@ class OverviewManager:
     reload_seconds: float = 60.0
     rebuild_quiet_s: float = 10.0
     rebuild_max_stale_s: float = 120.0
+    #: Changes few and located enough to update the overviews in place (patch_layer):
+    #: done this long after the last of them.
+    patch_quiet_s: float = 1.0
     _tables: dict[tuple[str, int], dict[int, tuple[str, Snapshot | None]]] = field(default_factory=dict)
     next_check: float | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -99,7 +109,8 @@ class OverviewManager:
         missed = layer.changes.unseen_by([snap for _, snap in have.values()])
         if not missed:
             return False, None
-        due = min(max(c.at for c in missed) + self.rebuild_quiet_s,
+        quiet = self.patch_quiet_s if _patchable(missed) else self.rebuild_quiet_s
+        due = min(max(c.at for c in missed) + quiet,
                   min(c.at for c in missed) + self.rebuild_max_stale_s)
         return (now >= due), (None if now >= due else due)
 
@@ -132,8 +143,17 @@ class OverviewManager:
                 continue
             self.building = layer.id
             try:
-                built += await build_layer(self.conninfo, layer.id, self.tuning, self.plan,
-                                           rebuild=rebuild)
+                patched = None
+                if rebuild and all(z in have for z in self.plan.levels_for(layer)):
+                    missed = layer.changes.unseen_by([snap for _, snap in have.values()])
+                    if _patchable(missed):
+                        patched = await patch_layer(self.conninfo, layer.id, self.tuning, self.plan,
+                                                    [c.box for c in missed])
+                if patched is not None:
+                    built += patched
+                else:
+                    built += await build_layer(self.conninfo, layer.id, self.tuning, self.plan,
+                                               rebuild=rebuild)
             finally:
                 self.building = None
             await self.load()
