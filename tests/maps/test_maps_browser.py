@@ -99,3 +99,42 @@ def test_gallery_page_shows_published_maps_with_thumbnails(map_world, artifacts)
         loaded = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
         page.screenshot(path=str(artifacts / "maps-gallery.png"), full_page=True)
     assert errors == [] and cards >= 5 and loaded >= 3
+
+
+@pytest.mark.browser
+def test_the_live_map_refreshes_its_overlay_when_a_feature_is_edited(map_world, planner):
+    """A citizen's open policy map follows its layers' change feeds: a station moved by a
+    planner is drawn at its new place without a reload."""
+    assert planner.patch("/layers/bike_stations", json={"editable": True}).status_code == 200
+    with chromium_page() as (page, errors, requests):
+        page.goto(f"{map_world.server.url}/maps/bike-access-dong?lang=en")
+        page.wait_for_selector("html[data-map-state=ready]", state="attached", timeout=60_000)
+        assert page.evaluate("window.__policyMap.feeds") == 2          # the areas and the stations
+        page.wait_for_timeout(500)                                      # the feeds connected
+        n = len(requests)
+        fid = page.evaluate("window.__map.queryRenderedFeatures().find(f => f.sourceLayer === "
+                            "'bike_stations').id")
+        etag = planner.get(f"/collections/bike_stations/items/{fid}").headers["etag"]
+        b = page.evaluate("window.__map.getBounds().toArray()")
+        there = [(b[0][0] + b[1][0]) / 2, (b[0][1] + b[1][1]) / 2]       # the middle of the screen
+        r = planner.patch(f"/collections/bike_stations/items/{fid}",
+                          json={"geometry": {"type": "Point", "coordinates": there}}, headers={"If-Match": etag})
+        assert r.status_code == 204
+        deadline = 100
+        while not page.evaluate("(window.__policyMap.refreshes || 0) >= 1") and deadline:
+            page.wait_for_timeout(100)
+            deadline -= 1
+        assert deadline, "no refresh"
+        page.wait_for_timeout(300)
+        page.wait_for_selector("html[data-map-state=ready]", state="attached")
+        deadline = 100
+        point = page.evaluate("window.__map.project(%s)" % there)
+        while deadline and fid not in page.evaluate(
+                "window.__map.queryRenderedFeatures([[%f, %f], [%f, %f]]).filter(f => f.sourceLayer === "
+                "'bike_stations').map(f => f.id)" % (point["x"] - 4, point["y"] - 4, point["x"] + 4, point["y"] + 4)):
+            page.wait_for_timeout(100)
+            deadline -= 1
+        later = [u for u in requests[n:] if ".mvt" in u]
+    assert deadline, "the moved station is not drawn at its new place"
+    assert errors == []
+    assert later and all("r=" in u for u in later)

@@ -2,6 +2,7 @@
 // The numbers, classes and colours come inline from the server (#pm-data); the geometry
 // comes from the area unit's vector tiles, joined on the MVT feature id (the layer's fid).
 import * as maplibregl from '/static/vendor/maplibre-gl/maplibre-gl.mjs';
+import { followChanges } from '/static/tiles/live.js';
 
 const D = JSON.parse(document.getElementById('pm-data').textContent);
 const state = window.__policyMap = { ready: false, errors: [], year: String(D.year), t0: performance.now() };
@@ -99,11 +100,16 @@ async function main() {
   });
   map.on('mouseenter', 'pm-fill', () => { map.getCanvas().style.cursor = 'pointer'; });
   map.on('mouseleave', 'pm-fill', () => { map.getCanvas().style.cursor = ''; });
-  map.once('load', () => map.once('idle', () => {
-    state.ready = true;
-    state.renderMs = performance.now() - state.t0;
-    if (!state.errors.length) mark('ready');
-  }));
+  map.once('load', () => {
+    // The areas and overlays refresh where their rows change, without a reload (the
+    // numbers are the map version's: a new version is a new page).
+    followChanges(map, 'vector', ids.split(','), state);
+    map.once('idle', () => {
+      state.ready = true;
+      state.renderMs = performance.now() - state.t0;
+      if (!state.errors.length) mark('ready');
+    });
+  });
 }
 
 const slider = document.getElementById('pm-year');
