@@ -60,6 +60,15 @@ def _writable(registry: Registry, layer_id: str, principal: Principal, settings)
     return layer, access.decide(principal, "write_rows", layer.resource).rows
 
 
+def _if_match(request: Request, settings) -> str | None:
+    """The version the writer read (If-Match); without one, where the deployment allows it
+    (``GIS_FEATURES_EDIT_REQUIRE_IF_MATCH=false``), any version."""
+    got = request.headers.get("if-match")
+    if got is None and not settings.features.edit_require_if_match:
+        return "*"
+    return got
+
+
 def _crs(request: Request, settings):
     value = request.headers.get("content-crs")
     if value:
@@ -138,7 +147,7 @@ async def _replace(collection_id: str, feature_id: str, request: Request, regist
     crs = _crs(request, settings)
     doc = await _body(request, settings)
     feat = edit.parse_feature(layer, doc, crs, partial=patch)
-    w = await db.run_sync(edit.replace, layer, feature_id, feat, expect=request.headers.get("if-match"),
+    w = await db.run_sync(edit.replace, layer, feature_id, feat, expect=_if_match(request, settings),
                           actor=principal.id, reason=reason, rows=rows, patch=patch, transaction=True)
     await _reload(request)
     return Response(status_code=204, headers={"ETag": f'"{w.etag}"'})
@@ -165,7 +174,7 @@ async def delete_item(collection_id: CollectionId, feature_id: FeatureId, reques
                       registry: RegistryDep, principal: PrincipalDep, db: Db, settings: SettingsDep):
     layer, rows = _writable(registry, collection_id, principal, settings)
     reason = _reason(request)
-    await db.run_sync(edit.delete, layer, feature_id, expect=request.headers.get("if-match"),
+    await db.run_sync(edit.delete, layer, feature_id, expect=_if_match(request, settings),
                       actor=principal.id, reason=reason, rows=rows, transaction=True)
     await _reload(request)
     return Response(status_code=204)
@@ -184,7 +193,7 @@ async def restore_item(collection_id: CollectionId, feature_id: FeatureId, reque
         raise InvalidParameter("version is required: a version from /versions, e.g. v1234.",
                                parameter="version")
     reason = request.query_params.get("reason")
-    w = await db.run_sync(edit.restore, layer, feature_id, version, expect=request.headers.get("if-match"),
+    w = await db.run_sync(edit.restore, layer, feature_id, version, expect=_if_match(request, settings),
                           actor=principal.id, reason=reason[:500] if reason else None, rows=rows,
                           transaction=True)
     await _reload(request)

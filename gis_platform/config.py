@@ -248,6 +248,11 @@ class FeatureSettings(_Group):
     fast_route: bool = Field(
         default=True, description="Serve GET /collections/{id}/items through a thin route "
         "in front of FastAPI's (same body, same responses; less per-request overhead).")
+    edit_require_if_match: bool = Field(
+        default=True, description="PUT, PATCH and DELETE of a feature need If-Match (428 "
+        "without). false: a write without it replaces whatever is there (last write wins; the "
+        "version it replaced stays in the history) - for clients that send no If-Match, such "
+        "as QGIS's OAPIF provider.")
 
     _lists = field_validator("extra_srids", mode="before")(_split)
 

@@ -325,3 +325,35 @@ def test_as_of_reads_and_restore(world):
         assert c.get("/collections/mains/items/7").json()["properties"]["depth_m"] == pytest.approx(1.2)
         ops = [v["op"] for v in c.get("/collections/mains/items/7/versions").json()["versions"]]
         assert ops == ["restore", "update", "loaded"]
+
+
+def test_a_client_without_if_match_where_the_deployment_allows_it(db_url, make_settings):
+    """QGIS's OAPIF provider (3.32+) writes with PUT and no If-Match: refused by default
+    (428), accepted last-write-wins where the deployment says so - the version it replaced
+    still in the history."""
+    ingest_geodataframe(db_url, mains(), "mains", metadata={"access_level": "internal"})
+    tokens = {"planner": create_api_key(db_url, "p", ["planner"]),
+              "admin": create_api_key(db_url, "a", ["admin"])}
+    qgis_put = {"Content-Type": "application/geo+json",
+                "Content-Crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+    body = {"type": "Feature", "id": 4, "properties": {"owner": "KT", "kind": "telecom", "depth_m": 0.9,
+                                                          "diameter_mm": 100},
+            "geometry": {"type": "LineString", "coordinates": [[126.99, 37.58], [126.991, 37.58]]}}
+    for required in (True, False):
+        srv = start_server(make_settings(rate_limit_per_ip=0, features_edit_require_if_match=required))
+        try:
+            make_editable(srv, tokens)
+            with as_(srv, tokens, "planner") as c:
+                r = c.put("/collections/mains/items/4", json=body, headers=qgis_put)
+                if required:
+                    assert r.status_code == 428
+                    continue
+                assert r.status_code == 204
+                assert c.get("/collections/mains/items/4").json()["properties"]["depth_m"] == 0.9
+                ops = [v["op"] for v in c.get("/collections/mains/items/4/versions").json()["versions"]]
+                assert ops == ["replace", "loaded"]
+                # a stale If-Match is still refused
+                assert c.put("/collections/mains/items/4", json=body,
+                             headers={**qgis_put, "If-Match": '"v1"'}).status_code == 412
+        finally:
+            srv.stop()
