@@ -31,6 +31,7 @@ from gis_platform.admin_api import audit_router, keys_router
 from gis_platform.assets import STATIC_DIR, require_vendor_assets, vendor_dir
 from gis_platform.audit import AuditMiddleware
 from gis_platform.composition import FEATURES
+from gis_platform.cors import PublicCorsMiddleware
 from gis_platform.config import Settings
 from gis_platform.db import (
     CatalogEvents,
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         app.add_middleware(CORSMiddleware, allow_origins=settings.http.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-Id"])
+    # Any other origin: public, anonymous reads (GET/HEAD without credentials) only.
+    app.add_middleware(PublicCorsMiddleware, trusted=settings.http.cors_origins)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.http.max_request_body_kb * 1024,
                        max_upload=settings.ingest.max_upload_mb * 1024 * 1024)
     if settings.security.rate_limit_per_ip > 0 or settings.security.rate_limit_per_key > 0:

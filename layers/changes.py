@@ -1,9 +1,9 @@
 """The change log of a layer: which rows changed where, since the layer's base version.
 
 A layer's *base version* (``gis_meta.layers.data_version``) changes when the layer changes
-as a whole: an ingest, a metadata change that alters tiles, a compaction of this log.
-Between two base versions, the rows of a published relation (#16) change under other
-systems' statements, and each statement leaves one row in ``gis_meta.layer_changes`` with
+as a whole: an ingest, a metadata change that alters tiles.  Between two base versions, the
+rows change under edits (#17) and, for a published relation (#16), other systems'
+statements; each leaves one row in ``gis_meta.layer_changes`` with
 the lon/lat extent of the rows it touched (NULL: anywhere), a version from the catalog's
 sequence, and its transaction id.
 
@@ -17,6 +17,9 @@ Two things are read from the log:
 * :meth:`ChangeLog.unseen` for an overview built in a snapshot: whether a change that
   touches a box is not in that snapshot (the overview is then stale there, and the tile
   reads the relation itself).
+
+A long log is folded (:func:`fold_cells`): its oldest changes become one row per cell of a
+coarse grid, so the log stays short without a new base version.
 """
 
 from __future__ import annotations
@@ -148,3 +151,67 @@ def merge(logs: dict[str, ChangeLog], new: dict[str, ChangeLog]) -> dict[str, Ch
             seen = {c.version for c in have.changes}
             out[layer_id] = ChangeLog([*have.changes, *(c for c in log.changes if c.version not in seen)])
     return out
+
+
+# --- folding --------------------------------------------------------------------------------
+#: The grid old changes are folded into: WebMercatorQuad tiles of this zoom (~2.4 km).
+FOLD_ZOOM = 14
+
+
+def fold_cells(rows: list[tuple], zoom: int = FOLD_ZOOM) -> dict[tuple[int, int] | None, tuple[int, float]]:
+    """Old changes ``(xid, extent, at)`` folded into cells of the fold grid: ``{(x, y):
+    (largest xid, latest time)}`` for every cell an extent touches (``None``: a change of
+    unknown extent, which touches every tile).
+
+    A folded log keeps one row per cell - the cell's bounds, a fresh version - in place of the
+    changes it replaces.  A tile any of them touched is touched by its cell's row too, so its
+    signature changes again (one more render) and never returns to a value it had before;
+    tiles away from every change keep theirs: folding does not make a city-wide map cold.
+    ``zoom``: of the grid's cells (:data:`FOLD_ZOOM`; coarser when the changes are spread
+    over more cells than the log may keep)."""
+    n = 2 ** zoom
+    out: dict[tuple[int, int] | None, tuple[int, float]] = {}
+
+    def add(key, xid: int, at: float) -> None:
+        have = out.get(key)
+        out[key] = (max(xid, have[0]), max(at, have[1])) if have else (xid, at)
+
+    for xid, extent, at in rows:
+        if extent is None:
+            add(None, int(xid), float(at))
+            continue
+        lon0, lat0, lon1, lat1 = (float(v) for v in extent)
+        x0, x1 = _tile_x(lon0, n), _tile_x(lon1, n)
+        y0, y1 = _tile_y(lat1, n), _tile_y(lat0, n)          # rows count down from the north
+        if (x1 - x0 + 1) * (y1 - y0 + 1) > 4096:              # a change over a whole region
+            add(None, int(xid), float(at))
+            continue
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                add((x, y), int(xid), float(at))
+    return out
+
+
+def cell_extent(cell: tuple[int, int], zoom: int = FOLD_ZOOM) -> list[float]:
+    """The lon/lat bounds of a fold-grid cell."""
+    import math
+
+    n = 2 ** zoom
+    x, y = cell
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
+
+    return [x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)]
+
+
+def _tile_x(lon: float, n: int) -> int:
+    return min(n - 1, max(0, int((lon + 180.0) / 360.0 * n)))
+
+
+def _tile_y(lat: float, n: int) -> int:
+    import math
+
+    lat = max(-85.0511, min(85.0511, lat))
+    r = math.radians(lat)
+    return min(n - 1, max(0, int((1 - math.asinh(math.tan(r)) / math.pi) / 2 * n)))

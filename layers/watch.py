@@ -14,8 +14,9 @@ Every ``publish_poll_seconds`` the worker holding the advisory lock ``gis-platfo
   re-reads the relation into the catalog (a new data version); a relation that is gone
   leaves a discovered layer unpublished, and a published one answering 503 until it is
   back or unpublished.
-* **the change log's length** - past ``publish_max_changes`` rows, the log of a layer is
-  folded into a new data version (one transaction: the version bump and the delete).
+* **the change log's length** - past ``publish_max_changes`` rows, the oldest changes of a
+  layer are folded into one row per cell of a 2.4 km grid (one transaction), keeping the
+  data version: only tiles under folded changes are rendered again.
 * **discovery** (``publish_schemas``), every ``publish_discover_seconds``: new spatial
   relations of the watched schemas are published as ``internal`` layers.
 """
@@ -34,7 +35,7 @@ from gis_platform.config import Settings
 from gis_platform.db.connections import connect, connect_async
 from gis_platform.errors import PlatformError
 from layers.catalog import Layer, get_layer
-from layers.changes import CHANGES
+from layers.changes import CHANGES, FOLD_ZOOM, cell_extent, fold_cells
 from layers.publish import publish, publish_schema, unpublish
 
 log = logging.getLogger("layers.watch")
@@ -203,17 +204,37 @@ class RelationWatcher:
                             extra={"layer": layer.id, "error": exc.detail})
 
     async def _compact(self, conn: psycopg.AsyncConnection) -> None:
+        """Fold the oldest changes of a layer whose log outgrew ``publish.max_changes`` into
+        one row per cell of a coarse grid (:func:`layers.changes.fold_cells`): the log stays
+        short, tiles under folded changes are rendered once more, and every other cached tile
+        keeps its key - no new data version, no city-wide cold cache, no overview rebuild.
+        A cell's row carries the latest transaction and time of what it folds (what an
+        overview's snapshot and an "as of" read compare with)."""
         limit = int(self.settings.publish.max_changes)
-        cur = await conn.execute("SELECT layer_id FROM gis_meta.layer_changes GROUP BY layer_id "
+        cur = await conn.execute("SELECT layer_id, count(*) FROM gis_meta.layer_changes GROUP BY layer_id "
                                  "HAVING count(*) > %s", (limit,))
-        for (layer_id,) in await cur.fetchall():
+        for layer_id, count in await cur.fetchall():
             async with conn.transaction():
-                await conn.execute("UPDATE gis_meta.layers SET data_version = "
-                                   "nextval('gis_meta.data_version_seq'), updated_at = now() "
-                                   "WHERE id = %s", (layer_id,))
-                await conn.execute("DELETE FROM gis_meta.layer_changes WHERE layer_id = %s",
-                                   (layer_id,))
-            log.info("change log folded into a new data version", extra={"layer": layer_id})
+                cur = await conn.execute(
+                    "SELECT id, xid::text::bigint, extent, extract(epoch FROM at) FROM gis_meta.layer_changes "
+                    "WHERE layer_id = %s ORDER BY id LIMIT %s FOR UPDATE", (layer_id, int(count) - limit // 2))
+                old = await cur.fetchall()
+                # Coarser cells while they would keep the log over three quarters of its limit.
+                zoom = FOLD_ZOOM
+                cells = fold_cells([(xid, extent, at) for _, xid, extent, at in old], zoom)
+                while zoom > 2 and len(cells) + int(count) - len(old) > limit * 3 // 4:
+                    zoom -= 2
+                    cells = fold_cells([(xid, extent, at) for _, xid, extent, at in old], zoom)
+                await conn.execute("DELETE FROM gis_meta.layer_changes WHERE id = ANY(%s)", ([r[0] for r in old],))
+                for cell, (xid, at) in cells.items():
+                    await conn.execute(
+                        "INSERT INTO gis_meta.layer_changes (layer_id, xid, extent, source, at) "
+                        "VALUES (%s, %s::text::xid8, %s, 'fold', to_timestamp(%s))",
+                        (layer_id, xid, cell_extent(cell, zoom) if cell is not None else None, at))
+                # Every worker re-reads the whole log (rows went away, not only came).
+                await conn.execute("SELECT pg_notify('gis_catalog', %s)", (layer_id,))
+            log.info("change log folded", extra={"layer": layer_id, "changes": len(old),
+                                                 "cells": len(cells)})
 
     def discover(self, schemas: list[str]) -> None:
         """Publish the new spatial relations of the watched schemas (``internal``)."""

@@ -70,8 +70,14 @@ def test_cors_origins_come_from_settings(make_settings):
         with srv.client() as c:
             r = c.get("/health", headers={"Origin": "https://maps.seoul.example"})
             assert r.headers.get("access-control-allow-origin") == "https://maps.seoul.example"
+            # any other origin: anonymous public reads only (#20), never writes or keys
             r = c.get("/health", headers={"Origin": "https://evil.example"})
+            assert r.headers.get("access-control-allow-origin") == "*"
+            pre = {"Access-Control-Request-Method": "PATCH", "Access-Control-Request-Headers": "authorization"}
+            r = c.options("/layers/x", headers={"Origin": "https://evil.example", **pre})
             assert "access-control-allow-origin" not in r.headers
+            r = c.options("/layers/x", headers={"Origin": "https://maps.seoul.example", **pre})
+            assert r.headers.get("access-control-allow-origin") == "https://maps.seoul.example"
     finally:
         srv.stop()
 

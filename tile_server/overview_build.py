@@ -460,28 +460,41 @@ def _mercator(lon: float, lat: float) -> tuple[float, float]:
     return x, y
 
 
-def patch_regions(boxes: list[tuple[float, float, float, float]], zoom: int
+def patch_regions(boxes: list[tuple[float, float, float, float]], zoom: int, merged: bool = True
                   ) -> list[tuple[tuple[float, float, float, float], tuple[float, float, float, float]]]:
     """For changes in ``boxes`` (lon/lat), the ``(core, halo)`` EPSG:3857 boxes an update of
-    level ``zoom`` redoes: ``core`` the whole tiles of the level over a change and a ring of
-    tiles around it (rows are ranked per tile, and merged chains reach a little beyond their
-    cell), ``halo`` one tile wider (the source rows the core's rows are made from)."""
+    level ``zoom`` redoes: ``core`` the whole tiles of the level over a change - at a level
+    whose lines are merged per cell (``merged``), over the change and a tile around it, since
+    a changed row collects a feature's chains across cells - and ``halo`` the source rows the
+    core's rows are made from: a tile wider (merged: whole cells whose rows can reach the
+    core), else half a tile (room for the source CRS's box)."""
     t = 2 * WEB_MERCATOR_HALF / 2 ** int(zoom)
+    # A merged row collects the chains of one feature across cells: it reaches a cell and a
+    # feature's length beyond where it changed (a test compares every level with a rebuild).
+    reach = t if merged else 0.0
+    margin = t if merged else t / 2
     out = []
     for lon0, lat0, lon1, lat1 in boxes:
         x0, y0 = _mercator(lon0, lat0)
         x1, y1 = _mercator(lon1, lat1)
-        ix0, iy0 = math.floor(x0 / t) - 1, math.floor(y0 / t) - 1
-        ix1, iy1 = math.floor(x1 / t) + 1, math.floor(y1 / t) + 1
+        ix0, iy0 = math.floor((x0 - reach) / t), math.floor((y0 - reach) / t)
+        ix1, iy1 = math.floor((x1 + reach) / t), math.floor((y1 + reach) / t)
         core = (ix0 * t, iy0 * t, (ix1 + 1) * t, (iy1 + 1) * t)
-        out.append((core, (core[0] - t, core[1] - t, core[2] + t, core[3] + t)))
+        out.append((core, (core[0] - margin, core[1] - margin, core[2] + margin, core[3] + margin)))
     return out
+
+
+def merges_lines(layer: Layer, zoom: int, tuning: TileTuning) -> bool:
+    """Whether level ``zoom`` of ``layer`` merges lines per grid cell (see build_statement)."""
+    return _geometry_family(layer) == "line" and zoom_band(zoom, tuning) == "overview"
 
 
 def _centre_in(box: tuple[float, float, float, float]) -> sql.Composable:
     """Rows whose box centre lies in ``box`` (the tile :func:`_tile_of` assigns them to)."""
     x0, y0, x1, y1 = (sql.Literal(float(v)) for v in box)
-    return sql.SQL("(ST_XMin(__geom) + ST_XMax(__geom)) / 2 >= {x0} AND (ST_XMin(__geom) + ST_XMax(__geom)) / 2 < {x1} "
+    # (the box test first: the level's GiST index finds the candidates)
+    return sql.SQL("__geom && ST_MakeEnvelope({x0}, {y0}, {x1}, {y1}, 3857) AND "
+                   "(ST_XMin(__geom) + ST_XMax(__geom)) / 2 >= {x0} AND (ST_XMin(__geom) + ST_XMax(__geom)) / 2 < {x1} "
                    "AND (ST_YMin(__geom) + ST_YMax(__geom)) / 2 >= {y0} AND (ST_YMin(__geom) + ST_YMax(__geom)) / 2 < {y1}"
                    ).format(x0=x0, x1=x1, y0=y0, y1=y1)
 
@@ -536,16 +549,22 @@ async def patch_layer(conninfo: str, layer_id: str, tuning: TileTuning, plan: Ov
                 for zoom in sorted(levels, reverse=True):        # finest first
                     info = existing[zoom]
                     tgt = sql.Identifier(SCHEMA, info.table_name)
-                    for core, halo in patch_regions(boxes, zoom):
-                        await conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(tgt, _centre_in(core)))
+                    features, vertices = info.features, info.vertices
+                    for core, halo in patch_regions(boxes, zoom, merges_lines(layer, zoom, tuning)):
+                        cur = await conn.execute(sql.SQL(
+                            "WITH d AS (DELETE FROM {} WHERE {} RETURNING ST_NPoints(__geom) AS n) "
+                            "SELECT count(*), coalesce(sum(n), 0) FROM d").format(tgt, _centre_in(core)))
+                        gone, gone_v = await cur.fetchone()
                         select = build_statement(layer, zoom, tuning, info.table_name, source,
                                                  within=halo, select_only=True)
-                        await conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM ({}) AS x WHERE {}").format(
-                            tgt, select, _centre_in(core)))
+                        cur = await conn.execute(sql.SQL(
+                            "WITH i AS (INSERT INTO {} SELECT * FROM ({}) AS x WHERE {} "
+                            "RETURNING ST_NPoints(__geom) AS n) SELECT count(*), coalesce(sum(n), 0) FROM i"
+                        ).format(tgt, select, _centre_in(core)))
+                        made, made_v = await cur.fetchone()
+                        features += made - gone
+                        vertices += made_v - gone_v
                     source = info.table_name
-                    cur = await conn.execute(sql.SQL("SELECT count(*), coalesce(sum(ST_NPoints(__geom)), 0) "
-                                                     "FROM {}").format(tgt))
-                    features, vertices = await cur.fetchone()
                     out.append(OverviewInfo(info.table_name, layer.id, layer.data_version, zoom, features,
                                             vertices, layer.feature_count, info.build_ms, snapshot))
                     await conn.execute("UPDATE tiles.overviews SET snapshot = %s::pg_snapshot, features = %s, "

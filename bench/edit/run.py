@@ -70,8 +70,9 @@ def main() -> None:
         n = conn.execute(f"SELECT max(fid) FROM gis_data.{LAYER}").fetchone()[0]
         pts = conn.execute(f"SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) c FROM gis_data.{LAYER} "
                            "TABLESAMPLE SYSTEM (1) REPEATABLE (%s) LIMIT 5000) s", (args.seed,)).fetchall()
-    srv, base = start(args.db_url, out)
     result: dict = {}
+    result["overview_build_s"] = _build_overviews(args.db_url)
+    srv, base = start(args.db_url, out)
     try:
         c = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert c.patch(f"/layers/{LAYER}", json={"editable": True}).status_code == 200
@@ -135,6 +136,8 @@ def main() -> None:
               f"{fresh_s * 1000:.0f} ms after the PATCH answered", flush=True)
     finally:
         srv.stop()
+    # --- the overviews after that edit: updated in place, against a full build
+    result["overviews"] = _overview_patch(args.db_url, g, shifted)
     # --- "as of" tiles against current ones, each pass cold on a fresh server and cache
     sample = list(tiles)[:args.as_of_tiles]
     paths = [f"/collections/{LAYER}/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt" for t in sample]
@@ -166,6 +169,55 @@ def main() -> None:
           f"now: {result['as_of']['ratio_p50']:.2f}x (total time {result['as_of']['ratio_total']:.2f}x)",
           flush=True)
     (out / "edit.json").write_text(json.dumps(result, indent=1))
+
+
+def _tuning_and_plan():
+    from gis_platform.config import Settings
+    from tile_server.overview_build import OverviewPlan
+    from tile_server.sources import TileTuning
+
+    s = Settings(_env_file=None)
+    return TileTuning.from_settings(s.tiles), OverviewPlan.from_settings(s.tiles)
+
+
+def _build_overviews(db_url: str) -> float:
+    """The layer's overviews for its current version and the default settings, as a server
+    builds them in the background (the server below does not build: its timings stay clean)."""
+    import asyncio
+
+    from tile_server.overview_build import build_layer
+
+    tuning, plan = _tuning_and_plan()
+    t0 = time.perf_counter()
+    built = asyncio.run(build_layer(db_url, LAYER, tuning, plan))
+    secs = time.perf_counter() - t0
+    print(f"overviews: {len(built)} levels built in {secs:.1f} s", flush=True)
+    return secs
+
+
+def _overview_patch(db_url: str, old: dict, new: dict) -> dict | None:
+    """Time the in-place update of the layer's overviews over one moved feature (what the
+    server does a second after an edit), against what building them took."""
+    import asyncio
+
+    import shapely
+
+    from tile_server.overview_build import patch_layer
+
+    tuning, plan = _tuning_and_plan()
+    box = shapely.union(shapely.geometry.shape(old), shapely.geometry.shape(new)).bounds
+    t0 = time.perf_counter()
+    patched = asyncio.run(patch_layer(db_url, LAYER, tuning, plan, [box]))
+    ms = (time.perf_counter() - t0) * 1000
+    if patched is None:
+        print("overviews: none complete for the current settings; no patch measured", flush=True)
+        return None
+    with psycopg.connect(db_url) as conn:
+        build_ms = conn.execute("SELECT sum(build_ms) FROM tiles.overviews WHERE table_name = ANY(%s)",
+                                ([p.table_name for p in patched],)).fetchone()[0]
+    print(f"overviews: {len(patched)} levels updated in place over the moved feature in {ms:.0f} ms "
+          f"(building them took {build_ms / 1000:.1f} s)", flush=True)
+    return {"levels": len(patched), "patch_ms": ms, "build_ms": build_ms}
 
 
 def _shift(coords, d):

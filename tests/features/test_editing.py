@@ -357,3 +357,40 @@ def test_a_client_without_if_match_where_the_deployment_allows_it(db_url, make_s
                              headers={**qgis_put, "If-Match": '"v1"'}).status_code == 412
         finally:
             srv.stop()
+
+
+def test_a_long_change_log_is_folded_without_a_cold_map(db_url, make_settings):
+    """Past publish_max_changes the oldest changes are folded into grid cells: the data
+    version stays, a tile far from every edit keeps its ETag, a tile under them is new."""
+    ingest_geodataframe(db_url, mains(), "mains", metadata={"access_level": "internal"})
+    tokens = {"planner": create_api_key(db_url, "p", ["planner"]),
+              "admin": create_api_key(db_url, "a", ["admin"])}
+    srv = start_server(make_settings(rate_limit_per_ip=0, publish_max_changes=10, publish_poll_seconds=0.5))
+    path = lambda t: f"/collections/mains/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.mvt"
+    try:
+        make_editable(srv, tokens)
+        with as_(srv, tokens, "planner") as c:
+            version = c.get("/layers/mains").json()["data_version"]
+            far = c.get(path(FAR))
+            assert tile_ids(far)
+            for fid in range(1, 15):               # the western mains, 5 km from FAR
+                etag = c.get(f"/collections/mains/items/{fid}").headers["etag"]
+                assert c.patch(f"/collections/mains/items/{fid}", json={"properties": {"depth_m": 2.0}},
+                               headers={"If-Match": etag}).status_code == 204
+            near = c.get(path(NEAR))
+            with psycopg.connect(db_url) as conn:
+                def folded():
+                    return conn.execute("SELECT count(*) FILTER (WHERE source = 'fold'), count(*) FROM "
+                                        "gis_meta.layer_changes WHERE layer_id = 'mains'").fetchone()
+                wait_for(lambda: folded()[0] > 0, 20)
+                n_fold, n_all = folded()
+            assert n_all <= 10
+            wait_for(lambda: c.get(path(NEAR)).headers["etag"] != near.headers["etag"], 10)
+            assert c.get("/layers/mains").json()["data_version"] == version
+            assert c.get(path(FAR), headers={"If-None-Match": far.headers["etag"]}).status_code == 304
+            assert 1 in tile_ids(c.get(path(NEAR)))
+            # the feed and the history still work across the fold
+            assert c.get("/collections/mains/changes").status_code == 200
+            assert len(c.get("/collections/mains/items/1/versions").json()["versions"]) == 2
+    finally:
+        srv.stop()

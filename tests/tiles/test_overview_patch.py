@@ -87,13 +87,16 @@ def test_no_patch_without_a_complete_set_of_levels(db_url):
 
 
 @pytest.mark.parametrize("zoom", [8, 12, 16])
-def test_patch_regions_cover_the_change_with_a_ring_of_tiles(zoom):
+@pytest.mark.parametrize("merged", [True, False])
+def test_patch_regions_cover_the_change(zoom, merged):
     from tile_server.overview_build import WEB_MERCATOR_HALF, _mercator, patch_regions
 
-    (core, halo), = patch_regions([(126.97, 37.55, 126.98, 37.56)], zoom)
+    (core, halo), = patch_regions([(126.97, 37.55, 126.98, 37.56)], zoom, merged)
     t = 2 * WEB_MERCATOR_HALF / 2 ** zoom
+    ring = t if merged else 0
     x0, y0 = _mercator(126.97, 37.55)
     x1, y1 = _mercator(126.98, 37.56)
-    assert core[0] <= x0 - t + 1e-6 and core[2] >= x1 + t - 1e-6 and core[1] <= y0 - t + 1e-6
+    assert core[0] <= x0 - ring + 1e-6 and core[2] >= x1 + ring - 1e-6 and core[1] <= y0 - ring + 1e-6
     assert all(abs(v / t - round(v / t)) < 1e-9 for v in core)        # whole tiles
-    assert halo == (core[0] - t, core[1] - t, core[2] + t, core[3] + t)
+    m = t if merged else t / 2
+    assert halo == (core[0] - m, core[1] - m, core[2] + m, core[3] + m)
