@@ -41,6 +41,7 @@ from gis_platform.db import (
     resolve_conninfo,
 )
 from gis_platform.db.connections import connect
+from gis_platform.docs import router as docs_router
 from gis_platform.errors import ConfigurationError, PlatformError, problem
 from gis_platform.headers import SecurityHeadersMiddleware
 from gis_platform.health import metrics_router
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             stack.push_async_callback(db.close)
             events = CatalogEvents(conninfo)
             events.subscribe("api keys", apikeys.on_events)
+            if db.router is not None:          # other workers' writes: reads must see them
+                events.subscribe("read replica", db.router.on_events)
             app.state.db, app.state.conninfo, app.state.events = db, conninfo, events
             for feature in FEATURES:
                 if feature.lifespan is not None:
@@ -100,7 +103,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         ),
         default_response_class=FastJSONResponse,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # gis_platform.docs serves /docs from the vendored Swagger UI
         openapi_url="/openapi.json",
         # FastAPI's native OpenTelemetry is opt-in: left on, it asks the OTel API for its
         # providers on every request (~7 % of the server's Python time on cold tiles).
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     _install_error_handlers(app)
 
     app.include_router(health_router)
+    app.include_router(docs_router)
     app.include_router(keys_router)
     app.include_router(audit_router)
     if settings.http.metrics_enabled:

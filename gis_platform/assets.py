@@ -1,10 +1,11 @@
 """The front-end assets the platform serves itself (from the npm registry, no CDN).
 
-``scripts/install-assets.sh`` (``make assets``) copies MapLibre GL JS, Leaflet... from
-``node_modules`` into ``gis_platform/static/vendor``.  Pages and the offline map renderer
-need those files; without them a map page would load a 404 script and show nothing, and the
-offline renderer would fail with a 500.  :func:`require_vendor_assets` runs when the app is
-built, so a missing ``make assets`` is one clear configuration error at start-up instead.
+``scripts/install-assets.sh`` (``make assets``) copies MapLibre GL JS, Leaflet, Swagger UI...
+from ``node_modules`` into ``gis_platform/static/vendor``.  Pages, the API documentation at
+/docs and the offline map renderer need those files; without them a map page (or /docs)
+would load a 404 script and show nothing, and the offline renderer would fail with a 500.
+:func:`require_vendor_assets` runs when the app is built, so a missing ``make assets`` is one
+clear configuration error at start-up instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ REQUIRED = (
     "maplibre-gl/maplibre-gl.css",
     "leaflet/leaflet.js",            # feature pages, dig-check report, offline maps (inlined)
     "leaflet/leaflet.css",
+    "swagger-ui/swagger-ui-bundle.js",  # /docs (gis_platform.docs)
+    "swagger-ui/swagger-ui.css",
 )
 
 
