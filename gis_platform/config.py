@@ -53,6 +53,11 @@ class DatabaseSettings(_Group):
         "(default: url; the embedded cluster uses its own owner).")
     read_url: str | None = Field(default=None, description="Optional read replica for tiles "
                                  "and feature queries.")
+    replica_max_wait_ms: float = Field(
+        default=200.0, ge=0, description="A read waits this long for the replica to replay "
+        "what the worker has seen committed (a re-ingest, an edit), then goes to the primary.")
+    replica_retry_s: float = Field(default=5.0, gt=0, description="A failed replica is left "
+                                   "out this long (its reads go to the primary), then tried again.")
     pg_bin_dir: Path | None = Field(default=None, description="PostgreSQL binaries (auto).")
     pg_os_user: str = Field(default="postgres", description="OS user owning the cluster when "
                             "run as root.")

@@ -46,7 +46,9 @@ async def ready(db: Db, request: Request):
         return ProblemResponse(problem(503, "Not ready", f"Pending migrations: {missing}; run "
                                       "`gis-platform db migrate`.", "not-ready"), status_code=503)
     return {"status": "ready", "postgis": postgis, "migrations": sorted(applied),
-            "least_privilege": getattr(request.app.state, "least_privilege", None)}
+            "least_privilege": getattr(request.app.state, "least_privilege", None),
+            # Which database reads use, and how far behind the replica is (None: no replica).
+            "read_replica": db.router.status() if db.router is not None else None}
 
 
 @metrics_router.get("/metrics", summary="Prometheus metrics (text exposition format); admin key "

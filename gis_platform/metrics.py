@@ -58,6 +58,12 @@ TILE_CACHE = Gauge("gis_tile_cache_events", "Tile cache lookups since start, by 
                    ["result"], multiprocess_mode="livesum")
 TILE_CACHE_BYTES = Gauge("gis_tile_cache_memory_bytes", "Bytes in the in-memory tile cache",
                          multiprocess_mode="livesum")
+REPLICA_IN_USE = Gauge("gis_db_replica_in_use", "1 while reads may use the read replica, 0 while "
+                       "it is left out", multiprocess_mode="min")
+REPLICA_LAG = Gauge("gis_db_replica_lag_bytes", "WAL the replica has yet to replay",
+                    multiprocess_mode="max")
+REPLICA_READS = Gauge("gis_db_replica_reads", "Reads since start, by database (replica, or "
+                      "primary: fallbacks included)", ["database"], multiprocess_mode="livesum")
 
 # First path segment -> family.  Anything else is "other" (bounded label values).
 _FAMILIES = {
@@ -114,6 +120,14 @@ def sample(app) -> None:
             POOL_SIZE.labels(pool.name).set(stats.get("pool_size", 0))
             POOL_IDLE.labels(pool.name).set(stats.get("pool_available", 0))
             POOL_WAITING.labels(pool.name).set(stats.get("requests_waiting", 0))
+    router = getattr(db, "router", None)
+    if router is not None:
+        status = router.status()
+        REPLICA_IN_USE.set(1 if status["in_use"] else 0)
+        if status["lag_bytes"] is not None:
+            REPLICA_LAG.set(status["lag_bytes"])
+        for name, n in status["reads"].items():
+            REPLICA_READS.labels(name).set(n)
     service = getattr(app.state, "tile_service", None)
     cache = getattr(service, "cache", None)
     stats = cache.stats() if cache is not None and hasattr(cache, "stats") else None

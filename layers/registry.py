@@ -24,6 +24,12 @@ from layers.catalog import SELECT_LAYERS, Layer, row_to_layer
 from layers.changes import CHANGES, EMPTY, SELECT_CHANGES, SELECT_NEW_CHANGES, ChangeLog, from_rows, merge
 
 
+#: The snapshot a read saw, and the primary's WAL position after it (at least the commit
+#: of everything the snapshot sees); NULL on a standby (then there is nothing to wait for).
+_SNAPSHOT_AND_LSN = ("SELECT pg_current_snapshot()::text, CASE WHEN pg_is_in_recovery() THEN NULL "
+                     "ELSE pg_current_wal_lsn()::text END")
+
+
 class Registry:
     """Every layer by id, in memory; reloaded when the catalog announces a change (the
     process's :class:`~gis_platform.db.CatalogEvents`), so every worker sees a new data
@@ -63,7 +69,8 @@ class Registry:
                 await cur.execute(SELECT_LAYERS)
                 rows = await cur.fetchall()
             logs = from_rows(await (await conn.execute(SELECT_CHANGES)).fetchall())
-            snapshot = (await (await conn.execute("SELECT pg_current_snapshot()::text")).fetchone())[0]
+            snapshot, lsn = await (await conn.execute(_SNAPSHOT_AND_LSN)).fetchone()
+        self._seen(lsn)
         self._logs = logs
         self._snapshot = snapshot
         self._layers = {r["id"]: self._with_log(row_to_layer(r)) for r in rows}
@@ -79,12 +86,20 @@ class Registry:
         async with self.db.connection() as conn:
             cur = await conn.execute(SELECT_NEW_CHANGES, (self._snapshot, self._snapshot))
             new = await cur.fetchall()
-            snapshot = (await (await conn.execute("SELECT pg_current_snapshot()::text")).fetchone())[0]
+            snapshot, lsn = await (await conn.execute(_SNAPSHOT_AND_LSN)).fetchone()
+        self._seen(lsn)
         if new:
             self._logs = merge(self._logs, from_rows([r[:5] for r in new]))
             self._layers = {k: self._with_log(l) for k, l in self._layers.items()}
         self._snapshot = snapshot
         await self._announce()
+
+    def _seen(self, lsn: str | None) -> None:
+        """Reads keyed on what was just loaded must see the primary as of ``lsn`` (a read
+        replica that has not replayed that far is not used for them: gis_platform.db.replica)."""
+        router = getattr(self.db, "router", None)
+        if router is not None and lsn:
+            router.need(lsn)
 
     def _with_log(self, layer: Layer) -> Layer:
         log = self._logs.get(layer.id, EMPTY)

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from gis_platform.apikeys import KEYS_CHANGED
 from gis_platform.db.connections import connect_async
+from gis_platform.db.events import WRITES
 from layers.catalog import SELECT_LAYERS, Layer, row_to_layer
 from layers.changes import CHANGES, Snapshot
 from tile_server.overview_build import (
@@ -175,7 +176,7 @@ class OverviewManager:
         """A catalog change, an overview built or dropped, or a resync: re-read the list
         and let the builder look for missing levels; rows of a published relation changed:
         let the builder see whether its overviews are due for a rebuild."""
-        payloads = {payload for _, payload in events} - {KEYS_CHANGED}
+        payloads = {payload for channel, payload in events if channel != WRITES} - {KEYS_CHANGED}
         if payloads - {CHANGES}:
             await self.load()
         if payloads and self._dirty is not None:

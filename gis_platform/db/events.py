@@ -24,7 +24,9 @@ log = logging.getLogger("gis_platform.events")
 
 CATALOG = "gis_catalog"
 TILES = "gis_tiles"
-CHANNELS = (CATALOG, TILES)
+#: A committed write's WAL position (gis_platform.db.replica: reads with a replica).
+WRITES = "gis_writes"
+CHANNELS = (CATALOG, TILES, WRITES)
 #: Told to every subscriber after a (re)connect or a quiet ``ttl``: re-read everything.
 RESYNC = frozenset({("*", "*")})
 

@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from gis_platform import metrics
 from gis_platform.config import Settings
 from gis_platform.db.connections import connect
+from gis_platform.db.replica import WRITES, ReplicaRouter
 from gis_platform.db.tiles import TilePool
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
@@ -60,7 +61,7 @@ class Database:
     def __init__(self, conninfo: str, settings: Settings, read_conninfo: str | None = None) -> None:
         self.conninfo = conninfo
         self.settings = settings
-        self.tiles = TilePool(read_conninfo or conninfo, settings)
+        self.tiles = TilePool(conninfo, settings, read_conninfo)
         kwargs = {"options": f"-c statement_timeout={int(settings.database.statement_timeout_ms)}",
                   "connect_timeout": 5, "autocommit": True}
         self.pool = AsyncConnectionPool(
@@ -79,6 +80,15 @@ class Database:
                 read_conninfo, min_size=settings.database.pool_min_size, max_size=settings.database.pool_max_size,
                 kwargs=kwargs, timeout=settings.database.pool_timeout, open=False,
                 check=_check_unless_recent, name="gis-ro", reconnect_timeout=0)
+        #: Which reads may go to the replica (gis_platform.db.replica); None: no replica.
+        self.router: ReplicaRouter | None = None
+        if self.read_pool is not None:
+            self.router = ReplicaRouter(self.pool, self.read_pool,
+                                        max_wait_ms=settings.database.replica_max_wait_ms,
+                                        retry_s=settings.database.replica_retry_s)
+            self.tiles.router = self.router
+            # The router's choice is the replica pool object: the tile pool maps it to its own.
+            self.router.replica = self.read_pool
 
     async def open(self) -> None:
         # wait=False: the app starts (and /health answers) even if the DB is not up yet;
@@ -87,8 +97,12 @@ class Database:
         if self.read_pool is not None:
             await self.read_pool.open(wait=False)
         await self.tiles.open()
+        if self.router is not None:
+            await self.router.start()
 
     async def close(self) -> None:
+        if self.router is not None:
+            await self.router.stop()
         await self.tiles.close()
         await self.pool.close()
         if self.read_pool is not None:
@@ -110,10 +124,20 @@ class Database:
                          options=f"-c statement_timeout={timeout}") as conn:
                 if transaction:
                     with conn.transaction():
-                        return fn(conn, *args, **kw)
+                        out = fn(conn, *args, **kw)
+                    if self.router is not None:
+                        self._announce_write(conn)
+                    return out
                 return fn(conn, *args, **kw)
 
         return await asyncio.to_thread(call)
+
+    def _announce_write(self, conn: psycopg.Connection) -> None:
+        """After a committed write: reads from now on - this worker's and, through
+        ``gis_writes``, every other's - must see it (read-your-writes with a replica)."""
+        lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        conn.execute("SELECT pg_notify(%s, %s)", (WRITES, lsn))
+        self.router.need(lsn)
 
     @contextlib.asynccontextmanager
     async def connection(self, *, read_only: bool = False, heavy: bool = False,
@@ -143,11 +167,13 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _connection(self, read_only: bool, budget_ms: int | None):
-        pool = self.read_pool if (read_only and self.read_pool is not None) else self.pool
+        pool = self.pool
+        if read_only and self.router is not None:
+            pool = await self.router.choose()
         budget = int(budget_ms) if budget_ms and budget_ms < self.settings.database.statement_timeout_ms else None
         t0 = time.perf_counter()
         try:
-            async with pool.connection() as conn:
+            async with self._from(pool) as conn:
                 held = time.perf_counter()
                 metrics.DB_WAIT.observe(held - t0)
                 try:
@@ -178,8 +204,29 @@ class Database:
                 "stricter filter or a lower limit.") from exc
         except (psycopg.OperationalError, pg_errors.AdminShutdown) as exc:
             metrics.DB_ERRORS.labels("connection").inc()
+            if pool is self.read_pool and self.router is not None:
+                self.router.mark_down(exc)       # the next reads go to the primary
             raise DatabaseUnavailable(
                 "The connection to the database was lost; please retry in a few seconds.") from exc
+
+    @contextlib.asynccontextmanager
+    async def _from(self, pool: AsyncConnectionPool):
+        """A connection of ``pool``; a replica that gives none within a second is left out
+        and the primary's is used (a read never fails because the replica did)."""
+        if pool is self.read_pool and self.router is not None:
+            try:
+                conn = await pool.getconn(timeout=min(1.0, float(self.settings.database.pool_timeout)))
+            except PoolTimeout as exc:
+                self.router.mark_down(exc)
+                pool, conn = self.pool, None
+        else:
+            conn = None
+        if conn is None:
+            conn = await pool.getconn()
+        try:
+            yield conn
+        finally:
+            await pool.putconn(conn)
 
     async def fetchall(self, query, params=None, *, read_only: bool = True) -> list[dict]:
         """Run a query and return rows as dicts."""

@@ -21,10 +21,13 @@ from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
 
 class TilePool:
-    """Read-only autocommit connections for ``SELECT <one bytea>`` tile statements."""
+    """Read-only autocommit connections for ``SELECT <one bytea>`` tile statements; with a
+    replica (``replica_conninfo``), one pool on each, and a
+    :class:`~gis_platform.db.replica.ReplicaRouter` choosing per tile."""
 
-    def __init__(self, conninfo: str, settings) -> None:
+    def __init__(self, conninfo: str, settings, replica_conninfo: str | None = None) -> None:
         self.settings = settings
+        self.router = None          # set by Database when there is a replica
         # No parallel workers by default: a dense tile's scan would otherwise start two
         # (PostgreSQL plans them for a few thousand rows), which pays on an idle server
         # and costs on a busy one - at 8 concurrent z14-z16 tiles on 2 cores the SQL alone
@@ -45,23 +48,44 @@ class TilePool:
             conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs,
             timeout=float(settings.database.pool_timeout), open=False, name="gis-tiles",
             reconnect_timeout=0)
+        self.replica = None
+        if replica_conninfo:
+            self.replica = AsyncConnectionPool(
+                replica_conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs,
+                timeout=float(settings.database.pool_timeout), open=False, name="gis-tiles-ro",
+                reconnect_timeout=0)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
+        if self.replica is not None:
+            await self.replica.open(wait=False)
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.replica is not None:
+            await self.replica.close()
+
+    async def _pool(self) -> AsyncConnectionPool:
+        if self.router is None or self.replica is None:
+            return self.pool
+        chosen = await self.router.choose()
+        return self.replica if chosen is self.router.replica else self.pool
 
     async def fetch_bytes(self, stmt: str, values: dict) -> bytes:
         """The statement's single bytea value (``b""`` for NULL or no row)."""
+        pool = await self._pool()
         for attempt in (0, 1):
             try:
-                async with self.pool.connection() as conn:
+                async with pool.connection() as conn:
                     # binary=True: bytea comes back raw instead of hex text.
                     cur = await conn.execute(stmt, values, binary=True)
                     row = await cur.fetchone()
                 return bytes(row[0]) if row and row[0] else b""
             except PoolTimeout as exc:
+                if pool is self.replica:          # the replica is gone: the primary serves
+                    self.router.mark_down(exc)
+                    pool = self.pool
+                    continue
                 raise DatabaseUnavailable(
                     "The database is not reachable right now; please retry in a few seconds.") from exc
             except pg_errors.QueryCanceled as exc:
@@ -70,7 +94,12 @@ class TilePool:
                     f"({self.settings.database.statement_timeout_ms} ms).") from exc
             except (psycopg.OperationalError, pg_errors.AdminShutdown) as exc:
                 # A connection that died while idle (database restarted): the pool drops it
-                # on return; try once more on a fresh one.
+                # on return; try once more on a fresh one (the primary's, if the replica
+                # failed).
+                if pool is self.replica:
+                    self.router.mark_down(exc)
+                    pool = self.pool
+                    continue
                 if attempt:
                     raise DatabaseUnavailable(
                         "The connection to the database was lost; please retry in a few "
