@@ -158,7 +158,11 @@ class TileSettings(_Group):
     PREFIX: ClassVar[str] = "tile_"
     cache_memory_mb: int = 128
     cache_disk_mb: int = 2048
-    cache_control: str = "public, max-age=3600"
+    cache_control: str = Field(
+        default="public, max-age=60, s-maxage=1", description="Cache-Control of public tiles: "
+        "browsers keep them a minute; a shared cache (the nginx edge, a CDN) a second, then "
+        "revalidates with the ETag (a 304 unless the tile changed), so no edge serves a tile "
+        "of a layer that changed more than a second ago.")
     extent: int = 4096
     buffer: int = 64
     max_features: int = Field(default=20_000, description="Per layer per tile.")

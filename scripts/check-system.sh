@@ -62,6 +62,14 @@ fi
 if ! have_cjk_font; then
     missing+=("a Korean (CJK) font (fc-list :lang=ko is empty)|fonts-noto-cjk|apt-get install -y fonts-noto-cjk")
 fi
+# Scale-out tests run the real balancer and pooler (deploy/, tests/ops/test_nginx.py,
+# test_pgbouncer.py): Debian's, as a deployment would.
+if [ ! -x /usr/sbin/nginx ]; then
+    missing+=("nginx (/usr/sbin/nginx: the load balancer of deploy/nginx)|nginx|apt-get install -y nginx")
+fi
+if [ ! -x /usr/sbin/pgbouncer ]; then
+    missing+=("pgbouncer (/usr/sbin/pgbouncer: connection pooling)|pgbouncer|apt-get install -y pgbouncer")
+fi
 if ! command -v npm >/dev/null 2>&1; then
     missing+=("npm (front-end assets from the npm registry)|npm|apt-get install -y npm")
 fi

@@ -57,8 +57,9 @@ class VectorSource:
 
     @property
     def live(self) -> bool:
-        """Rows change in place (published relations): clients should revalidate."""
-        return any(l.published for l in self.layers)
+        """Rows change in place (published relations, editable layers): clients should
+        revalidate."""
+        return any(l.published or l.editable for l in self.layers)
 
     def plan(self, grid: TileMatrixSet, z: int, *, past: bool = True) -> list[LayerPlan]:
         """How each layer is read at zoom ``z`` (memoised: the cache key and the render agree).

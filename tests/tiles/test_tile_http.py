@@ -30,7 +30,7 @@ def test_if_none_match_with_the_etag_is_a_304_without_body(tc):
     r = tc.get(ROADS, headers={"If-None-Match": etag})
     assert r.status_code == 304 and r.content == b""
     assert r.headers["etag"] == etag
-    assert r.headers["cache-control"] == "public, max-age=3600"
+    assert r.headers["cache-control"] == "public, max-age=60, s-maxage=1"
     assert tc.get(ROADS, headers={"If-None-Match": 'W/"something-else"'}).status_code == 200
 
 
