@@ -65,8 +65,7 @@ class ReplicaRouter:
     def need(self, lsn: int | str | None) -> None:
         """Reads from now on must see the primary as of ``lsn``."""
         value = lsn if isinstance(lsn, int) else lsn_int(lsn)
-        if value > self.needed:
-            self.needed = value
+        self.needed = max(self.needed, value)
 
     async def on_events(self, events: frozenset[tuple[str, str]]) -> None:
         """Other workers' writes (``gis_writes``) raise what reads must see here too."""
@@ -98,7 +97,7 @@ class ReplicaRouter:
             while True:
                 try:
                     await self._refresh_replayed()
-                except (psycopg.Error, OSError, asyncio.TimeoutError) as exc:
+                except (psycopg.Error, OSError, TimeoutError) as exc:
                     self.mark_down(exc)
                     self.fallbacks["down"] += 1
                     self.reads["primary"] += 1
