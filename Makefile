@@ -7,7 +7,7 @@ PY    := $(VENV)/bin/python
 PYTHON ?= $(shell ./scripts/pick-python.sh 2>/dev/null || echo python3)
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; cat package-lock.json 2>/dev/null; echo $(PYTHON)) | sha1sum | cut -c1-12)
 
-.PHONY: up test setup venv system assets serve down lint bench clean-data
+.PHONY: up test setup venv system assets glyphs serve down lint bench clean-data
 
 up: setup ## set everything up, load the demo city and serve on http://127.0.0.1:$${GIS_PORT:-8000}
 	$(VENV)/bin/gis-platform up
@@ -17,7 +17,7 @@ test: setup ## set up and run the whole test suite against a real PostGIS
 
 # A sub-make, so that PYTHON is chosen after the system packages (python3-venv) are in.
 setup: system
-	@$(MAKE) --no-print-directory venv assets
+	@$(MAKE) --no-print-directory venv assets glyphs
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ $(STAMP): pyproject.toml
 
 assets:
 	@./scripts/install-assets.sh
+
+# Map label glyphs (SDF PBFs) from the installed Noto Sans CJK KR: styles label offline.
+glyphs: venv
+	@$(PY) scripts/build-glyphs.py
 
 down: ## stop the embedded database
 	-$(VENV)/bin/gis-platform db stop

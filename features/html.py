@@ -46,12 +46,25 @@ def queryables_html(doc: dict, cid: str, title: str) -> str:
                   breadcrumbs=[HOME, (cid, f"/collections/{cid}?f=html")])
 
 
-def items_html(doc: dict, cid: str, title: str, columns: list[str]) -> str:
+def items_html(doc: dict, cid: str, title: str, columns: list[str], offset: int,
+               downloads: list[tuple[str, str]]) -> str:
+    """One page of features.  It says which part of the result it shows ("1-100 of 5,840")
+    and offers the whole result as ``downloads`` (format name, export URL): a reader who
+    took the items URL for the layer must see that it is one page, not the layer."""
     json_href = next((l["href"] for l in doc.get("links", []) if l["rel"] == "alternate"), None)
     return render("features/items.html", title=f"{title}: features", doc=doc, cid=cid,
                   columns=columns, map_data=doc, json_href=json_href,
+                  page=page_summary(offset, doc.get("numberReturned", 0), doc.get("numberMatched")),
+                  downloads=downloads,
                   breadcrumbs=[HOME, COLLECTIONS, (cid, f"/collections/{cid}?f=html"),
                                ("items", f"/collections/{cid}/items?f=html")])
+
+
+def page_summary(offset: int, returned: int, matched: int | None) -> dict:
+    """What an items page shows of the result, with numbers as people read them (5,840)."""
+    return {"first": f"{offset + 1:,}", "last": f"{offset + returned:,}", "returned": returned,
+            "matched": None if matched is None else f"{matched:,}",
+            "whole": matched is not None and offset == 0 and returned == matched}
 
 
 def feature_html(feature: dict, cid: str, title: str) -> str:

@@ -3,11 +3,16 @@
 Every route of the feature API resolves its layer with :func:`vector_layer`, which goes
 through ``registry.readable(id, principal)``: a layer the caller may not read is the same
 404 as a missing one, and raster layers are not feature collections.
+
+A JSON document's links are also sent as an HTTP ``Link`` header (:func:`link_header`,
+RFC 8288), as OGC API Features recommends: a client can page (``rel=next``) or find the
+collection without parsing the body, and the OGC conformance suite's filtering tests read
+them there.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -106,5 +111,39 @@ def items_links(request: Request, layer: Layer, q: ItemsQuery, matched: int, ret
     return links
 
 
-def geojson_response(body: bytes, q: ItemsQuery, headers: dict | None = None) -> Response:
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": q.crs.header, **(headers or {})})
+#: Longer than this (a long CQL2 filter repeated in every link), the ``Link`` header is left
+#: out - the body has the same links: a reverse proxy answers 502 to a response whose headers
+#: pass its buffer (nginx's default ``proxy_buffer_size`` is 4 KB, headers all included).
+MAX_LINK_HEADER = 2048
+# Characters kept as they are in a URI reference: the hrefs are already percent-encoded.
+_URI_CHARS = "/:?#[]@!$&'()*+,;=%~"
+
+
+def link_header(links: list[dict]) -> dict[str, str]:
+    """``{"Link": ...}``: ``links`` as an RFC 8288 header (empty if it would be too long).
+
+    Header values are Latin-1 on the wire: a non-ASCII title (a Korean layer title) goes as
+    ``title*=UTF-8''...`` (RFC 8187), and any non-ASCII character left in an href is
+    percent-encoded, so no caller-supplied text can break the header or the response.
+    """
+    value = ", ".join(_link_value(l) for l in links)
+    return {"Link": value} if value and len(value) <= MAX_LINK_HEADER else {}
+
+
+def _link_value(l: dict) -> str:
+    parts = [f"<{quote(l['href'], safe=_URI_CHARS)}>", f'rel="{l["rel"]}"']
+    if l.get("type"):
+        parts.append(f'type="{l["type"]}"')
+    title = l.get("title")
+    if title and title.isascii() and title.isprintable():
+        parts.append('title="{}"'.format(title.replace("\\", "\\\\").replace('"', '\\"')))
+    elif title:
+        parts.append("title*=UTF-8''" + quote(title, safe=""))
+    return "; ".join(parts)
+
+
+def geojson_response(body: bytes, q: ItemsQuery, headers: dict | None = None,
+                     links: list[dict] | None = None) -> Response:
+    """A GeoJSON response with ``Content-Crs`` and, given ``links``, their ``Link`` header."""
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": q.crs.header,
+                                                       **link_header(links or []), **(headers or {})})

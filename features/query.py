@@ -48,6 +48,7 @@ from layers.spatial import (
 ITEMS_PARAMS = {"f", "bbox", "bbox-crs", "crs", "limit", "offset", "properties", "sortby", "datetime",
                 "filter", "filter-lang", "filter-crs", "asOf"}
 MAX_SORT_KEYS = 5
+_INT64_MAX = 2**63 - 1
 _JSON_PAIRS_PER_CALL = 50       # json_build_object takes at most 100 arguments
 
 
@@ -109,9 +110,24 @@ def parse_int(value: str | None, name: str, default: int, *, lo: int, hi: int) -
 
 
 def parse_limit(params: Mapping[str, str], settings) -> int:
-    default = int(settings.features.default_limit)
+    """``limit``: a whole number from 1; above ``features.max_limit`` it is clamped to the
+    maximum, not refused (OGC API Features Part 1, parameter ``limit``: a server may return
+    fewer features than asked, with a ``next`` link), so clients that ask for everything at
+    once (GDAL's ``PAGE_SIZE=20000``, OWSLib's ``limit=20000``) get pages of the maximum.
+    A number no 64-bit integer holds is malformed, not large: a 400."""
     maximum = int(settings.features.max_limit)
-    return parse_int(params.get("limit"), "limit", min(default, maximum), lo=1, hi=maximum)
+    value = params.get("limit")
+    if value is None or value == "":
+        return min(int(settings.features.default_limit), maximum)
+    try:
+        n = int(value.strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= _INT64_MAX:
+        raise InvalidParameter(f"limit must be a whole number, 1 or more (a page holds at most "
+                               f"{maximum:,} features: a larger limit gets pages of {maximum:,} "
+                               f"and next links); got {value.strip()[:20]!r}.", parameter="limit")
+    return min(n, maximum)
 
 
 def _names(value: str, param: str) -> list[str]:

@@ -25,14 +25,15 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from psycopg import errors as pg_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from gis_platform import __version__, apikeys, metrics
 from gis_platform.admin_api import audit_router, keys_router
 from gis_platform.assets import STATIC_DIR, require_vendor_assets, vendor_dir
 from gis_platform.audit import AuditMiddleware
 from gis_platform.composition import FEATURES
-from gis_platform.cors import PublicCorsMiddleware
 from gis_platform.config import Settings
+from gis_platform.cors import PublicCorsMiddleware
 from gis_platform.db import (
     CatalogEvents,
     Database,
@@ -43,6 +44,7 @@ from gis_platform.db import (
 from gis_platform.db.connections import connect
 from gis_platform.docs import router as docs_router
 from gis_platform.errors import ConfigurationError, PlatformError, problem
+from gis_platform.head import HeadMiddleware
 from gis_platform.headers import SecurityHeadersMiddleware
 from gis_platform.health import metrics_router
 from gis_platform.health import router as health_router
@@ -76,11 +78,15 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             db = Database(conninfo, settings, read_conninfo=settings.database.read_url)
             await db.open()
             stack.push_async_callback(db.close)
-            events = CatalogEvents(conninfo)
+            # LISTEN and the background leaders need a session of their own (not a
+            # transaction pooler's): database.session_url, else the same URL.
+            session = settings.database.session_url or conninfo
+            events = CatalogEvents(session)
             events.subscribe("api keys", apikeys.on_events)
             if db.router is not None:          # other workers' writes: reads must see them
                 events.subscribe("read replica", db.router.on_events)
             app.state.db, app.state.conninfo, app.state.events = db, conninfo, events
+            app.state.session_conninfo = session
             for feature in FEATURES:
                 if feature.lifespan is not None:
                     await stack.enter_async_context(feature.lifespan(app))
@@ -129,7 +135,14 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     app.add_middleware(SecurityHeadersMiddleware, embed_paths=settings.http.embed_paths,
                        frame_ancestors=settings.http.frame_ancestors)
     # Level 5: most of level 9's ratio at a fraction of its CPU (measured on feature pages).
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    # Vector tiles are encoded by the tile routes themselves (stored gzipped, sent plain to
+    # clients that refuse gzip): compressing or Vary-ing them again would say it twice.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5,
+                       exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES,
+                                              "application/vnd.mapbox-vector-tile"))
+    # HEAD is the GET without its body: compression, security headers and routes inside see
+    # the GET (so HEAD's headers are the GET's); CORS, limits, audit and logs outside see HEAD.
+    app.add_middleware(HeadMiddleware)
     if settings.http.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.http.cors_origins,
                            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],

@@ -44,7 +44,8 @@ class DatabaseSettings(_Group):
     """The database, the embedded cluster and the connection pools."""
 
     ENV: ClassVar[dict[str, str]] = {"url": "database_url", "admin_url": "admin_database_url",
-                                     "read_url": "read_database_url"}
+                                     "read_url": "read_database_url",
+                                     "session_url": "session_database_url"}
     url: str | None = Field(
         default=None, description="PostGIS URL of the server's least-privilege login. Empty: "
         "run the embedded cluster in data_dir.")
@@ -53,6 +54,15 @@ class DatabaseSettings(_Group):
         "(default: url; the embedded cluster uses its own owner).")
     read_url: str | None = Field(default=None, description="Optional read replica for tiles "
                                  "and feature queries.")
+    session_url: str | None = Field(
+        default=None, description="A session-level connection to PostgreSQL (direct, or a "
+        "pgbouncer pool in session mode) for what needs one: LISTEN, leader election, overview "
+        "builds. Default: url.")
+    transaction_pooler: bool = Field(
+        default=False, description="url (and read_url) go through a pooler in transaction mode "
+        "(pgbouncer pool_mode=transaction): no startup options and no prepared statements on "
+        "pooled connections; statement timeouts come from the role "
+        "(ALTER ROLE gis_platform_app SET statement_timeout ...).")
     replica_max_wait_ms: float = Field(
         default=200.0, ge=0, description="A read waits this long for the replica to replay "
         "what the worker has seen committed (a re-ingest, an edit), then goes to the primary.")

@@ -21,7 +21,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await registry.load()
     app.state.events.subscribe("layer registry", registry.on_events)
     app.state.registry = registry
-    watcher = RelationWatcher(app.state.conninfo, app.state.settings, registry.all)
+    watcher = RelationWatcher(app.state.session_conninfo, app.state.settings, registry.all)
     await watcher.start()
     app.state.relation_watcher = watcher
     try:

@@ -30,11 +30,9 @@ pg_major() {
 }
 
 have_cjk_font() {
-    if command -v fc-list >/dev/null 2>&1; then
-        [ -n "$(fc-list :lang=ko family 2>/dev/null | head -1)" ] && return 0
-    fi
-    compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc" >/dev/null 2>&1 ||
-        compgen -G "/usr/share/fonts/truetype/nanum/*.ttf" >/dev/null 2>&1
+    # Noto Sans CJK KR: screenshots render Hangul with it, and scripts/build-glyphs.py makes
+    # the map label glyphs from it.
+    compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc" >/dev/null 2>&1
 }
 
 # Each entry: "what is missing|Debian package|command that installs it"

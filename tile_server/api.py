@@ -8,7 +8,9 @@ Metadata
     ``/tileMatrixSets``, ``/tileMatrixSets/{tms}``, ``/collections/{id}/tiles``,
     ``/collections/{id}/tiles/{tms}``, ``/collections/{id}/tiles/{tms}/tilejson.json``,
     ``/tiles?layers=``, ``/tiles/{tms}?layers=``, ``/tiles/{tms}/tilejson.json?layers=``,
-    ``/collections/{id}/style.json``, ``/tiles/style.json?layers=``, ``/viewer?layers=``.
+    ``/collections/{id}/style.json``, ``/tiles/style.json?layers=``, ``/viewer?layers=``;
+    ``/collections/{id}/labels`` - a polygon layer's label points (GeoJSON), which its
+    style labels it by (see :mod:`tile_server.metadata`).
 
 Responses: ``200`` with the tile; ``204 No Content`` for an empty tile (no feature or no
 data pixel in it - also what OGC API Tiles recommends, and MapLibre treats it as an empty
@@ -35,7 +37,7 @@ from morecantile import TileMatrixSet
 from starlette.responses import HTMLResponse, Response
 
 from gis_platform.deps import SettingsDep
-from gis_platform.errors import InvalidParameter
+from gis_platform.errors import InvalidParameter, NotFound
 from gis_platform.principal import Principal
 from gis_platform.security import PrincipalDep
 from gis_platform.web import render
@@ -312,11 +314,11 @@ async def collection_tilesets(request: Request, collectionId: str, registry: Reg
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="A layer's tileset")
 async def collection_tileset(request: Request, collectionId: str, grid: TmsDep,
                              registry: RegistryDep, principal: PrincipalDep,
-                             settings: SettingsDep) -> dict:
+                             service: TileServiceDep, settings: SettingsDep) -> dict:
     layer = await _describe(request, registry, collectionId, principal)
     base = base_url(request, settings)
     href = f"{base}/collections/{layer.id}/tiles/{grid.id}"
-    return metadata.tileset([layer], grid, base, href, f"{href}/tilejson.json")
+    return metadata.tileset([layer], grid, base, href, f"{href}/tilejson.json", service.tuning)
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json",
@@ -347,11 +349,46 @@ async def collection_tilejson(
 
 
 @router.get("/collections/{collectionId}/style.json",
-            summary="A minimal MapLibre style showing this layer (no glyphs needed)")
+            summary="A MapLibre style showing this layer, credited and labelled by name")
 async def collection_style(request: Request, collectionId: str, registry: RegistryDep,
-                           principal: PrincipalDep, settings: SettingsDep) -> dict:
+                           principal: PrincipalDep, service: TileServiceDep,
+                           settings: SettingsDep) -> dict:
     layer = await _describe(request, registry, collectionId, principal)
-    return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings))
+    return metadata.style([layer], get_tms(DEFAULT_TMS), base_url(request, settings),
+                          service.tuning)
+
+
+@router.get("/collections/{collectionId}/labels",
+            summary="Label points of a polygon layer (GeoJSON: one point and name per feature)",
+            response_class=Response,
+            responses={200: {"content": {"application/geo+json": {}}},
+                       304: {"description": "Not modified (If-None-Match)"}})
+async def collection_labels(request: Request, collectionId: str, registry: RegistryDep,
+                            principal: PrincipalDep, service: TileServiceDep,
+                            settings: SettingsDep) -> Response:
+    """A point inside each named feature, for a style's labels: a polygon labelled from its
+    tiles would be labelled once in every tile it crosses.  The caller's rows only; ETag and
+    caching as the layer's tiles."""
+    # Names are row data: read access (not "describe"), the caller's own rows counted.
+    layer = registry.readable(collectionId, principal, filtered=True)
+    layer = await as_seen_by(layer, principal, request.app.state.db)
+    if not metadata.labels_by_point(layer):
+        raise NotFound(f"Layer '{layer.id}' has no label points: they are made for polygon "
+                       f"layers of up to {metadata.LABEL_POINTS_MAX:,} features with a name "
+                       "attribute (name_ko, name, *_nm or name_en).")
+    field = metadata.label_field(layer)
+    rows = Registry.rows_of(principal, layer)
+    etag = 'W/"l' + key_hash(f"{layer.id}|{layer.version_tag}|{field}|"
+                             f"{rows.key if rows is not None else ''}")[:32] + '"'
+    source = service.source([layer])
+    headers = _headers(etag, "application/geo+json", settings,
+                       private=layer.access_level != "public", live=source.live)
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    stmt, params = metadata.label_points_sql(layer, field, rows)
+    async with request.app.state.db.connection(read_only=True) as conn:
+        body = (await (await conn.execute(stmt, params)).fetchone())[0]
+    return Response(body, media_type="application/geo+json", headers=headers)
 
 
 async def _describe(request: Request, registry: Registry, layer_id: str,
@@ -391,7 +428,8 @@ async def composite_style(request: Request, registry: RegistryDep, principal: Pr
                                f"{service.tuning.max_layers}.")
     chosen = [registry.readable(i, principal, filtered=True, action="describe") for i in ids]
     chosen = await all_as_seen_by(chosen, principal, request.app.state.db)
-    return metadata.style(chosen, get_tms(DEFAULT_TMS), base_url(request, settings))
+    return metadata.style(chosen, get_tms(DEFAULT_TMS), base_url(request, settings),
+                          service.tuning)
 
 
 @router.get("/tiles", summary="Tilesets of a composite of layers (OGC API Tiles)")
@@ -414,7 +452,7 @@ async def dataset_tileset(request: Request, grid: TmsDep, registry: RegistryDep,
     base = base_url(request, settings)
     query = urlencode({"layers": ",".join(l.id for l in chosen)}, safe=",")
     return metadata.tileset(chosen, grid, base, f"{base}/tiles/{grid.id}?{query}",
-                            f"{base}/tiles/{grid.id}/tilejson.json?{query}")
+                            f"{base}/tiles/{grid.id}/tilejson.json?{query}", service.tuning)
 
 
 @router.get("/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON 3.0 of a composite")

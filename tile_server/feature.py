@@ -22,7 +22,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     service = TileService(settings, app.state.db)
     service.overviews = OverviewManager(
-        app.state.conninfo, service.tuning, OverviewPlan.from_settings(settings.tiles),
+        app.state.session_conninfo, service.tuning, OverviewPlan.from_settings(settings.tiles),
         layers=app.state.registry.all, rebuild_quiet_s=settings.tiles.overview_rebuild_quiet_s,
         rebuild_max_stale_s=settings.tiles.overview_rebuild_max_stale_s,
         patch_quiet_s=settings.tiles.overview_patch_quiet_s)

@@ -10,6 +10,13 @@ TMS's own CRS, never hand-rolled Web-Mercator arithmetic.  Three grids are serve
   (0, 524288) to (2097152, 2621440) easting/northing, which covers the whole EPSG:5179
   area of use (the peninsula and Jeju) with power-of-two resolutions: 8192 m/px at z0,
   0.5 m/px at z14.
+
+Axis order: EPSG:5179 is **northing, easting**, and a Tile Matrix Set 2.0 document states
+its ``pointOfOrigin`` in the CRS's axis order, so KoreaUTMKQuad says ``orderedAxes: [N, E]``
+and its origin is (2621440 N, 0 E).  PROJ labels these axes "X" (north) and "Y" (east),
+which morecantile takes for easting first: without ``orderedAxes`` the document said
+(0, 2621440), which a client reading it by the standard puts thousands of km off.  Tile bounds
+(``xy_bounds``) are x = easting, y = northing either way.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from morecantile import Tile, TileMatrixSet
 from gis_platform.errors import InvalidParameter, NotFound
 
 DEFAULT_TMS = "WebMercatorQuad"
+#: KoreaUTMKQuad is this platform's own grid (no registry defines it): its ``uri`` names it
+#: here, so clients that choose a grid by URI (GDAL's ``TILEMATRIXSET``) can pick it.
+KOREA_UTMK_URI = "urn:city-gis-platform:def:tilematrixset:KoreaUTMKQuad"
 
 
 class TileOutsideBounds(NotFound):
@@ -38,9 +48,11 @@ class UnknownTileMatrixSet(NotFound):
 
 
 def _korea_utmk() -> TileMatrixSet:
+    # ordered_axes computes the origin in (N, E) order; orderedAxes puts it in the document.
     return TileMatrixSet.custom(
         [0.0, 524288.0, 2097152.0, 2621440.0], pyproj.CRS.from_epsg(5179),
         id="KoreaUTMKQuad", title="Korea 2000 / Unified CS (UTM-K, EPSG:5179) quadtree",
+        uri=KOREA_UTMK_URI, ordered_axes=["N", "E"], orderedAxes=["N", "E"],
         minzoom=0, maxzoom=20)
 
 

@@ -27,3 +27,15 @@ def connect(conninfo: str, *, autocommit: bool = False, **kwargs) -> psycopg.Con
 async def connect_async(conninfo: str, *, autocommit: bool = True, **kwargs) -> psycopg.AsyncConnection:
     """An asyncio connection of its own (listeners, background builds)."""
     return await psycopg.AsyncConnection.connect(conninfo, autocommit=autocommit, **_options(kwargs))
+
+
+def pooled_kwargs(settings, kwargs: dict) -> dict:
+    """Connection options for ``database.url``: behind a pooler in transaction mode
+    (pgbouncer) no startup ``options`` (it refuses them; the role carries the timeouts) and
+    no prepared statements (a statement prepared on one server connection is unknown on
+    the next)."""
+    if not settings.database.transaction_pooler:
+        return kwargs
+    out = {k: v for k, v in kwargs.items() if k != "options"}
+    out["prepare_threshold"] = None
+    return out

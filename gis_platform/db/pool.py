@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gis_platform import metrics
 from gis_platform.config import Settings
-from gis_platform.db.connections import connect
+from gis_platform.db.connections import connect, pooled_kwargs
 from gis_platform.db.replica import WRITES, ReplicaRouter
 from gis_platform.db.tiles import TilePool
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
@@ -62,8 +62,9 @@ class Database:
         self.conninfo = conninfo
         self.settings = settings
         self.tiles = TilePool(conninfo, settings, read_conninfo)
-        kwargs = {"options": f"-c statement_timeout={int(settings.database.statement_timeout_ms)}",
-                  "connect_timeout": 5, "autocommit": True}
+        kwargs = pooled_kwargs(settings, {"options": f"-c statement_timeout="
+                                                     f"{int(settings.database.statement_timeout_ms)}",
+                                          "connect_timeout": 5, "autocommit": True})
         self.pool = AsyncConnectionPool(
             conninfo, min_size=settings.database.pool_min_size, max_size=settings.database.pool_max_size,
             kwargs=kwargs, timeout=settings.database.pool_timeout, open=False,
@@ -120,8 +121,9 @@ class Database:
         timeout = int(self.settings.database.statement_timeout_ms)
 
         def call() -> T:
-            with connect(self.conninfo, autocommit=not transaction, connect_timeout=10,
-                         options=f"-c statement_timeout={timeout}") as conn:
+            with connect(self.conninfo, autocommit=not transaction,
+                         **pooled_kwargs(self.settings, {"connect_timeout": 10,
+                                                         "options": f"-c statement_timeout={timeout}"})) as conn:
                 if transaction:
                     with conn.transaction():
                         out = fn(conn, *args, **kw)
@@ -178,12 +180,13 @@ class Database:
                 metrics.DB_WAIT.observe(held - t0)
                 try:
                     if budget:
-                        await conn.execute(f"SET statement_timeout = {budget}")
-                    try:
+                        # SET LOCAL in a transaction: the budget ends with it, and behind a
+                        # transaction pooler it never leaks to another client's statements.
+                        async with conn.transaction():
+                            await conn.execute(f"SET LOCAL statement_timeout = {budget}")
+                            yield conn
+                    else:
                         yield conn
-                    finally:
-                        if budget and not conn.closed:
-                            await conn.execute("RESET statement_timeout")
                     conn._gis_used = time.monotonic()
                 finally:
                     metrics.DB_HOLD.observe(time.perf_counter() - held)

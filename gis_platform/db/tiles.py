@@ -17,6 +17,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from gis_platform.db.connections import pooled_kwargs
 from gis_platform.errors import DatabaseUnavailable, QueryTimeout
 
 
@@ -40,6 +41,7 @@ class TilePool:
                   # level) serve every tile: prepare each on its first use rather than
                   # planning it five times per connection first (psycopg's default).
                   "prepare_threshold": 0}
+        kwargs = pooled_kwargs(settings, kwargs)
         max_size = int(settings.database.pool_max_size)
         # Connections opened at startup (in the background): the first burst of a map
         # view - a dozen tiles at once - must not wait for a dozen connection handshakes.

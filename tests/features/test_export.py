@@ -61,7 +61,7 @@ def test_csv_export_with_wkt_and_with_lon_lat(anon, bikes, tmp_path):
     assert r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == int((bikes.place == "마포구").sum())
-    assert rows[0]["wkt"].startswith("POINT(") and rows[0]["place"] == "마포구"
+    assert rows[0]["_WKT_EPSG_4326_POINT"].startswith("POINT(") and rows[0]["place"] == "마포구"
     r, path = _download(anon, tmp_path, "csv", geometry="lonlat", properties="name")
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert list(rows[0]) == ["fid", "name", "lon", "lat"]

@@ -59,8 +59,9 @@ def test_same_status_headers_and_body(feature_world, slow_server, url, who):
             slow_server.client(headers=headers) as slow:
         a, b = fast.get(url), slow.get(url)
     assert a.status_code == b.status_code, (url, a.text[:200], b.text[:200])
-    assert {k: v for k, v in a.headers.items() if k not in VOLATILE} == \
-        {k: v for k, v in b.headers.items() if k not in VOLATILE}, url
+    # (the Link header, like the body, names each server's own address)
+    assert {k: v.replace(feature_world.server.url, "HOST") for k, v in a.headers.items() if k not in VOLATILE} == \
+        {k: v.replace(slow_server.url, "HOST") for k, v in b.headers.items() if k not in VOLATILE}, url
     # bodies carry absolute links to their own server and the time they were made
     assert _comparable(a.content, feature_world.server.url) == \
         _comparable(b.content, slow_server.url), url

@@ -64,13 +64,15 @@ def test_default_and_max_limit_come_from_settings(make_settings, feature_world):
         with srv.client() as c:
             assert c.get("/collections/bike_stations/items").json()["numberReturned"] == 7
             assert c.get("/collections/bike_stations/items", params={"limit": 25}).json()["numberReturned"] == 25
-            body = assert_problem(c.get("/collections/bike_stations/items", params={"limit": 26}), 400)
-            assert "25" in body["detail"]
+            # above the maximum: clamped, with a next link (OGC API Features; GDAL, OWSLib)
+            page = c.get("/collections/bike_stations/items", params={"limit": 26}).json()
+            assert page["numberReturned"] == 25
+            assert "limit=25" in next(l["href"] for l in page["links"] if l["rel"] == "next")
     finally:
         srv.stop()
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "99999999999999999999", "10000000"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "99999999999999999999"])
 def test_bad_limit_is_400(anon, value):
     assert_problem(anon.get("/collections/bike_stations/items", params={"limit": value}), 400)
 

@@ -88,8 +88,9 @@ def test_map_viewer_is_embeddable_and_json_gets_nosniff_without_csp(world):
 
 def test_query_cost_and_size_limits_are_400_or_413_with_a_hint(world):
     with world.client("planner") as c:
+        # a page larger than the maximum is clamped to it (OGC API Features), never run
         too_many = c.get("/collections/facilities/items", params={"limit": "1000000"})
-        assert too_many.status_code == 400 and "limit" in too_many.json()["detail"]
+        assert too_many.status_code == 200 and too_many.json()["numberReturned"] <= 10_000
         far = c.get("/collections/facilities/within-distance", params={"point": "127,37.5", "distance": "1e9"})
         assert far.status_code == 400 and "distance" in far.json()["detail"]
         big = c.post("/collections/facilities/intersecting", content=b"{" + b" " * (2 << 20) + b"}",
@@ -97,7 +98,7 @@ def test_query_cost_and_size_limits_are_400_or_413_with_a_hint(world):
         assert big.status_code == 413
         deep = c.get("/collections/facilities/items", params={"offset": str(2**63)})
         assert deep.status_code == 400
-        for r in (too_many, far, big, deep):
+        for r in (far, big, deep):
             assert_no_internals(r)
 
 

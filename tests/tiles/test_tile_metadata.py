@@ -20,7 +20,7 @@ def test_layer_tilejson_lists_fields_zooms_bounds_and_a_versioned_url(tc, city):
     assert vl["fields"] == {"name": "String", "road_class": "String", "lanes": "Number",
                             "width_m": "Number", "surface": "String", "managed_by": "String"}
     assert vl["overview_fields"] == ["name", "road_class", "lanes"]
-    assert (tj["minzoom"], tj["maxzoom"]) == (0, 22)
+    assert (tj["minzoom"], tj["maxzoom"]) == (0, 15)      # all attributes from z15: overzoom after
     w, s, e, n = tj["bounds"]
     assert 126.9 <= w < e <= 127.1 and 37.5 <= s < n <= 37.6
 
@@ -38,7 +38,7 @@ def test_tilejson_tile_url_serves_the_tile(tc):
 def test_restricted_layer_zoom_range_shows_in_its_tilejson(tc, planner_token):
     tj = tc.get("/collections/facilities/tiles/WebMercatorQuad/tilejson.json",
                 headers={"Authorization": f"Bearer {planner_token}"}).json()
-    assert (tj["minzoom"], tj["maxzoom"]) == (10, 18)
+    assert (tj["minzoom"], tj["maxzoom"]) == (10, 15)
     assert tj["vector_layers"][0]["minzoom"] == 10
 
 
@@ -66,11 +66,11 @@ def test_collection_tilesets_link_each_grid_and_a_templated_tile_url(tc):
     assert ts["layers"][0]["geometryDimension"] == 1
 
 
-def test_layer_style_is_a_glyph_free_maplibre_style_with_working_sources(tc):
+def test_layer_style_is_a_maplibre_style_with_working_sources(tc):
     st = tc.get("/collections/districts/style.json").json()
     assert st["version"] == 8
-    assert "glyphs" not in st and "sprite" not in st
-    assert not any(l.get("type") == "symbol" for l in st["layers"])
+    assert "sprite" not in st
+    assert [l["source"] for l in st["layers"] if l["type"] == "symbol"] == ["labels-districts"]
     assert st["layers"][0]["type"] == "background"
     types = {l["type"] for l in st["layers"] if l.get("source") == "vector"}
     assert types == {"fill", "line"}
