@@ -10,8 +10,9 @@ from rich.table import Table
 
 from gis_platform.commands import conninfo, settings
 from gis_platform.db.connections import connect
-from gis_platform.errors import PlatformError
+from gis_platform.errors import InvalidParameter, PlatformError
 from indicators.hexgrid import aggregate_indicator, create_hex_grid
+from indicators.points import aggregate_points, parse_hours, store_point_indicator, unit_cells
 from indicators.store import (
     Indicator,
     codes_by_name,
@@ -106,24 +107,64 @@ def ind_hexgrid(layer: str = typer.Option("hex_500m"), clip: str = typer.Option(
 
 @ind_app.command("aggregate")
 def ind_aggregate(indicator: str = typer.Option(...), unit: str = typer.Option(...),
-                  source: str = typer.Option(..., help="Point or line layer"),
+                  source: str = typer.Option(None, help="Point or line layer (aggregated in PostGIS)"),
+                  points: list[str] = typer.Option(
+                      None, help="Point files (Parquet or CSV; globs and folders), aggregated on "
+                                 "Dask without loading them: any size"),
                   measure: str = typer.Option("count", help="count | sum | density | length_density"),
                   year: int = typer.Option(...), value_column: str = typer.Option(None),
                   name_ko: str = typer.Option(None), name_en: str = typer.Option(None),
-                  unit_label: str = typer.Option("")) -> None:
-    """Compute an indicator by aggregating a layer into an area unit (PostGIS)."""
+                  unit_label: str = typer.Option(""),
+                  lon: str = typer.Option("lon", help="--points: longitude column (WGS 84)"),
+                  lat: str = typer.Option("lat", help="--points: latitude column"),
+                  time_column: str = typer.Option(None, help="--points: timestamp column"),
+                  hours: str = typer.Option(None, help="--points: hours of the day, e.g. 22-5"),
+                  min_count: int = typer.Option(0, help="--points: suppress cells with fewer points"),
+                  scheduler: str = typer.Option(None, help="--points: a Dask scheduler "
+                                                "(tcp://host:8786); default: a local cluster"),
+                  workers: int = typer.Option(None, help="--points: local workers (default: CPUs)"),
+                  memory_limit: str = typer.Option("2GB", help="--points: per local worker")) -> None:
+    """Compute an indicator by aggregating a layer (PostGIS) or point files (Dask) into an
+    area unit."""
 
     if measure not in ("count", "sum", "density", "length_density"):
         console.print("[bold red]error:[/] --measure is count, sum, density or length_density")
         raise typer.Exit(1)
+    if bool(source) == bool(points):
+        console.print("[bold red]error:[/] give either --source LAYER or --points FILES")
+        raise typer.Exit(1)
     try:
         ind = Indicator(id=indicator, name_ko=name_ko or indicator, name_en=name_en or indicator,
-                        unit=unit_label, source=f"aggregated from {source}")
-        with connect(_conninfo(), autocommit=True) as conn:
-            rep = aggregate_indicator(conn, ind, unit, source, measure, year, value_column=value_column)
+                        unit=unit_label, source=f"aggregated from {source or ', '.join(points)}")
+        if points:
+            rep = _aggregate_points(ind, unit, points, measure, year, value_column=value_column, lon=lon,
+                                    lat=lat, time_column=time_column, hours=hours, min_count=min_count,
+                                    scheduler=scheduler, workers=workers, memory_limit=memory_limit)
+        else:
+            with connect(_conninfo(), autocommit=True) as conn:
+                rep = aggregate_indicator(conn, ind, unit, source, measure, year, value_column=value_column)
     except PlatformError as exc:
         _fail(exc)
-    console.print(f"[green]{indicator}[/]: {rep['rows']} values for {unit} ({year})")
+    extra = (f"; {rep['rows_read']:,} rows read, {rep['rows_used']:,} in the hours asked, "
+             f"{rep['suppressed']} cells suppressed") if points else ""
+    console.print(f"[green]{indicator}[/]: {rep['rows']} values for {unit} ({year}){extra}")
+
+
+def _aggregate_points(ind, unit: str, files: list[str], measure: str, year: int, **kw) -> dict:
+    if measure not in ("count", "sum", "density"):
+        raise InvalidParameter("Point files aggregate as count, sum or density.")
+    if measure == "sum" and not kw["value_column"]:
+        raise InvalidParameter("--measure sum needs --value-column.")
+    with connect(_conninfo(), autocommit=True) as conn:
+        cells = unit_cells(conn, unit)
+    per_cell, read = aggregate_points(
+        cells, files, lon=kw["lon"], lat=kw["lat"], value=kw["value_column"] if measure == "sum" else None,
+        time_column=kw["time_column"], hours=parse_hours(kw["hours"]), scheduler=kw["scheduler"],
+        workers=kw["workers"], memory_limit=kw["memory_limit"])
+    with connect(_conninfo(), autocommit=True) as conn:
+        rep = store_point_indicator(conn, ind, unit, per_cell, measure, year, min_count=kw["min_count"],
+                                    method={"files": files, "hours": kw["hours"], **read})
+    return {**rep, **read}
 
 
 def register(app: typer.Typer) -> None:
