@@ -20,6 +20,7 @@ route                                      who         what
 "Readers of facilities" are callers the catalog lets read ``domains_facilities_layer``
 (restricted: planner, operator, admin); everyone else gets the catalog's 404 "No layer",
 exactly as for a missing layer.  Dig-check and cross-section answers are ``no-store``.
+The permit pages (``f=html``) are in Korean or English: ``?lang=ko|en``, else Accept-Language.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from domains.common import (
     read_json_body,
     readable_rows,
 )
-from gis_platform import access
+from gis_platform import access, web
 from gis_platform.access import APPLICANTS, PERMITS
 from gis_platform.deps import Db, SettingsDep
 from gis_platform.errors import Forbidden, InvalidParameter, Unprocessable
@@ -102,14 +103,78 @@ async def cross_section(request: Request, registry: RegistryDep, principal: Prin
 
 
 # --- permits -------------------------------------------------------------------------------------
-def _page_links(request: Request, limit: int, offset: int, matched: int) -> dict[str, str]:
-    links = {}
+# The OPEN pages in Korean or English, like the map gallery: ?lang=ko|en, else the first of
+# the two in Accept-Language, else Korean.  Status and facility names come from the
+# vocabularies (name_ko / name_en); an English page keeps the official Korean status term
+# beside the English one, as people quote it to the district office.
+PAGE_TEXTS = {
+    "ko": {"list_title": "도로굴착 인허가 현황", "permit_title": "도로굴착 허가 %s", "home": "홈",
+           "permits": "도로굴착 허가", "intro": "도로굴착·점용 허가 신청과 처리 상태입니다.",
+           "matched": "조건에 맞는 허가 %d건 중 %d건을 보여 줍니다.", "map": "허가 위치 지도",
+           "permit": "허가번호", "type": "종류", "purpose": "목적", "period": "기간", "status": "상태",
+           "office": "담당 부서", "depth": "굴착 깊이 (m)", "kind": "시설 종류", "district": "자치구 코드",
+           "none": "조건에 맞는 허가가 없습니다.", "pages": "쪽", "previous": "« 이전", "next_page": "다음 »",
+           "current": "현재 상태", "next": "다음 단계", "final": "없음 (처리 완료)", "timeline": "처리 경과",
+           "types": {"excavation": "굴착", "occupancy": "점용"}},
+    "en": {"list_title": "Road-works permits", "permit_title": "Road-works permit %s", "home": "Home",
+           "permits": "Road-works permits", "intro": "Road-works permit applications and where each stands.",
+           "matched": "Permits matching: %d; shown here: %d.", "map": "Map of the permits",
+           "permit": "Permit", "type": "Type", "purpose": "Purpose", "period": "Period", "status": "Status",
+           "office": "Responsible office", "depth": "Depth (m)", "kind": "Facility", "district": "District code",
+           "none": "No permit matches.", "pages": "Pages", "previous": "« Previous", "next_page": "Next »",
+           "current": "Current status", "next": "Next possible", "final": "none (final)",
+           "timeline": "Timeline", "types": {"excavation": "excavation", "occupancy": "occupancy"}},
+}
+
+
+def _page_lang(request: Request, lang: str | None) -> str:
+    """``lang`` if ko or en, else the first of them in Accept-Language (by q), else ko."""
+    if lang in PAGE_TEXTS:
+        return lang
+    ranked = []
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            ranked.append((float(q or 1), tag.strip().lower()[:2]))
+        except ValueError:
+            continue
+    return next((code for _, code in sorted(ranked, key=lambda r: -r[0]) if code in PAGE_TEXTS), "ko")
+
+
+async def _names(db, lang: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Status and facility-kind labels in ``lang`` (the vocabularies' own names)."""
+    statuses = await db.fetchall("SELECT code, name_ko, name_en FROM gis_domain.permit_statuses")
+    kinds = await db.fetchall("SELECT code, name_ko, name_en FROM gis_domain.facility_kinds")
+    status = {r["code"]: r["name_ko"] if lang == "ko" else f"{r['name_en']} · {r['name_ko']}" for r in statuses}
+    return status, {r["code"]: r[f"name_{lang}"] for r in kinds}
+
+
+def _permit_page(template: str, request: Request, lang: str, title: str, **context) -> HTMLResponse:
+    t = PAGE_TEXTS[lang]
+    crumbs = [(t["home"], "/"), (t["permits"], f"/permits?f=html&lang={lang}")]
+    links = {code: str(request.url.include_query_params(lang=code)) for code in PAGE_TEXTS}
+    page = web.render(template, lang=lang, t=t, title=title, breadcrumbs=crumbs, lang_links=links,
+                      colours=render.STATUS_COLOURS, leaflet=True, data_id="permit-data", script="permits.js",
+                      **context)
+    return HTMLResponse(page, headers={"Vary": "Accept, Accept-Language", "Content-Language": lang})
+
+
+def _map_json(permits_: list[dict], sn: dict[str, str]) -> dict:
+    """The page map's features: public fields only, the status also in the page's language."""
+    return {"colours": render.STATUS_COLOURS, "features": [
+        {"type": "Feature", "geometry": p["geometry"], "properties": {
+            "permit_no": p["permit_no"], "status": p["status"], "status_ko": p["status_ko"],
+            "status_label": sn.get(p["status"], p["status"])}} for p in permits_]}
+
+
+def _page_links(request: Request, limit: int, offset: int, matched: int, t: dict) -> list[tuple[str, str]]:
+    links = []
     if offset > 0:
-        links["« previous"] = str(request.url.include_query_params(offset=max(0, offset - limit)))
+        links.append((t["previous"], str(request.url.include_query_params(offset=max(0, offset - limit)))))
     if offset + limit < matched:
-        links["next »"] = str(request.url.include_query_params(offset=offset + limit))
-    links["JSON"] = str(request.url.include_query_params(f="json"))
-    links["GeoJSON"] = str(request.url.include_query_params(f="geojson"))
+        links.append((t["next_page"], str(request.url.include_query_params(offset=offset + limit))))
+    links.append(("JSON", str(request.url.include_query_params(f="json"))))
+    links.append(("GeoJSON", str(request.url.include_query_params(f="geojson"))))
     return links
 
 
@@ -119,15 +184,20 @@ async def list_permits(request: Request, db: Db,
                        status: str | None = Query(None, max_length=20),
                        district: str | None = Query(None, max_length=20),
                        active: bool = Query(False, description="only approved / works under way"),
-                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000)):
+                       limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000),
+                       lang: str | None = Query(None, max_length=8, description="HTML page: ko | en")):
     fmt = _format(request, f, ("json", "geojson", "html"))
     if status is not None and status not in render.STATUS_COLOURS:
         raise InvalidParameter(f"status must be one of {', '.join(render.STATUS_COLOURS)}.", parameter="status")
     doc = await permits.list_permits(db, status=status, district=district, active=active, limit=limit,
                                      offset=offset)
     if fmt == "html":
-        return HTMLResponse(render.permits_html(doc, links=_page_links(request, limit, offset,
-                                                                       doc["numberMatched"])))
+        lang = _page_lang(request, lang)
+        t = PAGE_TEXTS[lang]
+        sn, _ = await _names(db, lang)
+        return _permit_page("domains/permits.html", request, lang, t["list_title"], doc=doc, sn=sn,
+                            links=_page_links(request, limit, offset, doc["numberMatched"], t),
+                            map_json=_map_json(doc["permits"], sn))
     if fmt == "geojson":
         feats = [{"type": "Feature", "id": p["permit_no"], "geometry": p["geometry"],
                   "properties": {k: v for k, v in p.items() if k != "geometry"}} for p in doc["permits"]]
@@ -181,12 +251,22 @@ async def create_permit(request: Request, registry: RegistryDep, principal: Prin
 
 @router.get("/permits/{permit_no}", summary="One permit with its full public timeline")
 async def get_permit(permit_no: PermitNo, request: Request, db: Db, principal: PrincipalDep,
-                     f: str | None = Query(None, description="json | html")):
+                     f: str | None = Query(None, description="json | html"),
+                     lang: str | None = Query(None, max_length=8, description="HTML page: ko | en")):
     fmt = _format(request, f, ("json", "html"))
     doc = await permits.get_permit(db, permit_no, principal)
     if fmt == "html":
-        doc = {**doc, "timeline": [{k: v for k, v in h.items() if k != "actor"} for h in doc["timeline"]]}
-        return HTMLResponse(render.permit_html(doc))
+        lang = _page_lang(request, lang)
+        t = PAGE_TEXTS[lang]
+        sn, kinds = await _names(db, lang)
+        p = {**doc, "timeline": [{k: v for k, v in h.items() if k != "actor"} for h in doc["timeline"]]}
+        info = [(t["permit"], p["permit_no"]), (t["type"], t["types"].get(p["permit_type"], p["permit_type"])),
+                (t["purpose"], p["purpose"]), (t["kind"], kinds.get(p["facility_kind"], p["facility_kind"])),
+                (t["depth"], p["planned_depth_m"]), (t["period"], f'{p["starts_on"]} – {p["ends_on"]}'),
+                (t["office"], p["office"]), (t["district"], p["district_code"])]
+        return _permit_page("domains/permit.html", request, lang, t["permit_title"] % p["permit_no"], p=p,
+                            sn=sn, info=info, next_labels=[sn.get(c, c) for c in p["next_statuses"]],
+                            map_json=_map_json([p], sn))
     return doc
 
 

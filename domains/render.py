@@ -103,32 +103,3 @@ def section_svg(result: dict, *, width: int = 960, height: int = 420) -> str:
     out.append("</svg>")
     return "".join(out)
 
-
-# --- permits (OPEN) -------------------------------------------------------------------------------
-PERMIT_CRUMBS = [("Home", "/"), ("Permits", "/permits?f=html")]
-
-
-def _permit_feature(p: dict) -> dict:
-    return {"type": "Feature", "geometry": p["geometry"], "properties": {
-        "permit_no": p["permit_no"], "status": p["status"], "status_ko": p["status_ko"]}}
-
-
-def permits_html(doc: dict, *, links: dict[str, str]) -> str:
-    """The OPEN list: where every application stands (public data only)."""
-    feats = [_permit_feature(p) for p in doc["permits"]]
-    return render("domains/permits.html", lang="ko", title="Road-works permits · 도로굴착 인허가 현황",
-                  doc=doc, links=links, colours=STATUS_COLOURS, breadcrumbs=PERMIT_CRUMBS,
-                  leaflet=True, data_id="permit-data", script="permits.js",
-                  map_json={"features": feats, "colours": STATUS_COLOURS})
-
-
-def permit_html(p: dict) -> str:
-    """One permit with its full public timeline."""
-    info = [("permit", p["permit_no"]), ("type", p["permit_type"]), ("purpose", p["purpose"]),
-            ("facility kind", p["facility_kind"]), ("planned depth (m)", p["planned_depth_m"]),
-            ("period", f'{p["starts_on"]} – {p["ends_on"]}'), ("responsible office", p["office"]),
-            ("district", p["district_code"])]
-    return render("domains/permit.html", lang="ko", title=f"Permit {p['permit_no']}", p=p,
-                  info=info, colours=STATUS_COLOURS, breadcrumbs=PERMIT_CRUMBS, leaflet=True,
-                  data_id="permit-data", script="permits.js",
-                  map_json={"features": [_permit_feature(p)], "colours": STATUS_COLOURS})

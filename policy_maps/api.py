@@ -3,7 +3,8 @@
 Public: ``GET /maps`` (gallery HTML, or JSON with ``f=json``/``Accept``), ``GET /maps/{id}``
 (live MapLibre page, or JSON), ``/maps/{id}/v/{version}`` (permalink of a published
 version), ``/maps/{id}/embed``, ``/maps/{id}/data.json``, ``/maps/{id}/map.html`` (offline
-folium), ``/maps/{id}/map.png``.  Planners: ``POST /maps`` (a spec, JSON or YAML: a new
+folium), ``/maps/{id}/map.png``, ``/maps/{id}/thumbnail.png`` (the gallery's picture, stored
+when the map is published).  Planners: ``POST /maps`` (a spec, JSON or YAML: a new
 version), ``POST /maps/{id}/publish``, ``GET /maps?drafts=true``.  A draft is a 404 to the
 public, like a map that does not exist.  Every layer goes through ``Registry.readable``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from email.utils import formatdate
 from urllib.parse import quote
 
 import orjson
@@ -27,15 +29,17 @@ from gis_platform.principal import Principal
 from gis_platform.responses import FastJSONResponse
 from gis_platform.security import PrincipalDep
 from gis_platform.web import render
-from indicators.store import check_indicator
+from indicators.store import check_indicator, get_area_unit
 from layers.registry import Registry, RegistryDep
 from policy_maps.build import MapAccess, MapData
 from policy_maps.i18n import TEXTS, choose_lang
 from policy_maps.render_folium import render_folium
 from policy_maps.render_png import render_png
-from policy_maps.service import cache_key, cached, load_map, save_spec
+from policy_maps.service import cache_key, cached, load_map, publish_with_thumbnail, save_spec
 from policy_maps.spec import SpecError
-from policy_maps.store import can_edit, list_maps, publish
+from policy_maps.store import can_edit, get_version, list_maps
+from policy_maps.thumbnails import folder as thumbnail_folder
+from policy_maps.thumbnails import thumbnail_file
 
 router = APIRouter(tags=["policy maps"])
 def _lang(request: Request, lang: str | None, settings) -> str:
@@ -83,12 +87,18 @@ async def gallery(request: Request, principal: PrincipalDep, settings: SettingsD
                   q: str | None = Query(None, max_length=100), lang: str | None = None,
                   f: str | None = None, drafts: bool = False):
     lang = _lang(request, lang, settings)
-    found = await run_sync(request, list_maps, principal, (q or "").strip() or None, drafts)
+
+    def do(conn):
+        found = list_maps(conn, principal, (q or "").strip() or None, drafts)
+        return found, {u: get_area_unit(conn, u) for u in {m.spec.area_unit for m in found}}
+
+    found, units = await run_sync(request, do)
     if _wants_json(request, f):
         return FastJSONResponse({"maps": [m.summary() for m in found]})
     items = [{"id": m.id, "version": m.version, "title": m.spec.title.get(lang),
               "description": m.spec.description.get(lang) if m.spec.description else "",
-              "unit": m.spec.area_unit, "status": "published" if m.published_version else "draft"}
+              "unit": units[m.spec.area_unit].title_ko if lang == "ko" else units[m.spec.area_unit].title,
+              "status": "published" if m.is_published_version else "draft"}
              for m in found]
     page = render("maps/gallery.html", 
         lang=lang, t=TEXTS[lang], maps=items, q=q, qq=f"&q={quote(q)}" if q else "")
@@ -127,7 +137,7 @@ async def create_map(request: Request, registry: RegistryDep, principal: Princip
                                      authorize_write)
         status = "draft"
         if publish_now:
-            publish(conn, mapdata.spec.id, version, principal)
+            publish_with_thumbnail(conn, mapdata, principal, thumbnail_folder(settings.resolved_data_dir()))
             status = "published"
         return mapdata.spec.id, version, status, mapdata.data_versions
 
@@ -148,7 +158,7 @@ async def publish_map(request: Request, map_id: str, registry: RegistryDep, prin
         data, _ = load_map(conn, map_id, version, principal, _lookup(registry, caller))
         access.authorize(caller, "write", map_resource(data),
                          anonymous_writes=settings.security.allow_anonymous_writes)
-        return publish(conn, map_id, version, principal)
+        return publish_with_thumbnail(conn, data, principal, thumbnail_folder(settings.resolved_data_dir()))
 
     mv = await run_sync(request, do)
     return {"id": mv.id, "version": mv.version, "status": "published",
@@ -231,6 +241,25 @@ async def map_html(request: Request, map_id: str, registry: RegistryDep, princip
     if download:
         headers["Content-Disposition"] = f'attachment; filename="{map_id}-v{ver}-{lang}.html"'
     return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+@router.get("/maps/{map_id}/thumbnail.png", summary="The gallery's picture of a map (no text)",
+            responses={304: {}, 404: {}})
+async def map_thumbnail(request: Request, map_id: str, registry: RegistryDep, principal: PrincipalDep,
+                        settings: SettingsDep, version: int | None = Query(None, ge=1)):
+    root = thumbnail_folder(settings.resolved_data_dir())
+
+    def do(conn):
+        mv = get_version(conn, map_id, version, principal)
+        path = thumbnail_file(conn, root, mv, _lookup(registry, principal))
+        return mv.is_published_version, path, path.read_bytes(), path.stat().st_mtime
+
+    published, path, body, mtime = await run_sync(request, do)
+    headers = {"ETag": f'"{path.stem}"', "Last-Modified": formatdate(mtime, usegmt=True),
+               "Cache-Control": "public, max-age=300" if published else "private, no-cache"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="image/png", headers=headers)
 
 
 @router.get("/maps/{map_id}/map.png", summary="The map as a PNG (title, legend, source, date)")

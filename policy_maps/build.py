@@ -26,7 +26,8 @@ from psycopg import sql
 from gis_platform.errors import NotFound
 from indicators.store import AreaUnit, Indicator, get_area_unit, get_indicator, read_values
 from layers.catalog import Layer, get_layer
-from policy_maps.classify import NO_DATA, Classes, classify, colours, is_signed, palette_kind
+from policy_maps.classify import NO_DATA, Classes, classify, colours, diverges, is_signed, palette_kind
+from policy_maps.korean import attach
 from policy_maps.spec import MapSpec, SpecError
 
 
@@ -70,6 +71,7 @@ class MapData:
     bounds: list[float]
     data_versions: dict
     integral: bool = False          # every value a whole number (counts): whole-number labels
+    offsets: dict[int, int] = field(default_factory=dict)  # year -> colour of its first class
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     version: int | None = None
 
@@ -82,20 +84,34 @@ class MapData:
     def indicator_name(self, lang: str) -> str:
         return self.indicator.name_ko if lang == "ko" else self.indicator.name_en
 
+    @property
+    def value_unit(self) -> str:
+        """The unit of the numbers shown: a change of a percentage is in percentage points."""
+        u = self.indicator.unit
+        return "%p" if self.spec.change and u == "%" else u
+
+    def period(self, year: int) -> str:
+        """How a year of the map is named: the year, or a change map's "2014–2016"."""
+        return f"{self.spec.change.start}–{self.spec.change.end}" if self.spec.change else str(year)
+
     def legend_title(self, lang: str) -> str:
         if self.spec.legend.title:
             return self.spec.legend.title.get(lang)
-        unit = f" ({self.indicator.unit})" if self.indicator.unit else ""
-        return self.indicator_name(lang) + unit
+        unit = f" ({self.value_unit})" if self.value_unit else ""
+        name = self.indicator_name(lang)
+        if self.spec.change:
+            period = self.period(self.year)
+            name = f"{name} 변화 {period}" if lang == "ko" else f"Change in {name}, {period}"
+        return name + unit
 
     def legend(self, year: int, lang: str) -> list[dict]:
         """Legend rows: colour, label, count of areas; then 'no data' if any."""
         c = self.classes[year]
         rows = []
         for i, (lo, hi) in enumerate(zip(c.lower_bounds(), c.bins)):
-            label = self._class_label(i, lo, hi)
+            label = self._class_label(i, lo, min(hi, c.maximum) if i == c.k - 1 else hi)
             count = int((c.yb[self._slice(year)] == i).sum())
-            rows.append({"color": self.colors[i], "label": label, "count": count})
+            rows.append({"color": self.colors[i + self.offsets.get(year, 0)], "label": label, "count": count})
         missing = int(np.isnan(self.values[year]).sum())
         if missing:
             rows.append({"color": NO_DATA, "label": "자료 없음" if lang == "ko" else "No data",
@@ -124,8 +140,13 @@ class MapData:
     def class_index(self, year: int) -> list[int]:
         return self.classes[year].yb[self._slice(year)].tolist()
 
+    def colour_index(self, year: int) -> list[int]:
+        """Per area, its colour in :attr:`colors` (-1: no data)."""
+        off = self.offsets.get(year, 0)
+        return [i + off if i >= 0 else -1 for i in self.class_index(year)]
+
     def color_of(self, year: int) -> list[str]:
-        return [self.colors[i] if i >= 0 else NO_DATA for i in self.class_index(year)]
+        return [self.colors[i] if i >= 0 else NO_DATA for i in self.colour_index(year)]
 
     def title(self, lang: str) -> str:
         return self.spec.title.get(lang)
@@ -156,19 +177,43 @@ class MapData:
         n, unit_name = int(ok.sum()), (self.unit.title_ko if lang == "ko" else self.unit.title)
         name = self.indicator_name(lang)
         u = self.indicator.unit
+        if self.spec.change:
+            return self._change_summary(v, hi, lo, med, n, unit_name, lang)
         if lang == "ko":
-            return (f"{year}년 {name}은(는) {unit_name} {n}곳 중 {self.names[hi]}이(가) "
-                    f"{self.fmt(v[hi])}{u}(으)로 가장 높고, {self.names[lo]}이(가) {self.fmt(v[lo])}{u}"
-                    f"(으)로 가장 낮습니다. 중앙값은 {self.fmt(med)}{u}입니다. "
-                    f"색은 {len(self.colors)}개 구간으로 나누었습니다.")
+            return (f"{year}년 {attach(name, '은')} {unit_name} {n}곳 중 {attach(self.names[hi], '이')} "
+                    f"{attach(self.fmt(v[hi]) + u, '으로')} 가장 높고, {attach(self.names[lo], '이')} "
+                    f"{attach(self.fmt(v[lo]) + u, '으로')} 가장 낮습니다. 중앙값은 {self.fmt(med)}{u}입니다. "
+                    f"색은 {self.classes[year].k}개 구간으로 나누었습니다.")
         return (f"In {year}, {name} across {n} areas ({unit_name}) was highest in {self.names[hi]} "
                 f"({self.fmt(v[hi])} {u}) and lowest in {self.names[lo]} ({self.fmt(v[lo])} {u}); the "
-                f"median was {self.fmt(med)} {u}. Colours show {len(self.colors)} classes.")
+                f"median was {self.fmt(med)} {u}. Colours show {self.classes[year].k} classes.")
+
+    def _change_summary(self, v: np.ndarray, hi: int, lo: int, med: float, n: int, unit_name: str,
+                        lang: str) -> str:
+        """The summary of a change map: where the value rose and fell most (or least)."""
+        start, end = self.spec.change.start, self.spec.change.end
+        name, u, k = self.indicator_name(lang), self.value_unit, self.classes[self.year].k
+
+        def signed(x: float) -> str:
+            return ("+" if x > 0 else "") + self.fmt(x)
+
+        if lang == "ko":
+            most = "가장 많이 늘었고" if v[hi] > 0 else "가장 적게 줄었고"
+            least = "가장 많이 줄었습니다" if v[lo] < 0 else "가장 적게 늘었습니다"
+            return (f"{start}년에서 {end}년 사이 {attach(name, '은')} {unit_name} {n}곳 중 "
+                    f"{attach(self.names[hi], '이')} {attach(signed(v[hi]) + u, '으로')} {most}, "
+                    f"{attach(self.names[lo], '이')} {attach(signed(v[lo]) + u, '으로')} {least}. "
+                    f"중앙값은 {signed(med)}{u}입니다. 색은 {k}개 구간으로 나누었습니다.")
+        most = "rose most" if v[hi] > 0 else "fell least"
+        least = "fell most" if v[lo] < 0 else "rose least"
+        return (f"From {start} to {end}, {name} across {n} areas ({unit_name}) {most} in {self.names[hi]} "
+                f"({signed(v[hi])} {u}) and {least} in {self.names[lo]} ({signed(v[lo])} {u}); the median "
+                f"change was {signed(med)} {u}. Colours show {k} classes.")
 
     def table(self) -> dict:
         """The same numbers as a table: one row per area, one column per year."""
         order = sorted(range(len(self.fids)), key=lambda i: self.names[i] or self.codes[i])
-        return {"years": self.years,
+        return {"years": [self.period(y) for y in self.years] if self.spec.change else self.years,
                 "rows": [{"code": self.codes[i], "name": self.names[i],
                           "values": [self.fmt(self.values[y][i]) for y in self.years]} for i in order]}
 
@@ -189,7 +234,7 @@ class MapData:
             "areas": [{"fid": f, "code": c, "name": n} for f, c, n in zip(self.fids, self.codes, self.names)],
             "values": {str(y): [None if math.isnan(x) else x for x in self.values[y].tolist()]
                        for y in self.years},
-            "classes": {str(y): self.class_index(y) for y in self.years},
+            "classes": {str(y): self.colour_index(y) for y in self.years},
             "colors": self.colors, "no_data_color": NO_DATA, "palette_kind": self.palette_kind,
             "method": self.spec.classification.method,
             "legend": {str(y): self.legend(y, lang) for y in self.years},
@@ -206,8 +251,19 @@ def _err(field_: str, message: str) -> SpecError:
                      errors=[{"field": field_, "message": message}])
 
 
-def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> MapData:
-    """Check ``spec`` against the data and compute everything the renderers draw."""
+@dataclass(frozen=True)
+class MapParts:
+    """What a map is drawn from, each part read through the caller's access."""
+
+    indicator: Indicator
+    unit: AreaUnit
+    layer: Layer
+    overlays: list[Layer]
+
+
+def map_parts(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> MapParts:
+    """The indicator, area unit, area layer and overlays of ``spec``, checked against the
+    catalog and the caller's access (a part the caller may not read answers as missing)."""
     lookup = access.layer
     try:
         ind = get_indicator(conn, spec.indicator)
@@ -232,12 +288,20 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> Map
         if ol.kind != "vector":
             raise _err(f"overlays.{i}.layer", f"{o.layer!r} is a raster layer; overlays are vector layers")
         overlays.append(ol)
+    return MapParts(ind, unit, layer, overlays)
+
+
+def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> MapData:
+    """Check ``spec`` against the data and compute everything the renderers draw."""
+    parts = map_parts(conn, spec, access)
+    ind, unit, layer, overlays = parts.indicator, parts.unit, parts.layer, parts.overlays
     values = read_values(conn, ind.id, unit.id)
     available = sorted(set(values["year"].tolist()))
-    years = spec.years or available
+    field_, years = ("change", [spec.change.start, spec.change.end]) if spec.change else \
+        ("years", spec.years or available)
     missing = sorted(set(years) - set(available))
     if missing:
-        raise _err("years", f"no values for {missing}; indicator {ind.id!r} has {available} for {unit.id!r}")
+        raise _err(field_, f"no values for {missing}; indicator {ind.id!r} has {available} for {unit.id!r}")
     year = spec.year if spec.year is not None else years[-1]
     if year not in years:
         raise _err("year", f"{year} has no values; choose one of {years}")
@@ -265,16 +329,12 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> Map
         keep = pos.notna()
         arr[pos[keep].astype(int).to_numpy()] = sub["value"][keep].astype(float).to_numpy()
         per_year[y] = arr
+    if spec.change:                       # one period: the end year's value minus the start's
+        years = [spec.change.end]
+        per_year = {spec.change.end: per_year[spec.change.end] - per_year[spec.change.start]}
     stacked = np.concatenate([per_year[y] for y in years])
-    signed = is_signed(stacked)
-    if spec.classification.scope == "year":
-        classes = {y: classify(per_year[y], spec.classification) for y in years}
-        k = max(c.k for c in classes.values())
-    else:
-        shared = classify(stacked, spec.classification)
-        classes = {y: shared for y in years}
-        k = shared.k
-    cols = colours(spec.palette, k, polarity=ind.polarity, signed=signed)
+    signed = is_signed(stacked) or spec.change is not None
+    classes, cols, offsets = classes_and_colours(spec, per_year, stacked, ind.polarity)
     span = float(np.nanmax(stacked) - np.nanmin(stacked)) if np.isfinite(stacked).any() else 0.0
     finite = stacked[np.isfinite(stacked)]
     integral = bool(finite.size) and bool(np.all(finite == np.round(finite)))
@@ -287,4 +347,31 @@ def build_map(conn: psycopg.Connection, spec: MapSpec, access: MapAccess) -> Map
                      "layers": {l.id: l.data_version for l in [layer, *overlays]}}
     return MapData(spec, ind, unit, layer, overlays, fids, codes, names, geoms, years, year, per_year,
                    classes, cols, palette_kind(spec.palette, signed), decimals,
-                   [float(x) for x in ext], data_versions, integral=integral)
+                   [float(x) for x in ext], data_versions, integral=integral, offsets=offsets)
+
+
+def classes_and_colours(spec: MapSpec, per_year: dict[int, np.ndarray], stacked: np.ndarray,
+                        polarity: str) -> tuple[dict[int, Classes], list[str], dict[int, int]]:
+    """Each year's classes, the map's colours, and each year's offset into them.
+
+    Signed values on a diverging palette split at the midpoint (0, or the spec's); the
+    colours then hold the most classes any year has on each side, and a year with fewer
+    below the midpoint starts further in, so a colour means the same on every year."""
+    # A change is read by its sign, whichever way every area moved: diverging at 0.
+    signed = is_signed(stacked) or spec.change is not None
+    diverging = diverges(spec.palette, signed)
+    midpoint = spec.classification.midpoint
+    if midpoint is None and diverging and signed:
+        midpoint = 0.0
+    if spec.classification.scope == "year":
+        classes = {y: classify(v, spec.classification, midpoint) for y, v in per_year.items()}
+    else:
+        shared = classify(stacked, spec.classification, midpoint)
+        classes = {y: shared for y in per_year}
+    if not diverging or midpoint is None:
+        k = max(c.k for c in classes.values())
+        return classes, colours(spec.palette, k, polarity=polarity, signed=signed), {y: 0 for y in classes}
+    low = max(c.below or 0 for c in classes.values())
+    high = max(c.above for c in classes.values())
+    cols = colours(spec.palette, low + high, polarity=polarity, signed=signed, below=low)
+    return classes, cols, {y: low - (c.below or 0) for y, c in classes.items()}

@@ -15,9 +15,10 @@ from gis_platform.principal import SYSTEM
 from policy_maps.build import MapAccess
 from policy_maps.render_folium import render_folium
 from policy_maps.render_png import render_png
-from policy_maps.service import load_map, save_spec
+from policy_maps.service import load_map, publish_with_thumbnail, save_spec
 from policy_maps.spec import load_spec_file
-from policy_maps.store import list_maps, publish
+from policy_maps.store import list_maps
+from policy_maps.thumbnails import folder as thumbnail_folder
 
 console = Console(stderr=True)
 maps_app = typer.Typer(help="Policy maps: build from a spec, publish, export.", no_args_is_help=True)
@@ -25,6 +26,10 @@ maps_app = typer.Typer(help="Policy maps: build from a spec, publish, export.", 
 
 def _conninfo() -> str:
     return conninfo(settings())
+
+
+def _thumbnails() -> Path:
+    return thumbnail_folder(settings().resolved_data_dir())
 
 
 def _fail(exc: PlatformError) -> None:
@@ -44,7 +49,7 @@ def build(spec: Path = typer.Argument(..., help="A map spec (.yaml/.yml/.json)")
         with connect(_conninfo(), autocommit=True) as conn:
             version, data = save_spec(conn, parsed, "cli", MapAccess.system(conn))
             if publish_now:
-                publish(conn, parsed.id, version, SYSTEM)
+                publish_with_thumbnail(conn, data, SYSTEM, _thumbnails())
     except PlatformError as exc:
         _fail(exc)
     state = "published" if publish_now else "draft"
@@ -58,7 +63,8 @@ def publish_cmd(map_id: str, version: int = typer.Option(None, help="Version (de
 
     try:
         with connect(_conninfo(), autocommit=True) as conn:
-            mv = publish(conn, map_id, version, SYSTEM)
+            data, _ = load_map(conn, map_id, version, SYSTEM, MapAccess.system(conn))
+            mv = publish_with_thumbnail(conn, data, SYSTEM, _thumbnails())
     except PlatformError as exc:
         _fail(exc)
     console.print(f"[green]published[/] {mv.id} version {mv.version}: /maps/{mv.id}")

@@ -33,8 +33,8 @@ from indicators.store import (
 from layers.catalog import get_layer
 from layers.demo import data_root
 from policy_maps.build import MapAccess
-from policy_maps.service import save_spec
-from policy_maps.store import publish
+from policy_maps.service import publish_with_thumbnail, save_spec
+from policy_maps.thumbnails import folder as thumbnail_folder
 
 ELECTION = "National Election Commission, 2022 presidential election, via vuski/admdongkor (KOGL 1)"
 CCTV = "Seoul Open Data Plaza, CCTV installations per gu (via PinkWink/DataScience)"
@@ -144,7 +144,7 @@ def load_demo(settings, conninfo: str, *, scale: str = "small", only_if_empty: b
     with connect(conninfo, autocommit=True) as conn:
         _indicators(conn, root)
         for spec in MAPS:
-            version, _ = save_spec(conn, spec, "demo", MapAccess.system(conn))
-            publish(conn, spec["id"], version, SYSTEM)
+            _, data = save_spec(conn, spec, "demo", MapAccess.system(conn))
+            publish_with_thumbnail(conn, data, SYSTEM, thumbnail_folder(settings.resolved_data_dir()))
     say(f"policy maps ready in {time.perf_counter() - t0:.1f} s (gallery: /maps)")
     return {"hex_500m": hexes["cells"], "policy_maps": len(MAPS)}

@@ -6,7 +6,8 @@ LANGS = ("ko", "en")
 
 TEXTS = {
     "ko": {"site": "서울 정책지도", "gallery": "정책지도 갤러리", "intro": "서울시가 공개한 정책 지표 지도입니다.",
-           "search": "검색", "found": "지도 %d개", "language": "언어", "map": "지도", "year": "연도",
+           "search": "검색", "search_label": "지도 검색", "search_hint": "제목이나 주제 (예: 투표율, 따릉이)",
+           "found": "지도 %d개", "language": "언어", "map": "지도", "year": "연도",
            "legend": "범례", "method": "구간 분류", "table": "데이터 표 보기", "area": "지역",
            "share": "공유 · 내려받기", "permalink": "고유 주소", "embed": "웹페이지에 넣기 (iframe)",
            "download": "내려받기", "data_versions": "데이터 버전", "draft": "초안",
@@ -14,6 +15,7 @@ TEXTS = {
            "m_std_dev": "표준편차", "m_manual": "사용자 지정"},
     "en": {"site": "Seoul policy maps", "gallery": "Policy map gallery",
            "intro": "Maps of policy indicators published by the city.", "search": "Search",
+           "search_label": "Search the maps", "search_hint": "A title or topic (e.g. turnout, bike)",
            "found": "%d maps", "language": "Language", "map": "Map", "year": "Year", "legend": "Legend",
            "method": "Classes", "table": "Show the data table", "area": "Area",
            "share": "Share and download", "permalink": "Permalink", "embed": "Embed (iframe)",

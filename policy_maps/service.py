@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -13,7 +14,10 @@ import psycopg
 from gis_platform.principal import Principal
 from policy_maps.build import MapAccess, MapData, build_map
 from policy_maps.spec import MapSpec, parse_spec
-from policy_maps.store import get_version, public_problems, publish, save_version  # noqa: F401
+from policy_maps.store import MapVersion, get_version, public_problems, publish, save_version  # noqa: F401
+from policy_maps.thumbnails import store as store_thumbnail
+
+log = logging.getLogger("policy_maps")
 
 
 def save_spec(conn: psycopg.Connection, spec: MapSpec | dict, actor: str, access: MapAccess,
@@ -30,6 +34,19 @@ def save_spec(conn: psycopg.Connection, spec: MapSpec | dict, actor: str, access
     version = save_version(conn, spec, data.data_versions, actor)
     data.version = version
     return version, data
+
+
+def publish_with_thumbnail(conn: psycopg.Connection, data: MapData, principal: Principal,
+                           thumbnails: Path) -> MapVersion:
+    """Publish the version ``data`` was built for and store its gallery thumbnail, so the
+    gallery never draws one while a citizen waits.  A thumbnail that cannot be written (a
+    full disk) does not undo the publication: the gallery draws it on its first request."""
+    mv = publish(conn, data.spec.id, data.version, principal)
+    try:
+        store_thumbnail(thumbnails, data, keep_other_versions=False)
+    except OSError as exc:
+        log.warning("thumbnail of map %s v%s not stored: %s", data.spec.id, data.version, exc)
+    return mv
 
 
 def load_map(conn: psycopg.Connection, map_id: str, version: int | None, principal: Principal,

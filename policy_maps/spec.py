@@ -60,6 +60,9 @@ class Classification(BaseModel):
     breaks: list[float] | None = Field(None, description="manual: upper bounds of the classes")
     scope: Literal["all_years", "year"] = Field(
         "all_years", description="classify all years together (comparable colours) or each year")
+    midpoint: float | None = Field(
+        None, description="the value classes split at (no class spans it); default 0 for values of "
+                          "both signs on a diverging palette (named, or the default for signed data)")
 
     model_config = {"extra": "forbid"}
 
@@ -128,6 +131,21 @@ class Legend(BaseModel):
     _t = field_validator("title", mode="before")(_text)
 
 
+class Change(BaseModel):
+    """A change map: each area's value in ``end`` minus its value in ``start``."""
+
+    start: int = Field(ge=1900, le=2200, description="the year changes are measured from")
+    end: int = Field(ge=1900, le=2200, description="the year changes are measured to")
+
+    model_config = {"extra": "forbid"}
+
+    @model_validator(mode="after")
+    def _order(self) -> Change:
+        if self.start == self.end:
+            raise ValueError(f"start and end are both {self.start}: a change needs two different years")
+        return self
+
+
 class MapSpec(BaseModel):
     """One policy map: what to show, how to classify and colour it, and where it comes from."""
 
@@ -138,6 +156,8 @@ class MapSpec(BaseModel):
     area_unit: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     year: int | None = Field(None, ge=1900, le=2200, description="year shown first (default: latest)")
     years: list[int] | None = Field(None, description="years offered (default: all with data)")
+    change: Change | None = Field(None, description="show the change from one year to another instead "
+                                  "(its own classes, diverging at 0)")
     classification: Classification = Field(default_factory=Classification)
     palette: Palette = Field(default_factory=Palette)
     legend: Legend = Field(default_factory=Legend)
@@ -166,6 +186,9 @@ class MapSpec(BaseModel):
                              f"classification has {self.classification.k} classes")
         if self.year is not None and self.years is not None and self.year not in self.years:
             raise ValueError(f"year {self.year} is not among years {self.years}")
+        if self.change is not None and (self.year is not None or self.years is not None):
+            raise ValueError("a change map shows one period (change.start to change.end): leave out "
+                             "year and years")
         return self
 
 
