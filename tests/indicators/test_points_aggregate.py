@@ -129,3 +129,40 @@ def test_hours_are_parsed_with_clear_errors():
     for bad in ("22", "x-5", "5-5", "25-3"):
         with pytest.raises(Exception, match="hours"):
             parse_hours(bad)
+
+
+def test_the_same_code_on_a_separate_dask_cluster(db_url, calls):
+    """A scheduler and two workers as their own processes (as on other hosts), on loopback:
+    --scheduler tcp://... gives the same counts as the local cluster."""
+    import socket
+    import time
+
+    frame, files, _ = calls
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        time.sleep(1.5)
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
+                                           "--memory-limit", "1GB", "--no-dashboard"], env=env, cwd=ROOT,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+        with psycopg.connect(db_url) as conn:
+            cells = unit_cells(conn, "hex_test")
+        remote, read = aggregate_points(cells, [str(files)], scheduler=address)
+        local, _ = aggregate_points(cells, [str(files)], workers=1)
+        assert read["rows_read"] == 60_000
+        assert remote["count"].tolist() == local["count"].tolist() and remote["count"].sum() > 30_000
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
