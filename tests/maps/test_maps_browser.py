@@ -138,3 +138,35 @@ def test_the_live_map_refreshes_its_overlay_when_a_feature_is_edited(map_world, 
     assert deadline, "the moved station is not drawn at its new place"
     assert errors == []
     assert later and all("r=" in u for u in later)
+
+
+@pytest.mark.browser
+def test_the_live_map_compares_two_years_with_a_swipe(map_world):
+    with chromium_page() as (page, errors, _):
+        page.goto(f"{map_world.server.url}/maps/cctv-new-density?lang=en")
+        page.wait_for_selector("html[data-map-state=ready]", state="attached", timeout=60_000)
+        shown = page.evaluate("window.__policyMap.year")
+        other = page.evaluate("window.__policyMap && JSON.parse(document.getElementById('pm-data').textContent)"
+                              ".years.find(y => String(y) !== window.__policyMap.year)")
+        page.select_option("#pm-compare", str(other))
+        deadline = 200
+        while deadline and not page.evaluate("!!(window.__compareMap && window.__compareMap.loaded() && "
+                                             "window.__compareMap.queryRenderedFeatures({layers: ['pm-fill']}).length)"):
+            page.wait_for_timeout(100)
+            deadline -= 1
+        assert deadline, "the second year was not drawn"
+        main_fill = page.evaluate("JSON.stringify(window.__map.getPaintProperty('pm-fill', 'fill-color'))")
+        other_fill = page.evaluate("JSON.stringify(window.__compareMap.getPaintProperty('pm-fill', 'fill-color'))")
+        assert main_fill != other_fill
+        assert page.inner_text("#map-divider") == str(other)
+        assert page.evaluate("document.getElementById('map-compare').style.clipPath") == "inset(0px 0px 0px 50%)"
+        page.fill("#pm-swipe", "30")
+        page.dispatch_event("#pm-swipe", "input")
+        assert page.evaluate("document.getElementById('map-compare').style.clipPath") == "inset(0px 0px 0px 30%)"
+        # the second map follows the first
+        page.evaluate("window.__map.jumpTo({zoom: window.__map.getZoom() + 1})")
+        assert page.evaluate("Math.abs(window.__compareMap.getZoom() - window.__map.getZoom()) < 1e-9")
+        page.select_option("#pm-compare", "")
+        assert page.evaluate("window.__compareMap === null && document.getElementById('map-compare').hidden")
+        assert page.evaluate("window.__policyMap.year") == shown
+    assert errors == []

@@ -112,6 +112,58 @@ async function main() {
   });
 }
 
+// Two years side by side: a second map of the same style over the first, coloured for the
+// other year, clipped to the right of a divider the reader moves (#pm-swipe); it follows the
+// first map's camera and takes no input of its own.
+let compareMap = null;
+function clipCompare() {
+  const pct = Number(document.getElementById('pm-swipe').value);
+  document.getElementById('map-compare').style.clipPath = `inset(0 0 0 ${pct}%)`;
+  const divider = document.getElementById('map-divider');
+  divider.style.left = `${pct}%`;
+}
+function compareWith(year) {
+  const overlay = document.getElementById('map-compare');
+  const divider = document.getElementById('map-divider');
+  const swipe = document.getElementById('pm-swipe');
+  state.compare = year || null;
+  if (!year) {
+    if (compareMap) { compareMap.remove(); compareMap = window.__compareMap = null; }
+    overlay.hidden = divider.hidden = swipe.hidden = true;
+    return;
+  }
+  overlay.hidden = divider.hidden = swipe.hidden = false;
+  divider.firstElementChild.textContent = year;
+  clipCompare();
+  if (compareMap) {
+    compareMap.setPaintProperty('pm-fill', 'fill-color', colorExpr(year));
+    return;
+  }
+  const main = window.__map;
+  const style = JSON.parse(JSON.stringify(main.getStyle()));
+  for (const l of style.layers) {
+    if (l.id === 'pm-fill') l.paint['fill-color'] = colorExpr(year);
+  }
+  compareMap = window.__compareMap = new maplibregl.Map({
+    container: overlay, style, center: main.getCenter(), zoom: main.getZoom(),
+    bearing: main.getBearing(), pitch: main.getPitch(), interactive: false,
+    attributionControl: false, localIdeographFontFamily: "'Noto Sans CJK KR', sans-serif",
+  });
+  compareMap.on('error', (e) => fail(e.error ? e.error.message : 'map error'));
+  const follow = () => {
+    if (compareMap) compareMap.jumpTo({ center: main.getCenter(), zoom: main.getZoom(),
+                                        bearing: main.getBearing(), pitch: main.getPitch() });
+  };
+  main.on('move', follow);
+}
+
 const slider = document.getElementById('pm-year');
 if (slider) slider.addEventListener('input', () => showYear(String(D.years[Number(slider.value)])));
+const compareSel = document.getElementById('pm-compare');
+if (compareSel) {
+  compareSel.addEventListener('change', () => {
+    if (window.__map && window.__map.loaded()) compareWith(compareSel.value);
+  });
+  document.getElementById('pm-swipe').addEventListener('input', clipCompare);
+}
 main().catch((e) => fail(e.message || e));
