@@ -170,3 +170,17 @@ def test_the_live_map_compares_two_years_with_a_swipe(map_world):
         assert page.evaluate("window.__compareMap === null && document.getElementById('map-compare').hidden")
         assert page.evaluate("window.__policyMap.year") == shown
     assert errors == []
+
+
+@pytest.mark.browser
+def test_the_live_map_names_its_areas_offline(map_world):
+    """Context for a citizen (#20 item 16): the areas' names drawn over the choropleth, from
+    the platform's own glyphs and fonts (no request leaves the server)."""
+    base = map_world.server.url
+    with chromium_page() as (page, errors, requests):
+        page.goto(f"{base}/maps/cctv-new-density?lang=ko")
+        page.wait_for_selector("html[data-map-state=ready]", state="attached", timeout=60_000)
+        names = page.evaluate("[...new Set(window.__map.queryRenderedFeatures()"
+                              ".filter(f => f.layer.type === 'symbol').map(f => f.properties.name))]")
+    assert errors == [] and all(u.startswith(base) for u in requests)
+    assert len(names) >= 10 and any(n and n.endswith("구") for n in names), names
