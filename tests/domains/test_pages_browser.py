@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
 import pytest
 
+from tests.browser import chromium
 from tests.domains.conftest import excavation_lonlat
 from tests.domains.test_permits import APPLICANT, application, assert_private
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
 
 def _serve(html: str):
@@ -21,39 +15,30 @@ def _serve(html: str):
 
 def open_pages(base: str, pages: list[tuple[str, str | None, str]], artifacts) -> list[dict]:
     """Load each (name, html or None, url) page; returns what the browser saw."""
-    from playwright.sync_api import sync_playwright
 
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     seen = []
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 1100, "height": 900})
-            for name, html, url in pages:
-                page = ctx.new_page()
-                errors: list[str] = []
-                requests: list[str] = []
-                page.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
-                page.on("request", lambda r, q=requests: q.append(r.url))
-                if html is not None:
-                    # The report comes from a POST: serve its HTML at a same-origin URL.
-                    page.route(url, _serve(html))
-                page.goto(url)
-                page.wait_for_function("window.__reportReady || window.__mapReady", timeout=30_000)
-                paths = page.evaluate(
-                    "document.querySelectorAll('.leaflet-overlay-pane path:not(.context)').length")
-                context = page.evaluate(
-                    "document.querySelectorAll('.leaflet-overlay-pane path.context').length")
-                text = page.content()
-                page.screenshot(path=str(artifacts / f"domains-{name}.png"), full_page=True)
-                seen.append({"errors": errors, "requests": requests, "paths": paths, "text": text,
-                             "context": context})
-                page.close()
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium((1100, 900)) as ctx:
+        for name, html, url in pages:
+            page = ctx.new_page()
+            errors: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m, e=errors: e.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc, e=errors: e.append(str(exc)))
+            page.on("request", lambda r, q=requests: q.append(r.url))
+            if html is not None:
+                # The report comes from a POST: serve its HTML at a same-origin URL.
+                page.route(url, _serve(html))
+            page.goto(url)
+            page.wait_for_function("window.__reportReady || window.__mapReady", timeout=30_000)
+            paths = page.evaluate(
+                "document.querySelectorAll('.leaflet-overlay-pane path:not(.context)').length")
+            context = page.evaluate(
+                "document.querySelectorAll('.leaflet-overlay-pane path.context').length")
+            text = page.content()
+            page.screenshot(path=str(artifacts / f"domains-{name}.png"), full_page=True)
+            seen.append({"errors": errors, "requests": requests, "paths": paths, "text": text,
+                         "context": context})
+            page.close()
     return seen
 
 
@@ -90,7 +75,6 @@ def test_report_and_permit_pages_render_without_console_errors(dom_server, dc, p
 @pytest.mark.browser
 def test_report_tooltips_show_facility_text_as_text(dom_server, dc, planner, dom_db):
     import psycopg
-    from playwright.sync_api import sync_playwright
 
     hostile = '<img src=x onerror="window.__pwned=1">'
     with psycopg.connect(dom_db) as conn:
@@ -98,23 +82,16 @@ def test_report_tooltips_show_facility_text_as_text(dom_server, dc, planner, dom
     report = dc.post("/dig-check?f=html", json={"geometry": excavation_lonlat(), "depth_m": 1.0},
                      headers=planner)
     assert report.status_code == 200
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-            page = ctx.new_page()
-            url = f"{dom_server.url}/__report"
-            page.route(url, _serve(report.text))
-            page.goto(url)
-            page.wait_for_function("window.__reportReady", timeout=30_000)
-            shapes = page.locator(".leaflet-overlay-pane path.leaflet-interactive")
-            for i in range(shapes.count()):
-                shapes.nth(i).dispatch_event("mouseover")
-            tips = page.locator(".leaflet-tooltip").all_inner_texts()
-            pwned = page.evaluate("window.__pwned")
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium(None) as ctx:
+        page = ctx.new_page()
+        url = f"{dom_server.url}/__report"
+        page.route(url, _serve(report.text))
+        page.goto(url)
+        page.wait_for_function("window.__reportReady", timeout=30_000)
+        shapes = page.locator(".leaflet-overlay-pane path.leaflet-interactive")
+        for i in range(shapes.count()):
+            shapes.nth(i).dispatch_event("mouseover")
+        tips = page.locator(".leaflet-tooltip").all_inner_texts()
+        pwned = page.evaluate("window.__pwned")
     assert pwned is None
     assert tips and all(hostile in t for t in tips), tips

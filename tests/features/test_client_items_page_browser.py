@@ -3,29 +3,14 @@ on, and downloads the whole (filtered) result from the links on the page."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-
 import httpx
 import pytest
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-def _wait_until(page, expression: str, seconds: float = 30) -> None:
-    """Poll with page.evaluate (the platform's CSP forbids wait_for_function's eval)."""
-    deadline = time.monotonic() + seconds
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        page.wait_for_timeout(100)
+from tests.browser import chromium, wait_until
 
 
 def _read_page(page) -> dict:
-    _wait_until(page, "!!document.getElementById('page-summary')")
+    wait_until(page, "!!document.getElementById('page-summary')")
     return page.evaluate("""() => ({
         summary: document.getElementById('page-summary').innerText.trim(),
         next: (document.querySelector('nav.paging a[rel=next]') || {}).href || null,
@@ -37,27 +22,19 @@ def _read_page(page) -> dict:
 
 @pytest.mark.browser
 def test_items_page_says_it_is_one_page_and_offers_the_whole_result(feature_world, bikes):
-    from playwright.sync_api import sync_playwright
 
     base = feature_world.server.url
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     errors: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-            page = ctx.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            # What a reader pastes: the bare items URL, as a browser asks for it.
-            page.goto(f"{base}/collections/bike_stations/items")
-            first = _read_page(page)
-            page.goto(first["next"])
-            second = _read_page(page)
-            page.goto(f"{base}/collections/bike_stations/items?numofunits=20&limit=10")
-            filtered = _read_page(page)
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium(None) as ctx:
+        page = ctx.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        # What a reader pastes: the bare items URL, as a browser asks for it.
+        page.goto(f"{base}/collections/bike_stations/items")
+        first = _read_page(page)
+        page.goto(first["next"])
+        second = _read_page(page)
+        page.goto(f"{base}/collections/bike_stations/items?numofunits=20&limit=10")
+        filtered = _read_page(page)
     assert errors == []
     assert first["summary"].startswith("Showing 1–100 of 1,540 features") and first["rows"] == 100
     assert "this page only" in first["summary"]

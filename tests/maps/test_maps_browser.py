@@ -2,38 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from contextlib import contextmanager
-
 import pytest
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-@contextmanager
-def chromium_page(viewport=(1024, 768)):
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    errors: list[str] = []
-    requests: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": viewport[0], "height": viewport[1]})
-            page = ctx.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            yield page, errors, requests
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+from tests.browser import chromium_page
 
 
 @pytest.mark.browser
@@ -128,10 +99,11 @@ def test_the_live_map_refreshes_its_overlay_when_a_feature_is_edited(map_world, 
         page.wait_for_timeout(300)
         page.wait_for_selector("html[data-map-state=ready]", state="attached")
         deadline = 100
-        point = page.evaluate("window.__map.project(%s)" % there)
+        point = page.evaluate(f"window.__map.project({there})")
+        box = [[point["x"] - 4, point["y"] - 4], [point["x"] + 4, point["y"] + 4]]
         while deadline and fid not in page.evaluate(
-                "window.__map.queryRenderedFeatures([[%f, %f], [%f, %f]]).filter(f => f.sourceLayer === "
-                "'bike_stations').map(f => f.id)" % (point["x"] - 4, point["y"] - 4, point["x"] + 4, point["y"] + 4)):
+                f"window.__map.queryRenderedFeatures({box}).filter(f => f.sourceLayer === "
+                "'bike_stations').map(f => f.id)"):
             page.wait_for_timeout(100)
             deadline -= 1
         later = [u for u in requests[n:] if ".mvt" in u]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
-import tempfile
 import threading
 
 import pytest
 
-from tests.tiles.test_tile_viewer_browser import CHROMIUM_ARGS, wait_until
+from tests.browser import chromium, wait_until
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body><script type="module">
 const api = %s;
@@ -38,7 +36,7 @@ def other_origin():
     pages: dict[str, bytes] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = pages.get(self.path, b"")
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -59,22 +57,14 @@ def other_origin():
 
 @pytest.mark.browser
 def test_a_map_on_another_origin_reads_public_data_and_nothing_else(city_server, planner_token, other_origin):
-    from playwright.sync_api import sync_playwright
 
     site, pages = other_origin
     pages["/map.html"] = (PAGE % (json.dumps(city_server.url), json.dumps(planner_token))).encode()
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-            page = ctx.new_page()
-            page.goto(f"{site}/map.html")
-            wait_until(page, "!!(window.__result && window.__result.done)", 30)
-            result = page.evaluate("window.__result")
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium(None) as ctx:
+        page = ctx.new_page()
+        page.goto(f"{site}/map.html")
+        wait_until(page, "!!(window.__result && window.__result.done)", 30)
+        result = page.evaluate("window.__result")
     assert result["style"]["status"] == 200 and "json" in result["style"]["body"]
     assert result["tile"]["status"] in (200, 204) and result["tile"]["etag"]   # exposed to the page
     assert result["items"]["status"] == 200 and result["items"]["crs"]

@@ -4,16 +4,13 @@ every request - style, tiles, label points, glyph PBFs - goes to the platform it
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-
 import psycopg
 import pytest
 
 from layers.catalog import LayerUpdate, update_layer
+from tests.browser import chromium, wait_until
 from tests.conftest import start_server
 from tests.tiles.conftest import STUB_LAT, STUB_LON
-from tests.tiles.test_tile_viewer_browser import CHROMIUM_ARGS, wait_until
 
 CREDIT = "Statistics Korea (SGIS) — KOGL Type 1"
 
@@ -35,41 +32,32 @@ def _symbols(page, layer: str) -> list[str]:
 
 @pytest.mark.browser
 def test_viewer_credits_the_data_and_draws_korean_names_offline(server, artifacts):
-    from playwright.sync_api import sync_playwright
 
     base = server.url
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     errors: list[str] = []
     requests: list[str] = []
     glyphs: list[tuple[int, str]] = []
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 1024, "height": 768})
-            page = ctx.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("requestfailed", lambda r: errors.append(f"failed {r.url}"))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            page.on("response", lambda r: glyphs.append((r.status, r.url)) if ".pbf" in r.url else None)
-            page.goto(f"{base}/viewer?layers=districts,roads")
-            wait_until(page, "!!(window.__viewer && (window.__viewer.ready || window.__viewer.errors.length))", 60)
-            credits = page.evaluate(
-                "document.querySelector('.maplibregl-ctrl-attrib-inner').textContent")
-            # Closer, over the city hall: road names (with digits: glyph PBFs) show too.
-            page.evaluate(f"window.__map.jumpTo({{center: [{STUB_LON}, {STUB_LAT}], zoom: 13}})")
-            wait_until(page, "window.__map.loaded() && window.__map.queryRenderedFeatures("
-                             "{layers: ['roads-label']}).length > 0", 60)
-            wait_until(page, "window.__map.queryRenderedFeatures({layers: ['districts-label']})"
-                             ".length > 0", 30)
-            districts, roads = _symbols(page, "districts-label"), _symbols(page, "roads-label")
-            page.screenshot(path=str(artifacts / "style-labels.png"))
-            state = page.evaluate("window.__viewer")
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium((1024, 768)) as ctx:
+        page = ctx.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("requestfailed", lambda r: errors.append(f"failed {r.url}"))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("response", lambda r: glyphs.append((r.status, r.url)) if ".pbf" in r.url else None)
+        page.goto(f"{base}/viewer?layers=districts,roads")
+        wait_until(page, "!!(window.__viewer && (window.__viewer.ready || window.__viewer.errors.length))", 60)
+        credits = page.evaluate(
+            "document.querySelector('.maplibregl-ctrl-attrib-inner').textContent")
+        # Closer, over the city hall: road names (with digits: glyph PBFs) show too.
+        page.evaluate(f"window.__map.jumpTo({{center: [{STUB_LON}, {STUB_LAT}], zoom: 13}})")
+        wait_until(page, "window.__map.loaded() && window.__map.queryRenderedFeatures("
+                         "{layers: ['roads-label']}).length > 0", 60)
+        wait_until(page, "window.__map.queryRenderedFeatures({layers: ['districts-label']})"
+                         ".length > 0", 30)
+        districts, roads = _symbols(page, "districts-label"), _symbols(page, "roads-label")
+        page.screenshot(path=str(artifacts / "style-labels.png"))
+        state = page.evaluate("window.__viewer")
     assert CREDIT in credits
     assert "종로구" in districts
     assert roads and all(n.endswith(("번가", "로")) for n in roads)

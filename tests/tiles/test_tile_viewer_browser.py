@@ -2,57 +2,32 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-
 import pytest
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-def wait_until(page, expression: str, seconds: float) -> None:
-    """Poll ``expression`` with page.evaluate (wait_for_function compiles its predicate
-    with eval, which the platform's Content-Security-Policy rightly forbids)."""
-    deadline = time.monotonic() + seconds
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        page.wait_for_timeout(100)
+from tests.browser import chromium, wait_until
 
 
 @pytest.mark.browser
 def test_viewer_shows_the_layers_without_console_errors(city_server, planner_token, artifacts):
-    from playwright.sync_api import sync_playwright
 
     base = city_server.url
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     errors: list[str] = []
     requests: list[str] = []
     tile_statuses: list[int] = []
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 1024, "height": 768})
-            page = ctx.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("response", lambda r: tile_statuses.append(r.status) if ".mvt" in r.url else None)
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            page.goto(f"{base}/viewer?layers=districts,roads")
-            wait_until(page, "!!(window.__viewer && (window.__viewer.ready || window.__viewer.errors.length))",
-                       60)
-            state = page.evaluate("window.__viewer")
-            rendered = page.evaluate(
-                "window.__map.queryRenderedFeatures().map(f => f.sourceLayer)")
-            page.screenshot(path=str(artifacts / "tile-viewer.png"))
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium((1024, 768)) as ctx:
+        page = ctx.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("response", lambda r: tile_statuses.append(r.status) if ".mvt" in r.url else None)
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(f"{base}/viewer?layers=districts,roads")
+        wait_until(page, "!!(window.__viewer && (window.__viewer.ready || window.__viewer.errors.length))",
+                   60)
+        state = page.evaluate("window.__viewer")
+        rendered = page.evaluate(
+            "window.__map.queryRenderedFeatures().map(f => f.sourceLayer)")
+        page.screenshot(path=str(artifacts / "tile-viewer.png"))
     assert state["errors"] == [] and errors == []
     assert {"districts", "roads"} <= set(rendered)
     assert tile_statuses and all(s in (200, 204) for s in tile_statuses)
@@ -61,20 +36,12 @@ def test_viewer_shows_the_layers_without_console_errors(city_server, planner_tok
 
 @pytest.mark.browser
 def test_viewer_reports_a_restricted_layer_as_missing_to_anonymous_visitors(city_server):
-    from playwright.sync_api import sync_playwright
 
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-            page = ctx.new_page()
-            page.goto(f"{city_server.url}/viewer?layers=facilities")
-            wait_until(page, "!!(window.__viewer && window.__viewer.errors.length)", 30)
-            errors = page.evaluate("window.__viewer.errors")
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium(None) as ctx:
+        page = ctx.new_page()
+        page.goto(f"{city_server.url}/viewer?layers=facilities")
+        wait_until(page, "!!(window.__viewer && window.__viewer.errors.length)", 30)
+        errors = page.evaluate("window.__viewer.errors")
     assert errors == ["No layer 'facilities'."]
 
 
@@ -82,33 +49,24 @@ def test_viewer_reports_a_restricted_layer_as_missing_to_anonymous_visitors(city
 def test_viewer_refreshes_when_a_feature_is_edited(city_server, planner_token):
     """The viewer listens to the layer's change feed: an edit elsewhere makes it fetch the
     tiles again, without reloading the page."""
-    from playwright.sync_api import sync_playwright
 
     auth = {"Authorization": f"Bearer {planner_token}"}
     with city_server.client(headers=auth) as c:
         assert c.patch("/layers/roads", json={"editable": True}).status_code == 200
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     errors: list[str] = []
     tiles_after: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True,
-                viewport={"width": 800, "height": 600})
-            page = ctx.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"{city_server.url}/viewer?layers=roads")
-            wait_until(page, "!!(window.__viewer && window.__viewer.ready && window.__viewer.feeds)", 60)
-            page.wait_for_timeout(500)              # the feed connected
-            page.on("request", lambda r: tiles_after.append(r.url) if ".mvt" in r.url else None)
-            with city_server.client(headers=auth) as c:
-                etag = c.get("/collections/roads/items/1").headers["etag"]
-                assert c.patch("/collections/roads/items/1", json={"properties": {"surface": "concrete"}},
-                               headers={"If-Match": etag}).status_code == 204
-            wait_until(page, "(window.__viewer.refreshes || 0) >= 1", 10)
-            page.wait_for_timeout(500)
-            ctx.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with chromium((800, 600)) as ctx:
+        page = ctx.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{city_server.url}/viewer?layers=roads")
+        wait_until(page, "!!(window.__viewer && window.__viewer.ready && window.__viewer.feeds)", 60)
+        page.wait_for_timeout(500)              # the feed connected
+        page.on("request", lambda r: tiles_after.append(r.url) if ".mvt" in r.url else None)
+        with city_server.client(headers=auth) as c:
+            etag = c.get("/collections/roads/items/1").headers["etag"]
+            assert c.patch("/collections/roads/items/1", json={"properties": {"surface": "concrete"}},
+                           headers={"If-Match": etag}).status_code == 204
+        wait_until(page, "(window.__viewer.refreshes || 0) >= 1", 10)
+        page.wait_for_timeout(500)
     assert errors == []
     assert tiles_after and all("&r=" in u for u in tiles_after)
