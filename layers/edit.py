@@ -29,10 +29,10 @@ from psycopg import sql
 
 from gis_platform.access import RowFilter
 from gis_platform.errors import Conflict, Forbidden, InvalidParameter, NotFound, PlatformError, Unprocessable
+from gis_platform.sqlfrag import Frag
 from layers.catalog import DATA_SCHEMA, Generation, Layer
 from layers.changes import CHANGES
 from layers.spatial import CrsRef, geometry_sql, shape_from_geojson
-from gis_platform.sqlfrag import Frag
 
 _NUMBER = {"smallint", "integer", "bigint", "double precision", "real", "numeric"}
 _INT = {"smallint", "integer", "bigint"}
@@ -364,10 +364,6 @@ def _keys(layer: Layer) -> list[str]:
     return [k.name for k in layer.relation.key] if layer.relation is not None else []
 
 
-def _id_text(value: Any) -> str:
-    return str(value)
-
-
 def create(conn, layer: Layer, features: list[FeatureIn], *, actor: str, reason: str | None,
            rows: RowFilter | None) -> list[Written]:
     """New features (all or nothing).  An ingested layer's ids follow its largest; a
@@ -405,7 +401,7 @@ def create(conn, layer: Layer, features: list[FeatureIn], *, actor: str, reason:
                     layer.rows.fid("t")), params).fetchone()
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
             raise Unprocessable(f"Feature {i + 1}: {_db_message(exc)}") from None
-        fid = _id_text(got[0])
+        fid = str(got[0])
         _rows_ok(conn, layer, fid, rows)
         version = _record(conn, layer, fid, "create", actor, reason, change_set, None)
         out.append(Written(fid, f"v{version}", change_set))

@@ -8,7 +8,9 @@
 # (postgis.control for the server's version, /usr/bin/chromium, ogr2ogr, a Korean font, npm),
 # and the same check runs again afterwards: if something is still missing, this fails with
 # one line naming it.  When no PostgreSQL server is there yet, the first round installs one
-# and the second installs the PostGIS package matching its version.  Idempotent: when all is
+# and the second installs the PostGIS extension package matching its version,
+# postgresql-$MAJOR-postgis-3 (Debian's `postgis` package holds only the command-line tools,
+# not the extension).  Idempotent: when all is
 # there it costs a few stat calls.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

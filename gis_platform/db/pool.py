@@ -87,9 +87,8 @@ class Database:
             self.router = ReplicaRouter(self.pool, self.read_pool,
                                         max_wait_ms=settings.database.replica_max_wait_ms,
                                         retry_s=settings.database.replica_retry_s)
+            # (its choice is this read pool or the primary's; the tile pool maps it to its own)
             self.tiles.router = self.router
-            # The router's choice is the replica pool object: the tile pool maps it to its own.
-            self.router.replica = self.read_pool
 
     async def open(self) -> None:
         # wait=False: the app starts (and /health answers) even if the DB is not up yet;
