@@ -147,7 +147,8 @@ def test_a_change_through_one_server_is_seen_through_the_other_and_the_edge(bala
             if tile_ids(r) != {1, 2}:
                 seen_old_after.append(round(time.monotonic() - changed, 2))
             time.sleep(0.05)
-        assert not [t for t in seen_old_after if t > 1.5], seen_old_after
+        # a second of edge freshness, and the moment the app servers take to hear the change
+        assert not [t for t in seen_old_after if t > 2.0], seen_old_after
         # credentials never read or fill the edge
         r = edge.get(PATH, headers=auth)
         assert r.headers["x-edge-cache"] == "BYPASS"
